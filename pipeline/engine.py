@@ -1,0 +1,119 @@
+"""The recursion: crop → 512 upscale → img2img, each output the next input, for a batch of jobs.
+
+Jobs that share a batch key (model, steps, strength, passes) run in one pipeline call per pass;
+each job keeps its own torch.Generator, so its images are those it would get alone.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import torch
+from PIL import Image
+
+from pipeline.canvases import crop_canvas, upscale
+from pipeline.errors import OutOfMemory, RenderCancelled
+from pipeline.models import LoadedModel, ModelStore
+from pipeline.params import RenderJob
+
+log = logging.getLogger(__name__)
+
+# on_pass(job_index_in_batch, pass_number (1-based), images so far (input first))
+PassCallback = Callable[[int, int, list[Image.Image]], None]
+# should_stop() → a reason string to stop the whole batch, or None to go on
+StopCheck = Callable[[], "str | None"]
+
+
+@dataclass
+class RenderResult:
+    job: RenderJob
+    tiles: Image.Image  # the 32x32 crop, native resolution
+    frames: list[Image.Image]  # the 512x512 input, then one image per pass
+    pass_seconds: list[float] = field(default_factory=list)
+    model_id: str = ""
+    nsfw_flagged: bool = False
+
+    @property
+    def final(self) -> Image.Image:
+        return self.frames[-1]
+
+    @property
+    def seconds(self) -> float:
+        return sum(self.pass_seconds)
+
+
+class Renderer:
+    """Runs jobs on models from a ModelStore. Blocking: call it from a worker thread."""
+
+    def __init__(self, store: ModelStore):
+        self.store = store
+
+    def render(
+        self,
+        jobs: Sequence[RenderJob],
+        *,
+        on_pass: PassCallback | None = None,
+        should_stop: StopCheck | None = None,
+    ) -> list[RenderResult]:
+        if not jobs:
+            return []
+        keys = {job.batch_key for job in jobs}
+        if len(keys) != 1:
+            raise ValueError(f"jobs in one batch must share model/steps/strength/passes: {keys}")
+        model = self.store.get(jobs[0].model)
+        results = [self._start(job, model) for job in jobs]
+        # A CPU generator gives the same noise on any device, and one per job keeps each
+        # job's numbers independent of its neighbours in the batch.
+        generators = [torch.Generator("cpu").manual_seed(job.seed) for job in jobs]
+        for number in range(1, jobs[0].passes + 1):
+            started = time.perf_counter()
+            images, flagged = self._one_pass(model, jobs[0], results, generators, should_stop)
+            elapsed = time.perf_counter() - started
+            for index, (result, image) in enumerate(zip(results, images, strict=True)):
+                result.frames.append(image)
+                result.pass_seconds.append(elapsed)
+                result.nsfw_flagged |= flagged[index]
+                if on_pass is not None:
+                    on_pass(index, number, list(result.frames))
+        return results
+
+    @staticmethod
+    def _start(job: RenderJob, model: LoadedModel) -> RenderResult:
+        tiles = crop_canvas(job.crop)
+        return RenderResult(job=job, tiles=tiles, frames=[upscale(tiles)], model_id=model.model_id)
+
+    @staticmethod
+    def _one_pass(model, job, results, generators, should_stop):
+        stop_reason: list[str] = []
+
+        def check_stop(pipe, step, timestep, tensors):
+            reason = should_stop() if should_stop else None
+            if reason:
+                stop_reason.append(reason)
+                pipe._interrupt = True  # diffusers' documented way to stop between steps
+            return tensors
+
+        if should_stop and (reason := should_stop()):
+            raise RenderCancelled(reason)
+        batch = len(results)
+        try:
+            with torch.inference_mode():
+                output = model.pipe(
+                    prompt_embeds=model.empty_prompt_embeds.expand(batch, -1, -1),
+                    image=[result.frames[-1] for result in results],
+                    strength=job.strength,
+                    num_inference_steps=job.steps,
+                    guidance_scale=1.0,  # CFG on an empty prompt changes nothing: skip it
+                    generator=generators,
+                    output_type="pil",
+                    callback_on_step_end=check_stop,
+                )
+        except torch.OutOfMemoryError as exc:
+            raise OutOfMemory(model.vram_mode, str(exc).splitlines()[0]) from exc
+        if stop_reason:
+            raise RenderCancelled(stop_reason[0])
+        flagged = output.nsfw_content_detected or [False] * batch
+        return output.images, flagged

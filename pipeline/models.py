@@ -1,0 +1,243 @@
+"""Loading Stable Diffusion img2img pipelines lazily, once, in the VRAM mode that fits the GPU.
+
+VRAM modes (PLACE_VRAM_MODE):
+- full:    everything on the GPU.
+- low:     the empty prompt is encoded once and the text encoder leaves the GPU (it is never
+           needed again); the VAE decodes a batch one image at a time. Same speed as full,
+           a job stays under 3 GiB.
+- minimal: diffusers' sequential CPU offload: each layer visits the GPU only while it runs.
+           Several times slower; fits cards with about 1.5 GiB free.
+- auto:    picks by the GPU's free memory.
+Attention slicing (the original's "required to fit in 4GB") is slower than PyTorch's SDPA
+and is not needed below 3 GiB any more, so no mode uses it.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import os
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import torch
+
+from pipeline.errors import ModelLoadError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MODEL_IDS = {
+    "1.4": "CompVis/stable-diffusion-v1-4",
+    # The runwayml repository was taken down; this is its maintained copy.
+    "1.5": "stable-diffusion-v1-5/stable-diffusion-v1-5",
+}
+GIB = 1024**3
+VRAM_MODES = ("full", "low", "minimal")
+FULL_MODE_MIN_FREE = 10 * GIB  # room for batches of several jobs at full speed
+LOW_MODE_MIN_FREE = 3.5 * GIB
+
+
+def quiet_libraries() -> None:
+    """Keep transformers' and diffusers' import-time chatter (e.g. "CLIPImageProcessor requires
+    torchvision") out of a user's console; a variable the user set wins."""
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
+
+
+def resolve_device(requested: str) -> str:
+    """'auto' → cuda when a GPU is usable, else cpu. 'cuda' without one is an error."""
+    if requested == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise ValueError("PLACE_DEVICE is cuda but no CUDA GPU is available; use auto or cpu")
+    if requested not in ("cuda", "cpu"):
+        raise ValueError(f"device {requested!r} is unknown; choose auto, cuda or cpu")
+    return requested
+
+
+def choose_vram_mode(requested: str, device: str, free_bytes: int | None = None) -> str:
+    """The VRAM mode to load in. On the CPU there is no VRAM: always 'full'."""
+    if device != "cuda":
+        return "full"
+    if requested != "auto":
+        if requested not in VRAM_MODES:
+            raise ValueError(f"VRAM mode {requested!r} is unknown; choose auto, {VRAM_MODES}")
+        return requested
+    if free_bytes is None:
+        free_bytes, _total = torch.cuda.mem_get_info()
+    if free_bytes >= FULL_MODE_MIN_FREE:
+        return "full"
+    if free_bytes >= LOW_MODE_MIN_FREE:
+        return "low"
+    return "minimal"
+
+
+def lower_vram_mode(mode: str) -> str | None:
+    """The next mode down, for a retry after running out of memory; None below minimal."""
+    order = list(VRAM_MODES)
+    index = order.index(mode)
+    return order[index + 1] if index + 1 < len(order) else None
+
+
+@dataclass
+class LoadedModel:
+    """A ready pipeline and the embedding of the empty prompt, computed once at load."""
+
+    key: str
+    model_id: str
+    pipe: object  # diffusers.StableDiffusionImg2ImgPipeline
+    empty_prompt_embeds: torch.Tensor
+    device: str
+    dtype: torch.dtype
+    vram_mode: str
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    first = text[0] if text else ""
+    if len(first) > 300:
+        first = first[:300] + "…"
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+
+
+class ModelStore:
+    """Loads each model on the first job that needs it and keeps it for the next ones.
+
+    Thread-safe: the bot's worker thread and the CLI call get() directly. On a GPU only one
+    model is kept unless in full mode, so switching 1.4 <-> 1.5 on a 4 GB card unloads first.
+    """
+
+    def __init__(
+        self,
+        model_ids: Mapping[str, str],
+        *,
+        device: str = "auto",
+        vram_mode: str = "auto",
+        safety_checker: bool = False,
+    ):
+        self.model_ids = dict(model_ids)
+        self.requested_device = device
+        self.requested_vram_mode = vram_mode
+        self.safety_checker = safety_checker
+        self._loaded: dict[str, LoadedModel] = {}
+        self._lock = threading.RLock()
+        self._vram_override: str | None = None
+
+    @property
+    def loaded_keys(self) -> list[str]:
+        return list(self._loaded)
+
+    def is_loaded(self, key: str) -> bool:
+        return key in self._loaded
+
+    def describe(self) -> dict:
+        """Plain facts for a status display."""
+        with self._lock:
+            current = next(iter(self._loaded.values()), None)
+            return {
+                "loaded": list(self._loaded),
+                "device": current.device if current else self.requested_device,
+                "vram_mode": current.vram_mode if current else self.requested_vram_mode,
+            }
+
+    def get(self, key: str) -> LoadedModel:
+        if key not in self.model_ids:
+            raise ValueError(f"model {key!r} is unknown; choose one of {tuple(self.model_ids)}")
+        with self._lock:
+            if key in self._loaded:
+                return self._loaded[key]
+            device = resolve_device(self.requested_device)
+            if device == "cuda" or self._vram_override:
+                self._unload_others(key)
+            mode = self._vram_override or choose_vram_mode(self.requested_vram_mode, device)
+            model = self._load(key, device, mode)
+            self._loaded[key] = model
+            return model
+
+    def reload_lower(self, key: str) -> str | None:
+        """After an out-of-memory error: reload `key` one VRAM mode lower. None if none left."""
+        with self._lock:
+            current = self._loaded.get(key)
+            mode = current.vram_mode if current else "full"
+            lower = lower_vram_mode(mode)
+            if lower is None:
+                return None
+            self.unload(key)
+            self._vram_override = lower
+            return lower
+
+    def unload(self, key: str) -> None:
+        with self._lock:
+            model = self._loaded.pop(key, None)
+        if model is not None:
+            log.info("unloading model %s", key)
+            del model
+            _free_memory()
+
+    def _unload_others(self, key: str) -> None:
+        for other in [k for k in self._loaded if k != key]:
+            self.unload(other)
+
+    def _load(self, key: str, device: str, mode: str) -> LoadedModel:
+        model_id = self.model_ids[key]
+        dtype = torch.float16 if device == "cuda" else torch.float32
+        log.info("loading model %s (%s) on %s, %s, VRAM mode %s", key, model_id, device,
+                 str(dtype).removeprefix("torch."), mode)
+        try:
+            pipe = self._from_pretrained(model_id, dtype, device)
+            embeds = _place_on_device(pipe, device, mode)
+        except Exception as exc:
+            _free_memory()
+            raise ModelLoadError(key, model_id, _describe(exc)) from exc
+        return LoadedModel(key, model_id, pipe, embeds, device, dtype, mode)
+
+    def _from_pretrained(self, model_id: str, dtype: torch.dtype, device: str):
+        from diffusers import StableDiffusionImg2ImgPipeline
+
+        extra = {} if self.safety_checker else {"safety_checker": None}
+        load = lambda **kw: StableDiffusionImg2ImgPipeline.from_pretrained(  # noqa: E731
+            model_id, dtype=dtype, requires_safety_checker=False, **extra, **kw
+        )
+        if device != "cuda":
+            return load()
+        try:  # half-size download where the repository publishes fp16 files
+            return load(variant="fp16")
+        except ValueError as exc:
+            if "variant" not in str(exc):
+                raise
+            return load()
+
+
+def _place_on_device(pipe, device: str, mode: str) -> torch.Tensor:
+    """Move the pipeline's parts per VRAM mode; return the empty prompt's embedding."""
+    pipe.set_progress_bar_config(disable=True)
+    if mode == "minimal":
+        pipe.enable_sequential_cpu_offload()
+        return _encode_empty_prompt(pipe, "cuda")
+    pipe.to(device)
+    embeds = _encode_empty_prompt(pipe, device)
+    if mode == "low":
+        pipe.text_encoder.to("cpu")
+        pipe.vae.enable_slicing()
+        _free_memory()
+    return embeds
+
+
+@torch.inference_mode()
+def _encode_empty_prompt(pipe, device: str) -> torch.Tensor:
+    """The original prompt is empty: its embedding is the same for every job, so encode it once.
+
+    With an empty prompt, classifier-free guidance is a no-op (the conditional and
+    unconditional embeddings are equal), so jobs run with guidance off and this one embedding.
+    """
+    embeds, _ = pipe.encode_prompt(
+        "", device, num_images_per_prompt=1, do_classifier_free_guidance=False
+    )
+    return embeds
+
+
+def _free_memory() -> None:
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()

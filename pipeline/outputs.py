@@ -1,0 +1,85 @@
+"""Turning a render into files: the final PNG (with every parameter in its text chunks), the
+filmstrip of the crop and every pass (the original's N_stich.png), and an animation."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+from PIL import Image, PngImagePlugin
+
+from pipeline.engine import RenderResult
+
+METADATA_KEY = "place-dream"  # one JSON text chunk holding every parameter
+FRAME_MS = 700
+
+
+def job_metadata(result: RenderResult) -> dict:
+    """Everything needed to reproduce the image: canvas, x, y, model (key and id), seed..."""
+    return {**result.job.to_dict(), "model_id": result.model_id}
+
+
+def png_bytes(image: Image.Image, metadata: dict | None = None, *, optimize=False) -> bytes:
+    info = None
+    if metadata is not None:
+        info = PngImagePlugin.PngInfo()
+        info.add_text(METADATA_KEY, json.dumps(metadata, sort_keys=True))
+        for key, value in metadata.items():  # also readable one by one in image viewers
+            info.add_text(key, str(value))
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", pnginfo=info, optimize=optimize)
+    return buffer.getvalue()
+
+
+def read_metadata(data: bytes) -> dict:
+    """The parameters stored by png_bytes(); {} when the PNG has none."""
+    with Image.open(io.BytesIO(data)) as image:
+        text = image.text.get(METADATA_KEY)
+    return json.loads(text) if text else {}
+
+
+def filmstrip(frames: list[Image.Image]) -> Image.Image:
+    """The frames side by side: (passes + 1) * 512 wide, 512 high."""
+    width, height = frames[0].size
+    strip = Image.new("RGB", (width * len(frames), height))
+    for index, frame in enumerate(frames):
+        strip.paste(frame, (index * width, 0))
+    return strip
+
+
+def animation_bytes(frames: list[Image.Image], fmt: str = "WEBP", size: int = 512) -> bytes:
+    """A looping animation of the input and every pass."""
+    scaled = [frame.resize((size, size)) if frame.width != size else frame for frame in frames]
+    buffer = io.BytesIO()
+    options = {"quality": 80} if fmt == "WEBP" else {}
+    scaled[0].save(
+        buffer, format=fmt, save_all=True, append_images=scaled[1:],
+        duration=FRAME_MS, loop=0, **options,
+    )
+    return buffer.getvalue()
+
+
+def file_stem(result: RenderResult) -> str:
+    """A name built from validated numbers only: no user text reaches a path."""
+    job = result.job
+    return f"place{job.crop.canvas}_{job.crop.x}_{job.crop.y}_sd{job.model}_seed{job.seed}"
+
+
+def save_result(result: RenderResult, folder: Path) -> dict[str, Path]:
+    """Write final PNG, filmstrip PNG, animation and the 32x32 crop; return their paths."""
+    folder.mkdir(parents=True, exist_ok=True)
+    stem = file_stem(result)
+    metadata = job_metadata(result)
+    files = {
+        "final": (f"{stem}.png", png_bytes(result.final, metadata)),
+        "filmstrip": (f"{stem}_strip.png", png_bytes(filmstrip(result.frames), metadata)),
+        "animation": (f"{stem}.webp", animation_bytes(result.frames)),
+        "crop": (f"{stem}_crop.png", png_bytes(result.tiles, metadata)),
+    }
+    paths = {}
+    for kind, (name, data) in files.items():
+        path = folder / name
+        path.write_bytes(data)
+        paths[kind] = path
+    return paths

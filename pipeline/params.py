@@ -1,0 +1,135 @@
+"""What a render is asked to do (RenderRequest) and what it will do once resolved (RenderJob).
+
+A request may leave the crop and the seed open; resolving fixes both, so that a RenderJob holds
+every parameter needed to reproduce its image, and its metadata can be written into the PNG.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import asdict, dataclass, replace
+
+MODEL_KEYS = ("1.4", "1.5")
+MAX_RECURSIONS = 5
+MAX_STEPS = 150
+MAX_SEED = 2**32 - 1
+DEFAULT_STRENGTH = 0.8  # what the original script really ran (its strength=0.05 never applied)
+DEFAULT_STEPS = 50
+DEFAULT_RECURSIONS = 3  # a first pass plus 3 recursions: the original's 4 passes
+
+
+def check_steps_strength(steps: int, strength: float) -> None:
+    """diffusers runs int(steps * strength) denoising steps; zero would leave the image as is."""
+    if int(steps * strength) < 1:
+        raise ValueError(
+            f"steps x strength = {steps} x {strength} = {steps * strength:g} runs no denoising "
+            "step: it must be at least 1 (raise steps or strength)"
+        )
+
+
+@dataclass(frozen=True)
+class Crop:
+    canvas: str
+    x: int
+    y: int
+
+
+@dataclass(frozen=True)
+class RenderRequest:
+    """A user's wish. None means "choose for me" (random canvas/crop/seed)."""
+
+    model: str = "1.4"
+    canvas: str | None = None
+    x: int | None = None
+    y: int | None = None
+    seed: int | None = None
+    strength: float = DEFAULT_STRENGTH
+    steps: int = DEFAULT_STEPS
+    recursions: int = DEFAULT_RECURSIONS
+
+    def validate(self) -> RenderRequest:
+        """Raise ValueError naming the first bad value and what is allowed; return self."""
+        from pipeline.canvases import check_crop_position
+
+        if self.model not in MODEL_KEYS:
+            raise ValueError(f"model {self.model!r} is unknown; choose one of {MODEL_KEYS}")
+        if not (0.0 < self.strength <= 1.0):
+            raise ValueError(f"strength must be in (0, 1] but is {self.strength}")
+        if not (1 <= self.steps <= MAX_STEPS):
+            raise ValueError(f"steps must be 1-{MAX_STEPS} but is {self.steps}")
+        if not (0 <= self.recursions <= MAX_RECURSIONS):
+            raise ValueError(f"recursions must be 0-{MAX_RECURSIONS} but is {self.recursions}")
+        if self.seed is not None and not (0 <= self.seed <= MAX_SEED):
+            raise ValueError(f"seed must be 0-{MAX_SEED} but is {self.seed}")
+        check_steps_strength(self.steps, self.strength)
+        check_crop_position(self.canvas, self.x, self.y)
+        return self
+
+    def resolve(self, rng: random.Random | None = None) -> RenderJob:
+        """Fix the crop and the seed (drawing them at random where not given)."""
+        from pipeline.canvases import random_crop
+
+        self.validate()
+        rng = rng or random.Random()
+        if self.x is not None:
+            crop = Crop(self.canvas, self.x, self.y)
+        else:
+            crop = random_crop(rng, self.canvas)
+        seed = self.seed if self.seed is not None else rng.randint(0, MAX_SEED)
+        return RenderJob(
+            model=self.model,
+            crop=crop,
+            seed=seed,
+            strength=self.strength,
+            steps=self.steps,
+            passes=self.recursions + 1,
+        )
+
+
+@dataclass(frozen=True)
+class RenderJob:
+    """A fully determined render: same job on the same device and dtype, same images."""
+
+    model: str
+    crop: Crop
+    seed: int
+    strength: float
+    steps: int
+    passes: int
+
+    @property
+    def batch_key(self) -> tuple:
+        """Jobs with equal keys can share one pipeline call."""
+        return (self.model, self.steps, self.strength, self.passes)
+
+    def with_seed(self, seed: int) -> RenderJob:
+        return replace(self, seed=seed)
+
+    def to_request(self, **changes) -> RenderRequest:
+        request = RenderRequest(
+            model=self.model,
+            canvas=self.crop.canvas,
+            x=self.crop.x,
+            y=self.crop.y,
+            seed=self.seed,
+            strength=self.strength,
+            steps=self.steps,
+            recursions=self.passes - 1,
+        )
+        return replace(request, **changes)
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        crop = data.pop("crop")
+        return {**crop, **data}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> RenderJob:
+        return cls(
+            model=str(data["model"]),
+            crop=Crop(str(data["canvas"]), int(data["x"]), int(data["y"])),
+            seed=int(data["seed"]),
+            strength=float(data["strength"]),
+            steps=int(data["steps"]),
+            passes=int(data["passes"]),
+        )

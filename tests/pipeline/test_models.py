@@ -1,0 +1,73 @@
+import pytest
+
+from pipeline.errors import ModelLoadError
+from pipeline.models import ModelStore, choose_vram_mode, lower_vram_mode
+
+GIB = 1024**3
+
+
+def test_model_loads_lazily_and_once(tiny_model_dir):
+    """Nothing loads at construction; the first get() loads; the second reuses it."""
+    store = ModelStore({"1.4": str(tiny_model_dir)}, device="cpu")
+    assert store.loaded_keys == []
+    first = store.get("1.4")
+    assert store.get("1.4") is first and store.loaded_keys == ["1.4"]
+
+
+def test_empty_prompt_is_encoded_once_at_load(tiny_model_dir):
+    model = ModelStore({"1.4": str(tiny_model_dir)}, device="cpu").get("1.4")
+    assert tuple(model.empty_prompt_embeds.shape) == (1, 77, 32)
+
+
+def test_cpu_loads_in_float32_without_safety_checker(tiny_model_dir):
+    import torch
+
+    model = ModelStore({"1.4": str(tiny_model_dir)}, device="cpu").get("1.4")
+    assert model.dtype == torch.float32 and model.pipe.safety_checker is None
+
+
+def test_missing_folder_is_one_error_naming_model_and_cause(tmp_path):
+    """A model that cannot load raises ModelLoadError naming the key, the id and the cause."""
+    missing = tmp_path / "no-such-model"
+    store = ModelStore({"1.5": str(missing)}, device="cpu")
+    with pytest.raises(ModelLoadError, match=r"could not load model 1.5 \(.*no-such-model\): "):
+        store.get("1.5")
+    assert store.loaded_keys == []
+
+
+def test_corrupt_weights_fail_cleanly_and_a_later_try_can_succeed(tiny_model_dir, tmp_path):
+    """Corrupt files → ModelLoadError; once fixed, the next get() loads (no poisoned state)."""
+    import shutil
+
+    broken = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, broken)
+    weights = next((broken / "unet").glob("*.safetensors"))
+    good = weights.read_bytes()
+    weights.write_bytes(b"not a safetensors file")
+    store = ModelStore({"1.4": str(broken)}, device="cpu")
+    with pytest.raises(ModelLoadError, match=r"could not load model 1\.4"):
+        store.get("1.4")
+    weights.write_bytes(good)
+    assert store.get("1.4").key == "1.4"
+
+
+def test_unknown_model_key_is_a_value_error(tiny_model_dir):
+    with pytest.raises(ValueError, match=r"model '2.0' is unknown"):
+        ModelStore({"1.4": str(tiny_model_dir)}, device="cpu").get("2.0")
+
+
+@pytest.mark.parametrize(
+    ("free", "expected"), [(24 * GIB, "full"), (6 * GIB, "low"), (3.6 * GIB, "low"),
+                           (2 * GIB, "minimal")]
+)
+def test_auto_vram_mode_follows_free_memory(free, expected):
+    assert choose_vram_mode("auto", "cuda", free_bytes=int(free)) == expected
+
+
+def test_explicit_vram_mode_is_kept_and_cpu_is_always_full():
+    assert choose_vram_mode("minimal", "cuda", free_bytes=80 * GIB) == "minimal"
+    assert choose_vram_mode("low", "cpu") == "full"
+
+
+def test_out_of_memory_retry_steps_down_one_mode_at_a_time():
+    assert [lower_vram_mode(m) for m in ("full", "low", "minimal")] == ["low", "minimal", None]

@@ -1,0 +1,48 @@
+import io
+
+from PIL import Image
+
+from pipeline.outputs import (
+    animation_bytes,
+    filmstrip,
+    job_metadata,
+    png_bytes,
+    read_metadata,
+    save_result,
+)
+from pipeline.params import RenderJob, RenderRequest
+from tests.conftest import FAST
+
+
+def _result(renderer, **changes):
+    job = RenderRequest(canvas="2017", x=10, y=20, seed=5, **{**FAST, **changes}).resolve()
+    return renderer.render([job])[0]
+
+
+def test_filmstrip_is_passes_plus_one_frames_wide(renderer):
+    """The strip holds the crop and every pass: (passes + 1) * 512 x 512."""
+    result = _result(renderer, recursions=2)
+    assert filmstrip(result.frames).size == ((3 + 1) * 512, 512)
+
+
+def test_png_metadata_round_trips_every_parameter(renderer):
+    """The final PNG alone is enough to reproduce it: every parameter is in its text."""
+    result = _result(renderer)
+    metadata = read_metadata(png_bytes(result.final, job_metadata(result)))
+    assert RenderJob.from_dict(metadata) == result.job
+    assert metadata["model_id"] == result.model_id
+    assert set(metadata) >= {"canvas", "x", "y", "model", "seed", "strength", "steps", "passes"}
+
+
+def test_animation_has_one_frame_per_image(renderer):
+    result = _result(renderer)
+    with Image.open(io.BytesIO(animation_bytes(result.frames))) as animation:
+        assert animation.format == "WEBP" and animation.n_frames == len(result.frames)
+
+
+def test_save_result_writes_all_files_with_safe_names(renderer, tmp_path):
+    result = _result(renderer)
+    paths = save_result(result, tmp_path)
+    assert set(paths) == {"final", "filmstrip", "animation", "crop"}
+    assert all(path.parent == tmp_path and path.stat().st_size > 0 for path in paths.values())
+    assert paths["final"].name == "place2017_10_20_sd1.4_seed5.png"
