@@ -1,24 +1,16 @@
 """The image engine: r/Place crops dreamed on by Stable Diffusion img2img. No Discord in here.
 
+    from pipeline.engine import Renderer
+    from pipeline.models import ModelStore
+    from pipeline.outputs import save_result
+    from pipeline.params import RenderRequest
+
     store = ModelStore({"1.4": "CompVis/stable-diffusion-v1-4"}, device="auto")
     [result] = Renderer(store).render([RenderRequest(model="1.4").resolve()])
     save_result(result, Path("out"))
+
+Modules: params (what to render), canvases (the r/Place canvases and crops), models (lazy
+loading, VRAM modes), engine (the recursion, batched), outputs (PNG/filmstrip/animation),
+cli (`python -m pipeline`). The package itself imports nothing heavy: torch loads only with
+models/engine, so tools that only validate input start fast.
 """
-
-from pipeline.engine import Renderer, RenderResult
-from pipeline.errors import ModelLoadError, OutOfMemory, PipelineError, RenderCancelled
-from pipeline.models import ModelStore
-from pipeline.params import Crop, RenderJob, RenderRequest
-
-__all__ = [
-    "Crop",
-    "ModelLoadError",
-    "ModelStore",
-    "OutOfMemory",
-    "PipelineError",
-    "RenderCancelled",
-    "RenderJob",
-    "RenderRequest",
-    "RenderResult",
-    "Renderer",
-]

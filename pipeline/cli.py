@@ -15,9 +15,10 @@ from pathlib import Path
 from pipeline.canvases import CANVAS_KEYS
 from pipeline.engine import Renderer
 from pipeline.errors import PipelineError
-from pipeline.models import DEFAULT_MODEL_IDS, ModelStore, quiet_libraries
+from pipeline.models import ModelStore, quiet_libraries
 from pipeline.outputs import save_result
 from pipeline.params import (
+    DEFAULT_MODEL_IDS,
     DEFAULT_RECURSIONS,
     DEFAULT_STEPS,
     DEFAULT_STRENGTH,

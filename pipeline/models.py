@@ -27,11 +27,6 @@ from pipeline.errors import ModelLoadError
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MODEL_IDS = {
-    "1.4": "CompVis/stable-diffusion-v1-4",
-    # The runwayml repository was taken down; this is its maintained copy.
-    "1.5": "stable-diffusion-v1-5/stable-diffusion-v1-5",
-}
 GIB = 1024**3
 VRAM_MODES = ("full", "low", "minimal")
 FULL_MODE_MIN_FREE = 10 * GIB  # room for batches of several jobs at full speed

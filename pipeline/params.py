@@ -10,6 +10,11 @@ import random
 from dataclasses import asdict, dataclass, replace
 
 MODEL_KEYS = ("1.4", "1.5")
+DEFAULT_MODEL_IDS = {
+    "1.4": "CompVis/stable-diffusion-v1-4",
+    # The runwayml repository was taken down; this is its maintained copy.
+    "1.5": "stable-diffusion-v1-5/stable-diffusion-v1-5",
+}
 MAX_RECURSIONS = 5
 MAX_STEPS = 150
 MAX_SEED = 2**32 - 1

@@ -12,8 +12,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipeline.models import DEFAULT_MODEL_IDS
 from pipeline.params import (
+    DEFAULT_MODEL_IDS,
     MAX_RECURSIONS,
     MAX_STEPS,
     MODEL_KEYS,

@@ -1,0 +1,51 @@
+"""Start the bot: `python bot.py`. Settings come from the environment and `.env`."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+
+from placebot.settings import SettingsError, load_settings
+
+log = logging.getLogger("placebot")
+
+
+async def run(bot, token: str) -> None:
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, lambda: asyncio.ensure_future(bot.shutdown()))
+    async with bot:
+        await bot.start(token)
+
+
+def main() -> int:
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+    # Imported after the settings check: torch takes seconds to import, a typo should not.
+    import discord
+
+    from pipeline.models import quiet_libraries
+    from placebot.client import PlaceBot
+    from placebot.logs import setup_logging
+
+    setup_logging(settings.log_level, settings.discord_token)
+    quiet_libraries()
+    bot = PlaceBot(settings)
+    try:
+        asyncio.run(run(bot, settings.discord_token))
+    except discord.LoginFailure:
+        log.error("Discord refused the token in DISCORD_TOKEN: check it in the developer portal")
+        return 2
+    except discord.PrivilegedIntentsRequired as exc:
+        log.error("%s", exc)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,183 @@
+"""A bounded, per-user-limited, cancellable FIFO of render jobs, with batch taking.
+
+It knows nothing of Discord: a job carries an opaque `context` that the delivering side owns.
+One consumer (the Worker) takes batches of compatible jobs from the head.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import itertools
+import time
+import uuid
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from pipeline.params import RenderJob
+
+
+class JobState(enum.Enum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class QueueRefusal(Exception):
+    """A job was not accepted. The message is written for the user."""
+
+
+class QueueFull(QueueRefusal):
+    def __init__(self, limit: int):
+        super().__init__(f"the queue is full ({limit} jobs waiting); try again in a minute")
+
+
+class UserLimitReached(QueueRefusal):
+    def __init__(self, limit: int):
+        plural = "job" if limit == 1 else "jobs"
+        super().__init__(
+            f"you already have {limit} {plural} waiting (the limit per person); "
+            "wait for it to finish or cancel it"
+        )
+
+
+class QueueClosed(QueueRefusal):
+    def __init__(self):
+        super().__init__("the bot is restarting and takes no new jobs right now; try again soon")
+
+
+_counter = itertools.count(1)
+
+
+def new_job_id() -> str:
+    """Short and unique: fits in a button's custom_id next to its parameters."""
+    return uuid.uuid4().hex[:12]
+
+
+@dataclass(eq=False)
+class Job:
+    user_id: int
+    render: RenderJob
+    context: Any = None
+    id: str = field(default_factory=new_job_id)
+    state: JobState = JobState.QUEUED
+    submitted_at: float = field(default_factory=time.monotonic)
+    started_at: float | None = None
+    cancel_reason: str | None = None
+    order: int = field(default_factory=lambda: next(_counter))
+
+    def request_cancel(self, reason: str) -> None:
+        """Ask the job to stop: a queued job is dropped, a running one stops within a step."""
+        if self.cancel_reason is None:
+            self.cancel_reason = reason
+
+    @property
+    def finished(self) -> bool:
+        return self.state in (JobState.DONE, JobState.FAILED, JobState.CANCELLED)
+
+
+class JobQueue:
+    def __init__(self, max_size: int, user_max: int):
+        self.max_size = max_size
+        self.user_max = user_max
+        self._waiting: deque[Job] = deque()
+        self._running: list[Job] = []
+        self._wakeup = asyncio.Event()
+        self._closed = False
+
+    @property
+    def waiting(self) -> list[Job]:
+        return list(self._waiting)
+
+    @property
+    def running(self) -> list[Job]:
+        return list(self._running)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def __len__(self) -> int:
+        return len(self._waiting)
+
+    def pending_for(self, user_id: int) -> int:
+        """Jobs of this user that are waiting or running."""
+        return sum(job.user_id == user_id for job in (*self._waiting, *self._running))
+
+    def check_room(self, user_id: int) -> None:
+        """Raise the QueueRefusal a submit() would raise now."""
+        if self._closed:
+            raise QueueClosed()
+        if self.pending_for(user_id) >= self.user_max:
+            raise UserLimitReached(self.user_max)
+        if len(self._waiting) >= self.max_size:
+            raise QueueFull(self.max_size)
+
+    def submit(self, job: Job) -> int:
+        """Append the job; return its 1-based position among the waiting jobs."""
+        self.check_room(job.user_id)
+        self._waiting.append(job)
+        self._wakeup.set()
+        return len(self._waiting)
+
+    def restore(self, job: Job) -> None:
+        """Queue a job recovered after a restart: bypasses the limits (it was accepted before)."""
+        self._waiting.append(job)
+        self._wakeup.set()
+
+    def position(self, job: Job) -> int:
+        """1-based place among waiting jobs; 0 while running or finished."""
+        for index, waiting in enumerate(self._waiting, start=1):
+            if waiting is job:
+                return index
+        return 0
+
+    def find(self, job_id: str) -> Job | None:
+        return next((j for j in (*self._running, *self._waiting) if j.id == job_id), None)
+
+    def cancel(self, job: Job, reason: str) -> bool:
+        """Cancel a waiting job (removed now) or a running one (stops within a step)."""
+        job.request_cancel(reason)
+        if job in self._waiting:
+            self._waiting.remove(job)
+            job.state = JobState.CANCELLED
+            return True
+        return job in self._running
+
+    def close(self) -> list[Job]:
+        """Accept nothing new; return the jobs still waiting (they stay queued)."""
+        self._closed = True
+        self._wakeup.set()
+        return list(self._waiting)
+
+    async def next_batch(self, max_batch: int) -> list[Job]:
+        """Wait for a job; take it and up to max_batch - 1 waiting jobs compatible with it.
+
+        Compatible jobs further back are taken out of order: that only makes them earlier,
+        and nobody in front of them waits longer for it (the batch runs in one call).
+        """
+        while not self._waiting:
+            if self._closed:
+                return []
+            self._wakeup.clear()
+            await self._wakeup.wait()
+        head = self._waiting.popleft()
+        batch = [head]
+        for job in list(self._waiting):
+            if len(batch) >= max_batch:
+                break
+            if job.render.batch_key == head.render.batch_key:
+                self._waiting.remove(job)
+                batch.append(job)
+        for job in batch:
+            job.state = JobState.RUNNING
+            job.started_at = time.monotonic()
+        self._running = batch
+        return batch
+
+    def finish(self, jobs: list[Job]) -> None:
+        """The worker is done with these jobs (whatever their outcome)."""
+        self._running = [job for job in self._running if job not in jobs]

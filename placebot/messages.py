@@ -1,0 +1,31 @@
+"""The one place where errors become what a user reads."""
+
+from __future__ import annotations
+
+import logging
+
+from pipeline.errors import ModelLoadError, OutOfMemory, PipelineError, RenderCancelled
+from placebot.jobqueue import QueueRefusal
+
+log = logging.getLogger(__name__)
+
+GENERIC = "something went wrong on our side (the bot owner can see the details in the log)"
+
+
+def user_message(error: BaseException) -> str:
+    """One line for the user. Unexpected errors get a generic line (their traceback is logged
+    by whoever caught them); known ones say what happened and, where useful, what to do."""
+    if isinstance(error, ValueError | QueueRefusal):
+        return str(error)
+    if isinstance(error, ModelLoadError):
+        return (
+            f"model {error.model_key} could not be loaded ({error.cause}); "
+            "the bot owner has been told in the log, and the next /place will try again"
+        )
+    if isinstance(error, OutOfMemory):
+        return "the GPU ran out of memory, even in a lower VRAM mode; try again later"
+    if isinstance(error, RenderCancelled):
+        return "cancelled"
+    if isinstance(error, PipelineError):
+        return str(error)
+    return GENERIC

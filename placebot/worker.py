@@ -1,0 +1,229 @@
+"""The single worker: takes batches from the JobQueue, renders them in a thread, reports back.
+
+The event loop is never blocked: the render runs in asyncio.to_thread and talks back through
+loop.call_soon_threadsafe. Every job taken ends in exactly one reporter call (finished,
+failed or cancelled) unless the bot is shutting down, in which case it stays in the journal
+and is rendered after the restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from typing import Protocol
+
+from pipeline.engine import Renderer, RenderResult
+from pipeline.errors import OutOfMemory, PipelineError, RenderCancelled
+from placebot.jobqueue import Job, JobQueue, JobState
+
+log = logging.getLogger(__name__)
+
+SHUTDOWN = "shutdown"
+
+
+class JobTimeout(PipelineError):
+    def __init__(self, seconds: float):
+        super().__init__(f"the job took longer than the {seconds:g} s limit and was stopped")
+
+
+class Reporter(Protocol):
+    """What the worker tells the outside world (the Discord cog, a test, a benchmark)."""
+
+    async def loading(self, jobs: Sequence[Job]) -> None: ...
+    async def started(self, jobs: Sequence[Job]) -> None: ...
+    async def progress(self, job: Job, pass_number: int, frames: list) -> None: ...
+    async def finished(self, job: Job, result: RenderResult) -> None: ...
+    async def failed(self, job: Job, error: Exception) -> None: ...
+    async def cancelled(self, job: Job) -> None: ...
+    async def queue_moved(self) -> None: ...
+
+
+class JobTimer:
+    """Moving average of seconds per job, for ETAs."""
+
+    def __init__(self, initial: float | None = None, weight: float = 0.3):
+        self.average = initial
+        self.weight = weight
+
+    def record(self, seconds_per_job: float) -> None:
+        if self.average is None:
+            self.average = seconds_per_job
+        else:
+            self.average += self.weight * (seconds_per_job - self.average)
+
+    def eta(self, position: int) -> float | None:
+        """Seconds until a job at this 1-based queue position is done (None before any data)."""
+        return None if self.average is None else self.average * (position + 1)
+
+
+class Worker:
+    def __init__(
+        self,
+        queue: JobQueue,
+        renderer: Renderer,
+        reporter: Reporter,
+        *,
+        max_batch: int = 4,
+        job_timeout_s: float = 600.0,
+        journal=None,
+    ):
+        self.queue = queue
+        self.renderer = renderer
+        self.reporter = reporter
+        self.max_batch = max_batch
+        self.job_timeout_s = job_timeout_s
+        self.journal = journal
+        self.timer = JobTimer()
+        self._stopping = False
+        self._task: asyncio.Task | None = None
+        self.idle = asyncio.Event()
+        self.idle.set()
+
+    @property
+    def task(self) -> asyncio.Task | None:
+        return self._task
+
+    def start(self) -> asyncio.Task:
+        self._task = asyncio.create_task(self.run(), name="place-worker")
+        return self._task
+
+    async def stop(self, grace_s: float) -> None:
+        """Stop taking batches; let the running one finish for grace_s, then interrupt it."""
+        self._stopping = True
+        self.queue.close()
+        try:
+            await asyncio.wait_for(self.idle.wait(), grace_s)
+        except TimeoutError:
+            log.info("interrupting the running job for shutdown")
+            self._interrupt_for_shutdown = True
+            await self.idle.wait()
+        if self._task:
+            self._task.cancel()
+
+    _interrupt_for_shutdown = False
+
+    async def run(self) -> None:
+        while not self._stopping:
+            batch = await self.queue.next_batch(self.max_batch)
+            if self._stopping or not batch:
+                for job in batch:  # back in line, in order, for the restart
+                    job.state = JobState.QUEUED
+                self.queue.finish(batch)
+                break
+            live = [job for job in batch if job.cancel_reason is None]
+            for job in batch:
+                if job.cancel_reason is not None:
+                    await self._end_cancelled(job)
+            if not live:
+                self.queue.finish(batch)
+                continue
+            self.idle.clear()
+            try:
+                await self._run_batch(live)
+            finally:
+                self.queue.finish(batch)
+                self.idle.set()
+                await self._safely(self.reporter.queue_moved())
+
+    async def _run_batch(self, jobs: list[Job]) -> None:
+        model_key = jobs[0].render.model
+        if not self.renderer.store.is_loaded(model_key):
+            await self._safely(self.reporter.loading(jobs))
+        await self._safely(self.reporter.started(jobs))
+        await self._safely(self.reporter.queue_moved())
+        started = time.monotonic()
+        try:
+            results = await self._render_with_retry(jobs)
+        except RenderCancelled as exc:
+            await self._end_stopped(jobs, exc.reason)
+            return
+        except Exception as exc:
+            if not isinstance(exc, (PipelineError, ValueError)):
+                log.exception("unexpected error rendering jobs %s", [j.id for j in jobs])
+            else:
+                log.warning("jobs %s failed: %s", [j.id for j in jobs], exc)
+            for job in jobs:
+                await self._end_failed(job, exc)
+            return
+        self.timer.record((time.monotonic() - started) / len(jobs))
+        for job, result in zip(jobs, results, strict=True):
+            if job.cancel_reason is not None:
+                await self._end_cancelled(job)
+            else:
+                job.state = JobState.DONE
+                await self._deliver(job, result)
+
+    async def _render_with_retry(self, jobs: list[Job]) -> list[RenderResult]:
+        try:
+            return await self._render(jobs)
+        except OutOfMemory as exc:
+            lower = self.renderer.store.reload_lower(jobs[0].render.model)
+            if lower is None:
+                raise
+            log.warning("%s; retrying once in VRAM mode %s", exc, lower)
+            return await self._render(jobs)
+
+    async def _render(self, jobs: list[Job]) -> list[RenderResult]:
+        loop = asyncio.get_running_loop()
+        deadline = time.monotonic() + self.job_timeout_s
+
+        def should_stop() -> str | None:
+            if self._interrupt_for_shutdown:
+                return SHUTDOWN
+            if time.monotonic() > deadline:
+                return "timeout"
+            if all(job.cancel_reason is not None for job in jobs):
+                return jobs[0].cancel_reason
+            return None
+
+        def on_pass(index: int, number: int, frames: list) -> None:
+            job = jobs[index]
+            if job.cancel_reason is None:
+                coroutine = self._safely(self.reporter.progress(job, number, frames))
+                asyncio.run_coroutine_threadsafe(coroutine, loop)
+
+        return await asyncio.to_thread(
+            self.renderer.render, [job.render for job in jobs],
+            on_pass=on_pass, should_stop=should_stop,
+        )
+
+    async def _end_stopped(self, jobs: list[Job], reason: str) -> None:
+        for job in jobs:
+            if reason == SHUTDOWN:
+                job.state = JobState.QUEUED  # kept in the journal, rendered after restart
+            elif reason == "timeout":
+                await self._end_failed(job, JobTimeout(self.job_timeout_s))
+            else:
+                await self._end_cancelled(job)
+
+    async def _deliver(self, job: Job, result: RenderResult) -> None:
+        try:
+            await self.reporter.finished(job, result)
+        except Exception as exc:
+            log.exception("could not deliver the result of job %s", job.id)
+            await self._end_failed(job, exc)
+            return
+        if self.journal is not None:
+            self.journal.mark_done(job.id)
+
+    async def _end_failed(self, job: Job, error: Exception) -> None:
+        job.state = JobState.FAILED
+        await self._safely(self.reporter.failed(job, error))
+        if self.journal is not None:
+            self.journal.mark_failed(job.id, str(error))
+
+    async def _end_cancelled(self, job: Job) -> None:
+        job.state = JobState.CANCELLED
+        await self._safely(self.reporter.cancelled(job))
+        if self.journal is not None:
+            self.journal.mark_cancelled(job.id)
+
+    @staticmethod
+    async def _safely(coroutine) -> None:
+        """A reporting failure (Discord down, message deleted) must not stop the worker."""
+        try:
+            await coroutine
+        except Exception:
+            log.exception("reporting failed")

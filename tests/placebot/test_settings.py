@@ -1,0 +1,78 @@
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from placebot.settings import SettingsError, settings_from_env
+
+ROOT = Path(__file__).resolve().parents[2]
+TOKEN = "MTIz.fake.token-value"
+
+
+def test_defaults_match_the_documented_interface():
+    s = settings_from_env({"DISCORD_TOKEN": TOKEN})
+    assert (s.default_model, s.device, s.vram_mode, s.strength, s.steps, s.recursions) == (
+        "1.4", "auto", "auto", 0.8, 50, 3)
+    assert s.model_ids == {"1.4": "CompVis/stable-diffusion-v1-4",
+                           "1.5": "stable-diffusion-v1-5/stable-diffusion-v1-5"}
+    assert s.output_dir is None and s.discord_guild_id is None
+
+
+def test_every_variable_is_read():
+    s = settings_from_env({
+        "DISCORD_TOKEN": TOKEN, "DISCORD_GUILD_ID": "42", "PLACE_MODEL_1_4": "/models/a",
+        "PLACE_MODEL_1_5": "/models/b", "PLACE_DEFAULT_MODEL": "1.5", "PLACE_DEVICE": "cpu",
+        "PLACE_VRAM_MODE": "low", "PLACE_STRENGTH": "0.5", "PLACE_STEPS": "20",
+        "PLACE_RECURSIONS": "1", "PLACE_QUEUE_MAX": "5", "PLACE_USER_MAX": "2",
+        "PLACE_MAX_BATCH": "8", "PLACE_OUTPUT_DIR": "out", "PLACE_JOB_TIMEOUT": "30",
+        "PLACE_USER_COOLDOWN": "10", "PLACE_DATA_DIR": "/data", "PLACE_SAFETY_CHECKER": "true",
+    })
+    assert (s.discord_guild_id, s.model_ids["1.5"], s.default_model, s.device, s.vram_mode,
+            s.strength, s.steps, s.recursions, s.queue_max, s.user_max, s.max_batch,
+            str(s.output_dir), s.job_timeout_s, s.user_cooldown_s, str(s.data_dir),
+            s.safety_checker) == (42, "/models/b", "1.5", "cpu", "low", 0.5, 20, 1, 5, 2, 8,
+                                  "out", 30.0, 10.0, "/data", True)
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({}, "DISCORD_TOKEN: is not set"),
+        ({"PLACE_STRENGTH": "abc"}, r"PLACE_STRENGTH: 'abc' is not valid; accepts a number"),
+        ({"PLACE_STRENGTH": "1.5"}, r"PLACE_STRENGTH: 1.5 is out of range; accepts \(0, 1\]"),
+        ({"PLACE_DEFAULT_MODEL": "2.1"}, "PLACE_DEFAULT_MODEL: '2.1' is not valid; accepts one"),
+        ({"PLACE_VRAM_MODE": "tiny"}, "PLACE_VRAM_MODE: 'tiny' is not valid"),
+        ({"PLACE_RECURSIONS": "9"}, "PLACE_RECURSIONS: 9 is out of range; accepts a whole"),
+        ({"DISCORD_GUILD_ID": "my server"}, "DISCORD_GUILD_ID: 'my server' is not valid"),
+        ({"PLACE_STEPS": "1", "PLACE_STRENGTH": "0.5"}, "PLACE_STEPS: steps x strength"),
+    ],
+)
+def test_bad_values_name_the_variable_and_what_it_accepts(env, message):
+    env = {"DISCORD_TOKEN": TOKEN, **env} if env else {}
+    with pytest.raises(SettingsError, match=message):
+        settings_from_env(env)
+
+
+def test_repr_never_shows_the_token():
+    assert TOKEN not in repr(settings_from_env({"DISCORD_TOKEN": TOKEN}))
+
+
+def test_bot_without_token_prints_one_line_and_exits_2(tmp_path):
+    """`python bot.py` with no token: one clear line on stderr, exit 2, no traceback."""
+    done = subprocess.run([sys.executable, str(ROOT / "bot.py")], cwd=tmp_path,
+                          env={"PATH": "/usr/bin:/bin"}, capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [
+        "configuration error: DISCORD_TOKEN: is not set; put your bot token in .env "
+        "(see config.example.env)"]
+
+
+def test_bot_with_malformed_value_exits_2_naming_it(tmp_path):
+    (tmp_path / ".env").write_text(f"DISCORD_TOKEN={TOKEN}\nPLACE_STRENGTH=abc\n")
+    done = subprocess.run([sys.executable, str(ROOT / "bot.py")], cwd=tmp_path,
+                          env={"PATH": "/usr/bin:/bin"}, capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "PLACE_STRENGTH: 'abc' is not valid" in done.stderr and TOKEN not in done.stderr

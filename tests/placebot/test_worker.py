@@ -1,0 +1,220 @@
+"""The worker against a recording reporter: every job taken ends in exactly one report."""
+
+import asyncio
+import threading
+import time
+
+import pytest
+
+from pipeline.errors import ModelLoadError, OutOfMemory, RenderCancelled
+from pipeline.params import RenderRequest
+from placebot.jobqueue import Job, JobQueue
+from placebot.worker import JobTimeout, Worker
+from tests.conftest import FAST
+
+
+class RecordingReporter:
+    def __init__(self):
+        self.events = []
+        self.done = asyncio.Event()
+        self.started_event = asyncio.Event()
+
+    def _add(self, *event):
+        self.events.append(event)
+        self.done.set()
+
+    async def loading(self, jobs):
+        self.events.append(("loading", [j.id for j in jobs]))
+
+    async def started(self, jobs):
+        self.events.append(("started", [j.id for j in jobs]))
+        self.started_event.set()
+
+    async def progress(self, job, number, frames):
+        self.events.append(("progress", job.id, number))
+
+    async def finished(self, job, result):
+        self._add("finished", job.id, result)
+
+    async def failed(self, job, error):
+        self._add("failed", job.id, error)
+
+    async def cancelled(self, job):
+        self._add("cancelled", job.id)
+
+    async def queue_moved(self):
+        pass
+
+    def endings(self, job):
+        return [e for e in self.events if e[0] in ("finished", "failed", "cancelled")
+                and e[1] == job.id]
+
+
+class StubStore:
+    def __init__(self):
+        self.loaded = set()
+        self.lowered = []
+
+    def is_loaded(self, key):
+        return key in self.loaded
+
+    def reload_lower(self, key):
+        self.lowered.append(key)
+        return "low" if len(self.lowered) == 1 else None
+
+
+class StubRenderer:
+    """Stands in for the engine where a test needs a fault the tiny model can't produce."""
+
+    def __init__(self, *effects):
+        self.store = StubStore()
+        self.effects = list(effects)
+        self.calls = 0
+
+    def render(self, jobs, on_pass=None, should_stop=None):
+        self.calls += 1
+        effect = self.effects.pop(0) if self.effects else None
+        if isinstance(effect, Exception):
+            raise effect
+        if effect == "slow":
+            while not (reason := should_stop()):
+                time.sleep(0.01)
+            raise RenderCancelled(reason)
+        return [f"result-{job.seed}" for job in jobs]
+
+
+def _job(user=1, **changes):
+    return Job(user_id=user, render=RenderRequest(seed=user, **{**FAST, **changes}).resolve())
+
+
+async def _run(renderer, jobs, **options):
+    queue = JobQueue(max_size=50, user_max=5)
+    reporter = RecordingReporter()
+    worker = Worker(queue, renderer, reporter, **options)
+    for job in jobs:
+        queue.submit(job)
+    task = worker.start()
+    try:
+        await asyncio.wait_for(_all_ended(reporter, jobs), 60)
+    finally:
+        task.cancel()
+    return reporter
+
+
+async def _all_ended(reporter, jobs):
+    while not all(reporter.endings(job) for job in jobs):
+        reporter.done.clear()
+        await reporter.done.wait()
+
+
+async def test_real_render_reports_loading_progress_and_one_result(renderer):
+    job = _job()
+    reporter = await _run(renderer, [job])
+    [ending] = reporter.endings(job)
+    assert ending[0] == "finished" and ending[2].job == job.render
+    assert [e[2] for e in reporter.events if e[0] == "progress"] == [1, 2]
+
+
+async def test_compatible_jobs_are_rendered_in_one_call():
+    renderer = StubRenderer()
+    jobs = [_job(user) for user in (1, 2, 3)]
+    reporter = await _run(renderer, jobs, max_batch=4)
+    assert renderer.calls == 1
+    assert [reporter.endings(job)[0][2] for job in jobs] == ["result-1", "result-2", "result-3"]
+
+
+async def test_an_exception_in_a_job_is_reported_and_the_next_job_runs(caplog):
+    renderer = StubRenderer(RuntimeError("kaboom"))
+    first, second = _job(1), _job(2, steps=6)
+    reporter = await _run(renderer, [first, second], max_batch=1)
+    assert reporter.endings(first)[0][0] == "failed"
+    assert reporter.endings(second)[0][0] == "finished"
+    assert "Traceback" in caplog.text and "kaboom" in caplog.text  # logged with its traceback
+
+
+async def test_model_load_failure_is_told_and_the_next_job_tries_again():
+    error = ModelLoadError("1.5", "some/repo", "OSError: no network")
+    renderer = StubRenderer(error)
+    first, second = _job(1), _job(2, steps=6)
+    reporter = await _run(renderer, [first, second], max_batch=1)
+    assert reporter.endings(first)[0][2] is error
+    assert reporter.endings(second)[0][0] == "finished" and renderer.calls == 2
+
+
+async def test_out_of_memory_is_retried_once_in_a_lower_mode():
+    renderer = StubRenderer(OutOfMemory("full", "CUDA out of memory"))
+    job = _job()
+    reporter = await _run(renderer, [job])
+    assert renderer.store.lowered == ["1.4"] and reporter.endings(job)[0][0] == "finished"
+
+
+async def test_out_of_memory_twice_is_reported():
+    renderer = StubRenderer(OutOfMemory("full", "oom"), OutOfMemory("low", "oom again"))
+    job = _job()
+    reporter = await _run(renderer, [job])
+    assert reporter.endings(job)[0][0] == "failed"
+    assert isinstance(reporter.endings(job)[0][2], OutOfMemory)
+
+
+async def test_a_job_past_the_timeout_is_stopped_and_reported():
+    renderer = StubRenderer("slow")
+    job = _job()
+    reporter = await _run(renderer, [job], job_timeout_s=0.2)
+    [ending] = reporter.endings(job)
+    assert ending[0] == "failed" and isinstance(ending[2], JobTimeout)
+
+
+async def test_cancelling_a_running_job_stops_it():
+    renderer = StubRenderer("slow")
+    job = _job()
+    queue = JobQueue(10, 1)
+    reporter = RecordingReporter()
+    worker = Worker(queue, renderer, reporter)
+    queue.submit(job)
+    task = worker.start()
+    await asyncio.wait_for(reporter.started_event.wait(), 10)
+    queue.cancel(job, "by user")
+    await asyncio.wait_for(_all_ended(reporter, [job]), 10)
+    task.cancel()
+    assert reporter.endings(job) == [("cancelled", job.id)]
+
+
+async def test_the_event_loop_keeps_running_during_a_render(renderer):
+    """The render runs in a thread: the loop ticks many times while a job renders."""
+    ticks = 0
+    job = _job(recursions=3)
+    render_thread = []
+    original = renderer.render
+
+    def spy(*args, **kwargs):
+        render_thread.append(threading.current_thread())
+        return original(*args, **kwargs)
+
+    async def tick():
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0.01)
+
+    ticker = asyncio.create_task(tick())
+    renderer.render = spy
+    try:
+        started = time.monotonic()
+        await _run(renderer, [job])
+        elapsed = time.monotonic() - started
+    finally:
+        del renderer.render
+        ticker.cancel()
+    assert render_thread[0] is not threading.main_thread()
+    assert ticks >= elapsed / 0.01 * 0.5
+
+
+@pytest.mark.parametrize("position", [1, 3])
+def test_eta_grows_with_position(position):
+    from placebot.worker import JobTimer
+
+    timer = JobTimer()
+    assert timer.eta(position) is None
+    timer.record(2.0)
+    timer.record(4.0)
+    assert timer.eta(position) == pytest.approx(2.6 * (position + 1))
