@@ -1,0 +1,26 @@
+import re
+from pathlib import Path
+
+from dotenv import dotenv_values
+
+from placebot.settings import Settings, settings_from_env
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_example_env_lists_every_setting_and_its_defaults_load():
+    """config.example.env names every variable the bot reads, and its values are the defaults."""
+    values = dotenv_values(ROOT / "config.example.env")
+    read_by_code = set(re.findall(r'"((?:DISCORD|PLACE)_[A-Z0-9_]+)"',
+                                  (ROOT / "placebot/settings.py").read_text()))
+    read_by_code |= {"PLACE_MODEL_1_4", "PLACE_MODEL_1_5"}  # built from the model keys
+    assert read_by_code <= set(values)
+    settings = settings_from_env({**values, "DISCORD_TOKEN": "x"})
+    defaults = settings_from_env({"DISCORD_TOKEN": "x"})
+    assert settings == defaults and isinstance(settings, Settings)
+
+
+def test_every_setting_is_documented_in_the_readme():
+    readme = (ROOT / "README.md").read_text()
+    values = dotenv_values(ROOT / "config.example.env")
+    assert [name for name in values if f"`{name}`" not in readme] == []
