@@ -32,14 +32,16 @@ class PlaceButtons(commands.Cog, name="PlaceButtons"):
             await interaction.response.send_message(NO_LONGER_VALID, ephemeral=True)
             return
         handler = getattr(self, f"_{action.action}")
-        await handler(interaction, action)
+        try:
+            await handler(interaction, action)
+        except Exception as exc:
+            await self.bot.report_unexpected(interaction, exc)
 
     async def _reroll(self, interaction, action: ButtonAction) -> None:
-        await self.bot.service.submit(interaction, action.render.to_request(seed=None))
+        await self.bot.service.submit(interaction, action.request)
 
     async def _newcrop(self, interaction, action: ButtonAction) -> None:
-        request = action.render.to_request(seed=None, canvas=None, x=None, y=None)
-        await self.bot.service.submit(interaction, request)
+        await self.bot.service.submit(interaction, action.request)
 
     async def _delete(self, interaction, action: ButtonAction) -> None:
         permissions = interaction.permissions

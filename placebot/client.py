@@ -16,6 +16,7 @@ from placebot import health
 from placebot.delivery import DiscordReporter
 from placebot.jobqueue import JobQueue
 from placebot.journal import Journal
+from placebot.messages import user_message
 from placebot.service import PlaceService
 from placebot.settings import Settings
 from placebot.views import PlaceButton
@@ -56,6 +57,7 @@ class PlaceBot(commands.Bot):
             except Exception:
                 log.exception("could not load extension %s", extension)
         self.add_dynamic_items(PlaceButton)
+        self.tree.on_error = self._on_app_command_error
         await self.sync_commands_if_changed()
         await self.service.recover()
         self.worker.start()
@@ -67,6 +69,9 @@ class PlaceBot(commands.Bot):
             if self.ws is not None and self.ws.open and self.is_ready():
                 await asyncio.to_thread(health.beat, self.settings.data_dir)
             await asyncio.sleep(health.EVERY_S)
+
+    async def _on_app_command_error(self, interaction, error) -> None:
+        await self.report_unexpected(interaction, getattr(error, "original", error))
 
     async def sync_commands_if_changed(self) -> bool:
         """Sync /place to DISCORD_GUILD_ID (instant) or globally, only when the commands changed.
@@ -90,6 +95,18 @@ class PlaceBot(commands.Bot):
         marker.write_text(digest)
         log.info("synced %d slash command(s) to %s", len(synced), target)
         return True
+
+    async def report_unexpected(self, interaction: discord.Interaction, error: Exception) -> None:
+        """The one place an unexpected error in a command or button meets the user."""
+        log.error("error handling interaction %s", interaction.id, exc_info=error)
+        text = f"Sorry: {user_message(error)}."
+        try:
+            if interaction.response.is_done():
+                await interaction.followup.send(text, ephemeral=True)
+            else:
+                await interaction.response.send_message(text, ephemeral=True)
+        except discord.HTTPException:
+            log.warning("could not tell the user of interaction %s", interaction.id)
 
     async def on_ready(self) -> None:
         log.info("connected as %s (id %s) to %d server(s)", self.user,

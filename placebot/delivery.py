@@ -7,6 +7,7 @@ with 401/404) is posted as a channel message that mentions the user instead.
 
 from __future__ import annotations
 
+import asyncio
 import io
 import logging
 import time
@@ -167,10 +168,23 @@ class DiscordReporter:
     # ----- endings: exactly one of these per job
     async def finished(self, job: Job, result: RenderResult) -> None:
         if self.bot.settings.output_dir is not None:
-            save_result(result, self.bot.settings.output_dir)
-        files = encode_result_files(result, job.context.size_limit)
-        embed = result_embed(result, files[0][0])
+            await asyncio.to_thread(save_result, result, self.bot.settings.output_dir)
+        size_limit = job.context.size_limit
+        while True:
+            files = await asyncio.to_thread(encode_result_files, result, size_limit)
+            try:
+                await self._send_result(job, result, files)
+                return
+            except discord.HTTPException as exc:
+                if exc.status != 413:
+                    raise
+                # The server's real limit is below what the interaction said: go smaller.
+                size_limit = sum(len(data) for _, data in files) - 1
+                log.info("upload of job %s too large (413); re-encoding under %d bytes",
+                         job.id, size_limit)
 
+    async def _send_result(self, job: Job, result: RenderResult, files) -> None:
+        embed = result_embed(result, files[0][0])
         attachments = [discord.File(io.BytesIO(data), filename=name) for name, data in files]
         view = result_view(job)
         if await self._edit_live(job, content=f"<@{job.user_id}>", embed=embed,

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import discord
 
 from pipeline.engine import RenderResult
-from pipeline.params import Crop, RenderJob
+from pipeline.params import RenderJob, RenderRequest
 from placebot.jobqueue import Job
 
 PREFIX = "place"
@@ -24,7 +24,7 @@ class ButtonAction:
     action: str  # reroll | newcrop | delete | cancel
     owner_id: int | None = None
     job_id: str | None = None
-    render: RenderJob | None = None  # reroll: crop and settings to keep (seed is replaced)
+    request: RenderRequest | None = None  # reroll/newcrop: what to render (seed left open)
 
 
 def reroll_id(job: RenderJob) -> str:
@@ -66,11 +66,12 @@ def parse_custom_id(custom_id: str) -> ButtonAction:
     parts = match.groupdict()
     if action in ("delete", "cancel"):
         return ButtonAction(action, owner_id=int(parts["owner"]), job_id=parts.get("job"))
-    crop = Crop(parts["canvas"], int(parts["x"]), int(parts["y"])) if action == "reroll" else None
-    render = RenderJob(model=parts["model"], crop=crop, seed=0,
-                       strength=float(parts["strength"]), steps=int(parts["steps"]),
-                       passes=int(parts["passes"]))
-    return ButtonAction(action, render=render)
+    crop = {"canvas": parts["canvas"], "x": int(parts["x"]), "y": int(parts["y"])} \
+        if action == "reroll" else {}
+    request = RenderRequest(model=parts["model"], strength=float(parts["strength"]),
+                            steps=int(parts["steps"]), recursions=int(parts["passes"]) - 1,
+                            **crop)
+    return ButtonAction(action, request=request)
 
 
 class PlaceButton(discord.ui.DynamicItem[discord.ui.Button], template=r"(?P<custom_id>.+)"):

@@ -1,0 +1,99 @@
+"""The real bot (PlaceBot, real discord.py) against the fake Discord, with the tiny SD model."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from dataclasses import replace
+
+import pytest
+
+from placebot.client import PlaceBot
+from placebot.settings import Settings
+from tests.fakediscord import FakeDiscord
+
+GUILD_ID = 2000
+MANAGE_MESSAGES = 1 << 13
+
+
+class GatedRenderer:
+    """The real renderer behind a gate, so a test can hold a job 'running' as long as it needs.
+
+    open() lets every render through; close() makes the next ones wait for open()."""
+
+    def __init__(self, inner):
+        self.inner = inner
+        self.store = inner.store
+        self._gate = threading.Event()
+        self._gate.set()
+        self.entered = threading.Event()
+        self.calls = 0
+
+    def close(self):
+        self._gate.clear()
+        self.entered.clear()
+
+    def open(self):
+        self._gate.set()
+
+    def render(self, jobs, **kwargs):
+        self.calls += 1
+        self.entered.set()
+        if not self._gate.wait(timeout=60):
+            raise TimeoutError("test gate never opened")
+        return self.inner.render(jobs, **kwargs)
+
+
+def test_settings(data_dir, model_dir, **changes) -> Settings:
+    settings = Settings(
+        discord_token="fake-token", discord_guild_id=GUILD_ID,
+        model_ids={"1.4": str(model_dir), "1.5": str(model_dir)}, device="cpu",
+        steps=4, strength=0.5, recursions=1, queue_max=20, user_max=1, max_batch=4,
+        data_dir=data_dir,
+    )
+    return replace(settings, **changes)
+
+
+test_settings.__test__ = False  # a helper, not a test
+
+
+@pytest.fixture
+async def fake():
+    async with FakeDiscord() as fake:
+        yield fake
+
+
+@pytest.fixture
+def gated(renderer):
+    gate = GatedRenderer(renderer)
+    yield gate
+    gate.open()
+
+
+@pytest.fixture
+def start_bot(fake, tmp_path, tiny_model_dir, gated):
+    """start_bot(**settings) → an async context manager running a PlaceBot until it exits."""
+
+    @contextlib.asynccontextmanager
+    async def start(renderer=None, data_dir=None, **changes):
+        settings = test_settings(data_dir or tmp_path / "data", tiny_model_dir, **changes)
+        bot = PlaceBot(settings, renderer=renderer or gated, guild_ready_timeout=0.05)
+        async with fake.running(bot):
+            yield bot
+
+    return start
+
+
+async def wait_result(fake, interaction, timeout=60):
+    """The interaction's @original once it carries the final result (an embed)."""
+    return await fake.wait_for(
+        lambda: interaction.original if interaction.original and interaction.original.embeds
+        else None, timeout)
+
+
+def embed_fields(message) -> dict:
+    return {field["name"]: field["value"] for field in message.embeds[0]["fields"]}
+
+
+def custom_ids(message) -> list[str]:
+    return [c["custom_id"] for row in message.components for c in row.get("components", [])]

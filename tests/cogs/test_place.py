@@ -1,0 +1,216 @@
+"""/place through the real bot and discord.py, over a socket to the fake Discord."""
+
+import asyncio
+
+from pipeline.outputs import read_metadata
+from tests.cogs.conftest import custom_ids, embed_fields, wait_result
+
+
+async def test_commands_are_synced_to_the_guild_with_their_options(fake, start_bot):
+    """/place and /place_status reach the guild, with every option described."""
+    async with start_bot():
+        commands = {c["name"]: c for c in fake.commands[str(fake.guild_id)]}
+    assert set(commands) >= {"place", "place_status"}
+    options = {o["name"]: o for o in commands["place"]["options"]}
+    assert list(options) == ["model", "canvas", "x", "y", "seed", "strength", "recursions"]
+    assert all(o["description"] and not o["required"] for o in options.values())
+    assert [c["value"] for c in options["model"]["choices"]] == ["1.4", "1.5"]
+    assert [c["value"] for c in options["canvas"]["choices"]] == ["2017", "2022", "2023"]
+    assert (options["recursions"]["min_value"], options["recursions"]["max_value"]) == (0, 5)
+
+
+async def test_unchanged_commands_are_not_synced_again(fake, start_bot, tmp_path):
+    async with start_bot(data_dir=tmp_path / "d"):
+        pass
+    async with start_bot(data_dir=tmp_path / "d"):
+        pass
+    assert fake.sync_count == 1
+
+
+async def test_place_without_options_defers_and_posts_the_result(fake, start_bot):
+    """Deferred at once, then one message with the image, the strip, an embed and buttons."""
+    async with start_bot():
+        interaction = fake.slash("place")
+        result = await wait_result(fake, interaction)
+    assert interaction.callbacks[0]["type"] == 5  # deferred within Discord's 3 s
+    names = [name for name, _ in result.attachments]
+    assert len(names) == 2 and names[0].endswith(".png") and "_strip" in names[1]
+    fields = embed_fields(result)
+    assert fields["Model"].endswith("") and fields["Passes"] == "2" and fields["Strength"] == "0.5"
+    assert read_metadata(result.attachments[0][1])["seed"] == int(fields["Seed"])
+    ids = custom_ids(result)
+    assert [i.split(":")[1] for i in ids] == ["reroll", "newcrop", "delete"]
+    assert f"<@{interaction.user_id}>" in result.content
+
+
+async def test_place_with_every_option(fake, start_bot):
+    async with start_bot():
+        interaction = fake.slash("place", {"model": "1.5", "canvas": "2023", "x": 1500,
+                                           "y": 800, "seed": 42, "strength": 0.75,
+                                           "recursions": 2})
+        result = await wait_result(fake, interaction)
+    fields = embed_fields(result)
+    assert (fields["Canvas"], fields["x"], fields["y"], fields["Seed"], fields["Strength"],
+            fields["Passes"]) == ("2023", "1500", "800", "42", "0.75", "3")
+    assert "SD 1.5" in result.embeds[0]["title"]
+
+
+async def test_progress_shows_the_filmstrip_after_each_pass(fake, start_bot):
+    async with start_bot(recursions=2):
+        interaction = fake.slash("place")
+        await wait_result(fake, interaction)
+    edits = [r for r in fake.requests if r.method == "PATCH" and interaction.token in r.path]
+    progress = [r.json["content"] for r in edits if r.json and "pass" in (r.json.get("content")
+                                                                         or "")]
+    assert "Dreaming: pass 1/3…" in progress and "Dreaming: pass 2/3…" in progress
+    assert any(name == "progress.jpg" for r in edits for name, _ in r.files)
+
+
+async def test_bad_input_is_refused_ephemerally_before_queuing(fake, start_bot):
+    """Each bad combination gets an ephemeral message naming what is allowed."""
+    cases = [
+        ({"x": 10}, "give both x and y"),
+        ({"x": 10, "y": 10}, "x and y need a canvas"),
+        ({"canvas": "2017", "x": 2000, "y": 5}, "x must be 0-968 and y 0-968"),
+        ({"strength": 0.0}, "strength must be in (0, 1] but is 0.0"),
+        ({"strength": 0.1}, "runs no denoising step"),  # 4 steps x 0.1 < 1
+    ]
+    async with start_bot() as bot:
+        for options, expected in cases:
+            interaction = fake.slash("place", options)
+            await fake.wait_for(lambda i=interaction: i.callbacks)
+            callback = interaction.callbacks[0]
+            assert callback["type"] == 4 and callback["data"]["flags"] & 64
+            assert expected in callback["data"]["content"]
+        assert len(bot.queue) == 0 and bot.journal.recover() == ([], [])
+
+
+async def test_waiting_users_see_their_position_updated(fake, start_bot, gated):
+    async with start_bot(max_batch=1):
+        gated.close()
+        first = fake.slash("place", user_id=1)
+        await asyncio.to_thread(gated.entered.wait, 10)
+        second = fake.slash("place", {"seed": 2}, user_id=2)
+        third = fake.slash("place", {"seed": 3}, user_id=3)
+        await fake.wait_for(lambda: third.original and "position 2" in third.original.content)
+        assert "position 1 (0 jobs ahead" in second.original.content
+        cancel = next(i for i in custom_ids(second.original) if i.startswith("place:cancel"))
+        fake.click(second.original.id, cancel, user_id=2)
+        await fake.wait_for(lambda: "position 1" in third.original.content)
+        gated.open()
+        await wait_result(fake, first)
+        await wait_result(fake, third)
+    assert second.original.content == "Cancelled."
+
+
+async def test_per_user_limit_refuses_a_second_job(fake, start_bot, gated):
+    async with start_bot():
+        gated.close()
+        fake.slash("place", user_id=7)
+        await asyncio.to_thread(gated.entered.wait, 10)
+        again = fake.slash("place", user_id=7)
+        await fake.wait_for(lambda: again.callbacks)
+        gated.open()
+    assert "you already have 1 job waiting" in again.callbacks[0]["data"]["content"]
+    assert again.callbacks[0]["data"]["flags"] & 64
+
+
+async def test_cancel_is_for_the_requester_only(fake, start_bot, gated):
+    async with start_bot():
+        gated.close()
+        job = fake.slash("place", user_id=5)
+        await fake.wait_for(lambda: job.original and custom_ids(job.original))
+        cancel = custom_ids(job.original)[0]
+        other = fake.click(job.original.id, cancel, user_id=6)
+        await fake.wait_for(lambda: other.callbacks)
+        assert "Only the person who asked" in other.callbacks[0]["data"]["content"]
+        mine = fake.click(job.original.id, cancel, user_id=5)
+        await fake.wait_for(lambda: mine.callbacks)
+        gated.open()
+        await fake.wait_for(lambda: job.original.content == "Cancelled.")
+    assert not job.original.embeds
+
+
+async def test_delete_needs_the_requester_or_manage_messages(fake, start_bot):
+    from tests.cogs.conftest import MANAGE_MESSAGES
+
+    async with start_bot():
+        first = fake.slash("place", user_id=5)
+        result = await wait_result(fake, first)
+        delete = next(i for i in custom_ids(result) if i.startswith("place:delete"))
+        stranger = fake.click(result.id, delete, user_id=6)
+        await fake.wait_for(lambda: stranger.callbacks)
+        assert stranger.callbacks[0]["type"] == 4 and not result.deleted
+        fake.click(result.id, delete, user_id=6, permissions=MANAGE_MESSAGES)
+        await fake.wait_for(lambda: result.deleted)
+        second = fake.slash("place", user_id=5)
+        own = await wait_result(fake, second)
+        delete = next(i for i in custom_ids(own) if i.startswith("place:delete"))
+        fake.click(own.id, delete, user_id=5)
+        await fake.wait_for(lambda: own.deleted)
+
+
+async def test_reroll_keeps_the_crop_with_a_new_seed_and_new_crop_changes_it(fake, start_bot):
+    async with start_bot():
+        first = await wait_result(fake, fake.slash("place", {"canvas": "2017", "x": 3, "y": 4}))
+        reroll, newcrop = custom_ids(first)[:2]
+        again = fake.click(first.id, reroll, user_id=4000)
+        rerolled = await wait_result(fake, again)
+        other = await wait_result(fake, fake.click(first.id, newcrop, user_id=4000))
+    a, b, c = embed_fields(first), embed_fields(rerolled), embed_fields(other)
+    assert (b["Canvas"], b["x"], b["y"]) == ("2017", "3", "4") and b["Seed"] != a["Seed"]
+    assert (c["Canvas"], c["x"], c["y"]) != ("2017", "3", "4")
+    assert rerolled.id != first.id  # a new message; the first stays
+
+
+async def test_a_result_after_the_token_expired_is_posted_in_the_channel(fake, start_bot,
+                                                                        gated):
+    async with start_bot():
+        gated.close()
+        interaction = fake.slash("place", user_id=9)
+        await asyncio.to_thread(gated.entered.wait, 10)
+        fake.expire_token(interaction.token)
+        gated.open()
+        posted = await fake.wait_for(lambda: [m for m in fake.messages.values()
+                                              if m.interaction_token is None and m.embeds])
+    assert posted[0].content.startswith("<@9>") and len(posted[0].attachments) == 2
+
+
+async def test_a_burst_of_20_users_all_get_exactly_one_result(fake, start_bot):
+    async with start_bot() as bot:
+        interactions = [fake.slash("place", user_id=100 + n) for n in range(20)]
+        for interaction in interactions:
+            await wait_result(fake, interaction, timeout=120)
+        assert all(i.callbacks[0]["type"] == 5 for i in interactions)
+        results = [m for m in fake.messages.values() if m.embeds]
+        assert len(results) == 20
+        assert {bot.journal.state(job_id) for job_id in _job_ids(bot)} == {"done"}
+
+
+def _job_ids(bot):
+    rows = bot.journal._db.execute("SELECT job_id FROM jobs").fetchall()
+    return [row[0] for row in rows]
+
+
+async def test_gateway_heartbeats_flow_while_a_job_renders(fake, start_bot, gated):
+    """The render runs off the event loop: heartbeats keep being sent during a long job."""
+    async with start_bot():
+        gated.close()
+        interaction = fake.slash("place")
+        await asyncio.to_thread(gated.entered.wait, 10)
+        before = len(fake.heartbeats)
+        blocker = asyncio.to_thread(_busy_render, gated)
+        await blocker
+        during = len(fake.heartbeats) - before
+        gated.open()
+        await wait_result(fake, interaction)
+    assert during >= 2
+
+
+def _busy_render(gated):
+    """Holds the job for 2.5 s of real rendering work on the CPU, as a long job would."""
+    import time
+
+    deadline = time.monotonic() + 2.5
+    while time.monotonic() < deadline:
+        sum(i * i for i in range(10_000))

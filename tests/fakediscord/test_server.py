@@ -1,0 +1,222 @@
+"""The fake works with the real discord.py: a tiny bot with /ping runs against it end to end."""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import AsyncIterator
+
+import discord
+import pytest
+import pytest_asyncio
+from discord import app_commands
+from discord.ext import commands
+from PIL import Image
+
+from .server import FakeDiscord
+
+
+def _png() -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (2, 2), "red").save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+PNG = _png()
+
+
+class PingView(discord.ui.View):
+    def __init__(self) -> None:
+        super().__init__(timeout=None)
+        self.clicked_by: list[int] = []
+
+    @discord.ui.button(label="Again", custom_id="ping:again")
+    async def again(self, interaction: discord.Interaction, button: discord.ui.Button) -> None:
+        self.clicked_by.append(interaction.user.id)
+        await interaction.response.send_message("clicked", ephemeral=True)
+        await interaction.followup.send("followup", ephemeral=True)
+
+    @discord.ui.button(label="Done", custom_id="ping:done")
+    async def done(self, interaction: discord.Interaction, button: discord.ui.Button) -> None:
+        await interaction.response.edit_message(content="done", attachments=[], view=None)
+
+
+@app_commands.command()
+async def ping(
+    interaction: discord.Interaction, text: str = "pong", followup: bool = False
+) -> None:
+    """Thinks, then answers with a PNG and a button (by editing, or by a followup)."""
+    bot: PingBot = interaction.client  # type: ignore[assignment]
+    file, view = discord.File(io.BytesIO(PNG), "ping.png"), PingView()
+    bot.views.append(view)
+    try:
+        await interaction.response.defer(thinking=True)
+        if followup:
+            await interaction.followup.send(text, file=file, view=view)
+        else:
+            await interaction.edit_original_response(content=text, attachments=[file], view=view)
+    except discord.HTTPException as exc:
+        bot.errors.append(exc)
+
+
+class PingBot(commands.Bot):
+    def __init__(self) -> None:
+        super().__init__(command_prefix=commands.when_mentioned, intents=discord.Intents.default(),
+                         guild_ready_timeout=0.01)
+        self.errors: list[discord.HTTPException] = []
+        self.views: list[PingView] = []
+        self.tree.add_command(ping)
+
+    async def setup_hook(self) -> None:
+        await self.tree.sync()
+
+
+@pytest_asyncio.fixture
+async def fake() -> AsyncIterator[FakeDiscord]:
+    async with FakeDiscord() as fake:
+        yield fake
+
+
+@pytest_asyncio.fixture
+async def bot(fake: FakeDiscord) -> AsyncIterator[PingBot]:
+    bot = PingBot()
+    async with fake.running(bot):
+        yield bot
+
+
+async def _answered(fake: FakeDiscord, interaction) -> discord.Message:
+    """Waits until the deferred original has been edited, and returns it."""
+    return await fake.wait_for(lambda: interaction.original and interaction.original.edits
+                               and interaction.original)
+
+
+@pytest.mark.asyncio
+async def test_login_and_sync(fake: FakeDiscord, bot: PingBot) -> None:
+    """Logging in, syncing and IDENTIFY work, and the synced commands are recorded."""
+    paths = [(r.method, r.path, r.status) for r in fake.requests]
+    assert paths[:3] == [("GET", "/users/@me", 200), ("GET", "/oauth2/applications/@me", 200),
+                         ("PUT", "/applications/1000/commands", 200)]
+    [command] = fake.commands["global"]
+    assert command["name"] == "ping" and command["id"]
+    assert {o["name"]: o["type"] for o in command["options"]} == {"text": 3, "followup": 5}
+    assert fake.sync_count == 1 and fake.identifies == 1
+    assert bot.user.id == 1000 and bot.get_guild(2000).get_channel(3000).name == "general"
+    with pytest.raises(LookupError, match="not synced"):
+        fake.slash("nope")
+    assert not fake.unhandled
+
+
+@pytest.mark.asyncio
+async def test_slash_defer_then_edit_with_png(fake: FakeDiscord, bot: PingBot) -> None:
+    """/ping defers, then edits the original: the PNG, the text and the button are recorded."""
+    interaction = fake.slash("ping", {"text": "hello"})
+    assert interaction.payload["data"]["options"] == [{"name": "text", "type": 3, "value": "hello"}]
+    original = await _answered(fake, interaction)
+    assert [c["type"] for c in interaction.callbacks] == [5]
+    assert original.content == "hello" and original.flags == 0 and original.edits == 1
+    assert original.attachments == [("ping.png", PNG)]
+    assert original.components[0]["components"][0]["custom_id"] == "ping:again"
+    edit = next(r for r in fake.requests if r.method == "PATCH")
+    assert edit.path == f"/webhooks/1000/{interaction.token}/messages/@original"
+    assert edit.files == [("ping.png", PNG)] and edit.json["content"] == "hello"
+    assert not bot.errors and not fake.unhandled
+
+
+@pytest.mark.asyncio
+async def test_button_click_reaches_the_view(fake: FakeDiscord, bot: PingBot) -> None:
+    """A click on the stored message runs the view's callback; its ephemeral replies are seen."""
+    original = await _answered(fake, fake.slash("ping"))
+    click = fake.click(original.id, "ping:again", user_id=4242)
+    await fake.wait_for(lambda: len(click.ephemeral_texts) == 2)
+    assert bot.views[0].clicked_by == [4242]
+    assert click.ephemeral_texts == ["clicked", "followup"]
+    assert [c["type"] for c in click.callbacks] == [4] and len(click.followups) == 1
+    with pytest.raises(LookupError):
+        fake.click(original.id, "no-such-button")
+
+
+@pytest.mark.asyncio
+async def test_button_updates_its_message(fake: FakeDiscord, bot: PingBot) -> None:
+    """A type 7 callback edits the clicked message in place: text, files and buttons go."""
+    original = await _answered(fake, fake.slash("ping"))
+    click = fake.click(original.id, "ping:done")
+    await fake.wait_for(lambda: original.content == "done")
+    assert [c["type"] for c in click.callbacks] == [7] and click.original is original
+    assert (original.attachments, original.components, original.edits) == ([], [], 2)
+
+
+@pytest.mark.asyncio
+async def test_discord_limits(fake: FakeDiscord, bot: PingBot) -> None:
+    """Wrong option types, oversized uploads and late answers fail as they would on Discord."""
+    with pytest.raises(TypeError):
+        fake.slash("ping", {"followup": "yes"})
+    fake.slash("ping", attachment_size_limit=10)
+    [too_big] = await fake.wait_for(lambda: bot.errors)
+    assert too_big.status == 413
+    fake.ack_timeout = 0  # every answer is late now
+    fake.slash("ping")
+    await fake.wait_for(lambda: len(bot.errors) == 2)
+    assert bot.errors[1].code == 10062  # Unknown interaction
+
+
+@pytest.mark.asyncio
+async def test_rate_limited_edit_is_retried(fake: FakeDiscord, bot: PingBot) -> None:
+    """A 429 on the edit is retried by discord.py after retry_after, and the edit lands."""
+    fake.fail_next("PATCH", r"/messages/@original$", 429, retry_after=0.05)
+    original = await _answered(fake, fake.slash("ping", {"text": "late"}))
+    assert [r.status for r in fake.requests if r.method == "PATCH"] == [429, 200]
+    assert original.content == "late" and not bot.errors
+
+
+@pytest.mark.asyncio
+async def test_expired_token_fails_the_edit(fake: FakeDiscord, bot: PingBot) -> None:
+    """After the token expires the defer still works but the edit raises HTTPException 401."""
+    interaction = fake.slash("ping")
+    fake.expire_token(interaction.token)
+    [error] = await fake.wait_for(lambda: bot.errors)
+    assert error.status == 401 and error.code == 50027
+    assert interaction.original.content == "" and interaction.original.edits == 0
+
+
+@pytest.mark.asyncio
+async def test_dropped_gateway_resumes(fake: FakeDiscord, bot: PingBot) -> None:
+    """A dropped socket makes discord.py RESUME (not IDENTIFY), and slash commands still work."""
+    await fake.drop_gateway()
+    await fake.wait_ready()
+    assert fake.resumes == 1 and fake.identifies == 1
+    original = await _answered(fake, fake.slash("ping", {"text": "again"}))
+    assert original.content == "again"
+
+
+@pytest.mark.asyncio
+async def test_heartbeats_are_answered(fake: FakeDiscord, bot: PingBot) -> None:
+    """The bot heartbeats at HELLO's interval and gets acks (so its latency is measured)."""
+    await fake.wait_for(lambda: len(fake.heartbeats) >= 2, timeout=3)
+    assert 0.5 < fake.heartbeats[1] - fake.heartbeats[0] < 1.5
+    assert math.isfinite(bot.latency)  # inf until an ack; its value is racy in discord.py
+
+
+@pytest.mark.asyncio
+async def test_dm_followup_replaces_thinking(fake: FakeDiscord, bot: PingBot) -> None:
+    """In a DM, the first followup after a defer becomes the original, as on Discord."""
+    interaction = fake.slash("ping", {"text": "dm", "followup": True}, guild=False)
+    original = await _answered(fake, interaction)
+    assert original.content == "dm" and original.attachments == [("ping.png", PNG)]
+    assert fake.channels[original.channel_id]["type"] == 1 and interaction.followups == []
+
+
+@pytest.mark.asyncio
+async def test_channel_messages(fake: FakeDiscord, bot: PingBot) -> None:
+    """Channel and DM sends, edits, deletes and a 403 channel behave as on Discord."""
+    channel = bot.get_channel(3000)
+    sent = await channel.send("hi", file=discord.File(io.BytesIO(PNG), "a.png"))
+    await sent.edit(content="edited")
+    await sent.delete()
+    stored = fake.messages[str(sent.id)]
+    assert (stored.content, stored.edits, stored.deleted) == ("edited", 1, True)
+    dm = await bot.create_dm(discord.Object(4000))
+    await dm.send("psst")
+    assert [m.content for m in fake.messages.values() if m.channel_id == str(dm.id)] == ["psst"]
+    fake.forbidden_channels.add("3000")
+    with pytest.raises(discord.Forbidden):
+        await channel.send("nope")
