@@ -13,11 +13,19 @@ log = logging.getLogger("placebot")
 
 
 async def run(bot, token: str) -> None:
+    """Run the bot until it closes; SIGINT/SIGTERM start a graceful shutdown."""
     loop = asyncio.get_running_loop()
+    stopping = set()  # holds the shutdown task so it is not garbage-collected mid-way
     for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, lambda: asyncio.ensure_future(bot.shutdown()))
-    async with bot:
-        await bot.start(token)
+        loop.add_signal_handler(signum, lambda: stopping.add(asyncio.ensure_future(bot.shutdown())))
+    try:
+        async with bot:
+            await bot.start(token)
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+        if stopping:
+            await asyncio.gather(*stopping, return_exceptions=True)
 
 
 def main() -> int:

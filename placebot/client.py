@@ -45,6 +45,7 @@ class PlaceBot(commands.Bot):
         self.reporter = DiscordReporter(self)
         self.service = PlaceService(self)
         self._stopping = False
+        self.shutdown_grace_s = SHUTDOWN_GRACE_S
 
     async def setup_hook(self) -> None:
         self.queue = JobQueue(self.settings.queue_max, self.settings.user_max)
@@ -119,7 +120,7 @@ class PlaceBot(commands.Bot):
         self._stopping = True
         log.info("shutting down: no new jobs; waiting jobs are kept for the restart")
         try:
-            await self.service.shutdown(SHUTDOWN_GRACE_S)
+            await self.service.shutdown(self.shutdown_grace_s)
         finally:
             await self.close()
 

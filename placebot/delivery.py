@@ -246,5 +246,5 @@ class DiscordReporter:
         except discord.Forbidden:
             log.warning("cannot post in channel %s for job %s; sending a DM instead",
                         delivery.channel_id, job.id)
-        user = await self.bot.fetch_user(delivery.user_id)
-        await user.send(**fields())
+        dm = await self.bot.create_dm(discord.Object(delivery.user_id))
+        await dm.send(**fields())

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 
+from placebot.client import PlaceBot
+from tests.fakediscord import FakeDiscord
+from tests.support.bot_harness import GatedRenderer, bot_settings
 from tests.support.tiny_sd import build_tiny_sd
 
 # Small but real: 2 denoising steps a pass (steps x strength), 2 passes.
@@ -29,3 +34,30 @@ def renderer(tiny_store):
     from pipeline.engine import Renderer
 
     return Renderer(tiny_store)
+
+
+@pytest.fixture
+async def fake():
+    async with FakeDiscord() as fake:
+        yield fake
+
+
+@pytest.fixture
+def gated(renderer):
+    gate = GatedRenderer(renderer)
+    yield gate
+    gate.open()
+
+
+@pytest.fixture
+def start_bot(fake, tmp_path, tiny_model_dir, gated):
+    """start_bot(**settings) → an async context manager running a PlaceBot until it exits."""
+
+    @contextlib.asynccontextmanager
+    async def start(renderer=None, data_dir=None, **changes):
+        settings = bot_settings(data_dir or tmp_path / "data", tiny_model_dir, **changes)
+        bot = PlaceBot(settings, renderer=renderer or gated, guild_ready_timeout=0.05)
+        async with fake.running(bot):
+            yield bot
+
+    return start

@@ -3,7 +3,7 @@
 import asyncio
 
 from pipeline.outputs import read_metadata
-from tests.cogs.conftest import custom_ids, embed_fields, wait_result
+from tests.support.bot_harness import custom_ids, embed_fields, wait_result
 
 
 async def test_commands_are_synced_to_the_guild_with_their_options(fake, start_bot):
@@ -132,7 +132,7 @@ async def test_cancel_is_for_the_requester_only(fake, start_bot, gated):
 
 
 async def test_delete_needs_the_requester_or_manage_messages(fake, start_bot):
-    from tests.cogs.conftest import MANAGE_MESSAGES
+    from tests.support.bot_harness import MANAGE_MESSAGES
 
     async with start_bot():
         first = fake.slash("place", user_id=5)

@@ -152,6 +152,7 @@ class _Fault:
     body: Json | None
     times: int
     retry_after: float | None
+    when: Callable[[Recorded], bool] | None = None
 
 
 class FakeDiscord:
@@ -334,6 +335,15 @@ class FakeDiscord:
         return self._interact(3, data, user_id, guild, message.channel_id, 8 * 1024 * 1024,
                               permissions, message)
 
+    def click_forged(self, message_id: int | str, custom_id: str, *, user_id: int = 4000,
+                     permissions: int | None = None) -> Interaction:
+        """A button click with any custom_id, on the message or not: what a modified client,
+        or a button from an older version of the bot, sends. Discord relays it as is."""
+        message = self.messages[str(message_id)]
+        data: Json = {"custom_id": custom_id, "component_type": 2}
+        return self._interact(3, data, user_id, True, message.channel_id, 8 * 1024 * 1024,
+                              permissions, message)
+
     def _find_command(self, name: str, guild: bool) -> Json:
         scopes = ([str(self.guild_id)] if guild else []) + ["global"]
         for scope in scopes:
@@ -409,10 +419,12 @@ class FakeDiscord:
     # -- fault injection --------------------------------------------------------------------
 
     def fail_next(self, method: str, path_regex: str, status: int, body: Json | None = None,
-                  times: int = 1, retry_after: float | None = None) -> None:
-        """The next `times` requests whose path (under /api/v10) matches answer `status`."""
+                  times: int = 1, retry_after: float | None = None,
+                  when: Callable[[Recorded], bool] | None = None) -> None:
+        """The next `times` requests whose path (under /api/v10) matches, and for which
+        `when(recorded)` is true if given, answer `status`."""
         self._faults.append(_Fault(method.upper(), re.compile(path_regex), status, body, times,
-                                   retry_after))
+                                   retry_after, when))
 
     def expire_token(self, token: str) -> None:
         """Webhook routes (edits, followups) for this interaction token now answer 401."""
@@ -429,7 +441,8 @@ class FakeDiscord:
 
     def _take_fault(self, rec: Recorded) -> tuple[int, Any, dict[str, str]] | None:
         for fault in self._faults:
-            if fault.method in (rec.method, "*") and fault.pattern.search(rec.path):
+            if (fault.method in (rec.method, "*") and fault.pattern.search(rec.path)
+                    and (fault.when is None or fault.when(rec))):
                 fault.times -= 1
                 if fault.times <= 0:
                     self._faults.remove(fault)

@@ -1,16 +1,11 @@
-"""The real bot (PlaceBot, real discord.py) against the fake Discord, with the tiny SD model."""
+"""Helpers for running the real bot (PlaceBot, real discord.py) against the fake Discord."""
 
 from __future__ import annotations
 
-import contextlib
 import threading
 from dataclasses import replace
 
-import pytest
-
-from placebot.client import PlaceBot
 from placebot.settings import Settings
-from tests.fakediscord import FakeDiscord
 
 GUILD_ID = 2000
 MANAGE_MESSAGES = 1 << 13
@@ -44,7 +39,7 @@ class GatedRenderer:
         return self.inner.render(jobs, **kwargs)
 
 
-def test_settings(data_dir, model_dir, **changes) -> Settings:
+def _settings(data_dir, model_dir, **changes) -> Settings:
     settings = Settings(
         discord_token="fake-token", discord_guild_id=GUILD_ID,
         model_ids={"1.4": str(model_dir), "1.5": str(model_dir)}, device="cpu",
@@ -54,34 +49,7 @@ def test_settings(data_dir, model_dir, **changes) -> Settings:
     return replace(settings, **changes)
 
 
-test_settings.__test__ = False  # a helper, not a test
-
-
-@pytest.fixture
-async def fake():
-    async with FakeDiscord() as fake:
-        yield fake
-
-
-@pytest.fixture
-def gated(renderer):
-    gate = GatedRenderer(renderer)
-    yield gate
-    gate.open()
-
-
-@pytest.fixture
-def start_bot(fake, tmp_path, tiny_model_dir, gated):
-    """start_bot(**settings) → an async context manager running a PlaceBot until it exits."""
-
-    @contextlib.asynccontextmanager
-    async def start(renderer=None, data_dir=None, **changes):
-        settings = test_settings(data_dir or tmp_path / "data", tiny_model_dir, **changes)
-        bot = PlaceBot(settings, renderer=renderer or gated, guild_ready_timeout=0.05)
-        async with fake.running(bot):
-            yield bot
-
-    return start
+bot_settings = _settings
 
 
 async def wait_result(fake, interaction, timeout=60):

@@ -1,0 +1,109 @@
+"""Faults between the bot and Discord or the model: the user is told, the bot carries on."""
+
+import asyncio
+import io
+import shutil
+
+from PIL import Image
+
+from pipeline.engine import Renderer
+from pipeline.models import ModelStore
+from tests.support.bot_harness import embed_fields, wait_result
+
+
+def _patches(fake, interaction):
+    return [r for r in fake.requests if r.method == "PATCH" and interaction.token in r.path]
+
+
+async def test_model_that_fails_to_load_is_reported_and_the_next_job_retries(
+        fake, start_bot, tiny_model_dir, tmp_path):
+    """Unknown folder → the user is told in one line; once it exists, the next job works."""
+    model = tmp_path / "model-later"
+    renderer = Renderer(ModelStore({"1.4": str(model), "1.5": str(model)}, device="cpu"))
+    async with start_bot(renderer=renderer) as bot:
+        first = fake.slash("place", user_id=1)
+        await fake.wait_for(lambda: first.original and "failed" in first.original.content, 60)
+        assert "model 1.4 could not be loaded" in first.original.content
+        assert "Traceback" not in first.original.content
+        shutil.copytree(tiny_model_dir, model)
+        second = fake.slash("place", user_id=1)
+        await wait_result(fake, second)
+        assert not bot.is_closed()
+
+
+async def test_first_job_says_the_model_is_loading(fake, start_bot, tiny_model_dir):
+    renderer = Renderer(ModelStore({"1.4": str(tiny_model_dir)}, device="cpu"))
+    async with start_bot(renderer=renderer):
+        first = fake.slash("place", user_id=1)
+        await wait_result(fake, first)
+        second = fake.slash("place", user_id=2)
+        await wait_result(fake, second)
+    said = lambda i: [r.json.get("content") or "" for r in _patches(fake, i) if r.json]  # noqa: E731
+    assert any("Loading Stable Diffusion 1.4" in text for text in said(first))
+    assert not any("Loading" in text for text in said(second))
+
+
+async def test_gateway_drop_mid_job_resumes_and_the_result_arrives(fake, start_bot, gated):
+    async with start_bot():
+        gated.close()
+        interaction = fake.slash("place")
+        await asyncio.to_thread(gated.entered.wait, 10)
+        await fake.drop_gateway()
+        gated.open()
+        await fake.wait_for(lambda: fake.resumes == 1)
+        await wait_result(fake, interaction)
+        later = fake.slash("place", user_id=99)  # and the resumed session still takes commands
+        await wait_result(fake, later)
+
+
+async def test_rate_limited_upload_is_retried_and_arrives(fake, start_bot):
+    fake.fail_next("PATCH", r"/messages/@original", 429, times=2, retry_after=0.2,
+                   when=lambda rec: bool(rec.json and rec.json.get("embeds")))
+    async with start_bot():
+        result = await wait_result(fake, fake.slash("place"))
+    assert len(result.attachments) == 2
+    assert sum(r.status == 429 for r in fake.requests) == 2
+
+
+async def test_small_upload_limit_gets_a_smaller_encoding(fake, start_bot):
+    """A server whose limit is below the PNGs gets JPEGs instead of a failure."""
+    async with start_bot():
+        interaction = fake.slash("place", attachment_size_limit=200_000)
+        result = await wait_result(fake, interaction)
+    assert all(len(data) <= 200_000 for _, data in result.attachments)
+    assert result.attachments[0][0].endswith(".jpg")
+    Image.open(io.BytesIO(result.attachments[0][1])).verify()
+
+
+async def test_upload_refused_as_too_large_is_re_encoded(fake, start_bot):
+    fake.fail_next("PATCH", r"/messages/@original$", 413,
+                   {"code": 40005, "message": "Request entity too large"},
+                   when=lambda rec: bool(rec.json and rec.json.get("embeds")))
+    async with start_bot():
+        result = await wait_result(fake, fake.slash("place"))
+    assert "_strip.jpg" in result.attachments[1][0]  # the next, smaller encoding
+
+
+async def test_channel_that_refuses_the_bot_gets_a_dm_instead(fake, start_bot, gated):
+    """Token dead and no permission in the channel: the user still gets the result, by DM."""
+    fake.forbidden_channels.add(str(fake.channel_id))
+    async with start_bot():
+        gated.close()
+        interaction = fake.slash("place", user_id=12)
+        await asyncio.to_thread(gated.entered.wait, 10)
+        fake.expire_token(interaction.token)
+        gated.open()
+        dm = await fake.wait_for(lambda: [m for m in fake.messages.values()
+                                          if m.embeds and m.channel_id != str(fake.channel_id)])
+    assert fake.channels[dm[0].channel_id]["type"] == 1  # a DM channel
+    assert embed_fields(dm[0])["Passes"] == "2"
+
+
+async def test_job_past_the_timeout_is_stopped_and_its_user_told(fake, start_bot, gated):
+    async with start_bot(job_timeout_s=0.05, steps=40, strength=1.0) as bot:
+        interaction = fake.slash("place")
+        await fake.wait_for(lambda: interaction.original and
+                            "longer than the 0.05 s limit" in interaction.original.content, 60)
+        after = fake.slash("place", user_id=5)
+        bot.worker.job_timeout_s = 600
+        await wait_result(fake, after)
