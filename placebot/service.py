@@ -35,29 +35,32 @@ class PlaceService:
         self._last_accepted: dict[int, float] = {}
 
     async def submit(self, interaction: discord.Interaction, request: RenderRequest) -> Job | None:
-        """Answer the interaction and queue the job; refusals are ephemeral, before queuing."""
+        """Queue the job and answer the interaction; refusals are ephemeral and queue nothing.
+
+        The checks and the submit run with no await between them, so two quick /place from
+        one person cannot both slip under the per-user limit.
+        """
         user_id = interaction.user.id
         try:
             request.validate()
-            self._check_cooldown(user_id)
-            self.bot.queue.check_room(user_id)
+            self._check_room(user_id)
+            render = await asyncio.to_thread(request.resolve)  # may decode a canvas (~0.1 s)
+            self._check_room(user_id)
         except (ValueError, QueueRefusal) as exc:
             await interaction.response.send_message(user_message(exc), ephemeral=True)
             return None
-        await interaction.response.defer(thinking=True)  # Discord's 3-second rule
-        render = await asyncio.to_thread(request.resolve)  # a first random crop decodes a canvas
         job = Job(user_id=user_id, render=render, context=Delivery.from_interaction(interaction))
-        try:
-            self.bot.queue.check_room(user_id)  # it may have filled while we deferred
-        except QueueRefusal as exc:
-            await interaction.edit_original_response(content=user_message(exc))
-            return None
         self.bot.journal.add(job.id, user_id, render.to_dict(), job.context.to_dict())
         self.bot.queue.submit(job)
         self._last_accepted[user_id] = time.monotonic()
         log.info("job %s queued for user %s: %s", job.id, user_id, render)
+        await interaction.response.defer(thinking=True)  # well inside Discord's 3 s
         await self.bot.reporter.acknowledge(job)
         return job
+
+    def _check_room(self, user_id: int) -> None:
+        self._check_cooldown(user_id)
+        self.bot.queue.check_room(user_id)
 
     def _check_cooldown(self, user_id: int) -> None:
         cooldown = self.bot.settings.user_cooldown_s

@@ -105,27 +105,31 @@ class Worker:
     _interrupt_for_shutdown = False
 
     async def run(self) -> None:
-        while not self._stopping:
-            batch = await self.queue.next_batch(self.max_batch)
-            if self._stopping or not batch:
-                for job in batch:  # back in line, in order, for the restart
-                    job.state = JobState.QUEUED
-                self.queue.finish(batch)
-                break
-            live = [job for job in batch if job.cancel_reason is None]
-            for job in batch:
-                if job.cancel_reason is not None:
-                    await self._end_cancelled(job)
-            if not live:
-                self.queue.finish(batch)
-                continue
+        while not self._stopping and await self._run_next():
+            pass
+
+    async def _run_next(self) -> bool:
+        """Take and run one batch; False once the worker should stop. The batch is local to
+        this call, so nothing of a finished job stays referenced while the worker waits."""
+        batch = await self.queue.next_batch(self.max_batch)
+        if self._stopping or not batch:
+            for job in batch:  # still in the journal: rendered after the restart
+                job.state = JobState.QUEUED
+            self.queue.finish(batch)
+            return False
+        for job in batch:
+            if job.cancel_reason is not None:
+                await self._end_cancelled(job)
+        live = [job for job in batch if job.cancel_reason is None]
+        if live:
             self.idle.clear()
             try:
                 await self._run_batch(live)
             finally:
-                self.queue.finish(batch)
                 self.idle.set()
-                await self._safely(self.reporter.queue_moved())
+        self.queue.finish(batch)
+        await self._safely(self.reporter.queue_moved())
+        return True
 
     async def _run_batch(self, jobs: list[Job]) -> None:
         model_key = jobs[0].render.model

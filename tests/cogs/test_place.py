@@ -91,6 +91,7 @@ async def test_waiting_users_see_their_position_updated(fake, start_bot, gated):
         first = fake.slash("place", user_id=1)
         await asyncio.to_thread(gated.entered.wait, 10)
         second = fake.slash("place", {"seed": 2}, user_id=2)
+        await fake.wait_for(lambda: second.original and "position 1" in second.original.content)
         third = fake.slash("place", {"seed": 3}, user_id=3)
         await fake.wait_for(lambda: third.original and "position 2" in third.original.content)
         assert "position 1 (0 jobs ahead" in second.original.content

@@ -125,6 +125,7 @@ class Interaction:
     callbacks: list[Json] = field(default_factory=list)  # callback bodies, in order
     original_id: str | None = None
     dispatched_at: float = 0.0
+    answered_at: float | None = None  # loop time of the first accepted callback
     payload: Json = field(default_factory=dict, repr=False)  # the INTERACTION_CREATE data
     fake: FakeDiscord | None = field(default=None, repr=False, compare=False)
 
@@ -337,12 +338,13 @@ class FakeDiscord:
 
     def click_forged(self, message_id: int | str, custom_id: str, *, user_id: int = 4000,
                      permissions: int | None = None) -> Interaction:
-        """A button click with any custom_id, on the message or not: what a modified client,
-        or a button from an older version of the bot, sends. Discord relays it as is."""
+        """Clicks a button with any custom_id: the button is first added to the stored message,
+        as on a message from an older version of the bot (Discord only relays clicks on
+        components that the message really has, and so does discord.py)."""
         message = self.messages[str(message_id)]
-        data: Json = {"custom_id": custom_id, "component_type": 2}
-        return self._interact(3, data, user_id, True, message.channel_id, 8 * 1024 * 1024,
-                              permissions, message)
+        button = {"type": 2, "style": 2, "label": "old", "custom_id": custom_id}
+        message.components = [*message.components, {"type": 1, "components": [button]}]
+        return self.click(message_id, custom_id, user_id=user_id, permissions=permissions)
 
     def _find_command(self, name: str, guild: bool) -> Json:
         scopes = ([str(self.guild_id)] if guild else []) + ["global"]
@@ -415,6 +417,14 @@ class FakeDiscord:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return interaction
+
+    def forget_uploads(self) -> None:
+        """Drops the bytes of every recorded upload (names are kept): for memory measurements
+        of a bot under test, which should not count the fake's evidence."""
+        for rec in self.requests:
+            rec.files = [(name, b"") for name, _ in rec.files]
+        for message in self.messages.values():
+            message.attachments = [(name, b"") for name, _ in message.attachments]
 
     # -- fault injection --------------------------------------------------------------------
 
@@ -534,6 +544,7 @@ class FakeDiscord:
             return TOO_LARGE
         body = rec.json or {}
         interaction.callbacks.append(body)
+        interaction.answered_at = asyncio.get_running_loop().time()
         kind, data = body.get("type"), body.get("data") or {}
         message = None
         if kind == 4:  # a message
