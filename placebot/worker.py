@@ -77,6 +77,7 @@ class Worker:
         self.journal = journal
         self.timer = JobTimer()
         self._stopping = False
+        self._interrupt_for_shutdown = False  # read by the render thread between steps
         self._task: asyncio.Task | None = None
         self.idle = asyncio.Event()
         self.idle.set()
@@ -101,8 +102,6 @@ class Worker:
             await self.idle.wait()
         if self._task:
             self._task.cancel()
-
-    _interrupt_for_shutdown = False
 
     async def run(self) -> None:
         while not self._stopping and await self._run_next():

@@ -71,3 +71,22 @@ def test_explicit_vram_mode_is_kept_and_cpu_is_always_full():
 
 def test_out_of_memory_retry_steps_down_one_mode_at_a_time():
     assert [lower_vram_mode(m) for m in ("full", "low", "minimal")] == ["low", "minimal", None]
+
+
+def test_on_a_gpu_switching_models_unloads_the_other_first(monkeypatch):
+    """A 4 GB card can't hold both: get('1.5') unloads 1.4 before loading."""
+    from pipeline.models import LoadedModel
+
+    loads = []
+
+    def fake_load(self, key, device, mode):
+        loads.append((key, tuple(self.loaded_keys)))
+        return LoadedModel(key, key, object(), None, device, None, mode)
+
+    monkeypatch.setattr("pipeline.models.resolve_device", lambda requested: "cuda")
+    monkeypatch.setattr("pipeline.models.choose_vram_mode", lambda *args: "low")
+    monkeypatch.setattr(ModelStore, "_load", fake_load)
+    store = ModelStore({"1.4": "a", "1.5": "b"}, device="cuda")
+    store.get("1.4")
+    store.get("1.5")
+    assert loads == [("1.4", ()), ("1.5", ())] and store.loaded_keys == ["1.5"]

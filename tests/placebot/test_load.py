@@ -40,7 +40,7 @@ def _live_job_objects() -> dict:
     gc.collect()
     kinds = {"Job": Job, "RenderResult": RenderResult, "Interaction": discord.Interaction}
     alive = gc.get_objects()
-    return {name: sum(isinstance(o, kind) for o in alive) for name, kind in kinds.items()}
+    return {name: sum(type(o) is kind for o in alive) for name, kind in kinds.items()}
 
 
 async def _burst(fake, count, users, first_user):

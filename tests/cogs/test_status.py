@@ -1,0 +1,40 @@
+"""/place_status and the presence line."""
+
+from tests.support.bot_harness import embed_fields, wait_result
+
+
+async def test_place_status_shows_queue_model_device_mode_and_average(fake, start_bot):
+    async with start_bot():
+        await wait_result(fake, fake.slash("place"))
+        status = fake.slash("place_status", user_id=2)
+        await fake.wait_for(lambda: status.callbacks)
+    callback = status.callbacks[0]
+    assert callback["type"] == 4 and callback["data"]["flags"] & 64
+    fields = {f["name"]: f["value"] for f in callback["data"]["embeds"][0]["fields"]}
+    assert fields["Waiting"] == "0" and fields["Device"] == "cpu"
+    assert fields["Loaded model"] == "SD 1.4" and fields["VRAM mode"] == "full"
+    assert fields["Average job time"].endswith(" s")
+
+
+async def test_presence_shows_model_state_and_queue_length(fake, start_bot):
+    async with start_bot():
+        presence = await fake.wait_for(lambda: fake.presences and fake.presences[-1])
+    activity = presence["activities"][0]
+    assert "/place" in activity["state"] and "waiting" in activity["state"]
+
+
+async def test_waiting_compatible_jobs_are_rendered_in_one_batch(fake, start_bot, gated):
+    """Three jobs that wait behind a running one go to the GPU together, each with its seed."""
+    async with start_bot(max_batch=4):
+        gated.close()
+        first = fake.slash("place", user_id=1)
+        await fake.wait_for(lambda: gated.entered.is_set())
+        waiting = []
+        for user in (2, 3, 4):
+            waiting.append(fake.slash("place", {"seed": user}, user_id=user))
+            await fake.wait_for(lambda: waiting[-1].original and "position" in
+                                waiting[-1].original.content)
+        gated.open()
+        results = [await wait_result(fake, i) for i in (first, *waiting)]
+    assert gated.calls == 2
+    assert [embed_fields(r)["Seed"] for r in results[1:]] == ["2", "3", "4"]
