@@ -114,19 +114,23 @@ class PlaceBot(commands.Bot):
                  self.user.id if self.user else "?", len(self.guilds))
 
     async def shutdown(self) -> None:
-        """Graceful stop (SIGINT/SIGTERM): keep every accepted job, then close."""
-        if self._stopping:
-            return
-        self._stopping = True
-        log.info("shutting down: no new jobs; waiting jobs are kept for the restart")
-        try:
-            await self.service.shutdown(self.shutdown_grace_s)
-        finally:
-            await self.close()
+        """Graceful stop (SIGINT/SIGTERM); the same as close()."""
+        await self.close()
 
     async def close(self) -> None:
-        for task in (getattr(self, "_heartbeat", None), self.worker and self.worker.task):
-            if task is not None:
-                task.cancel()
+        """Stop gracefully: no new jobs, waiting users told their job is kept, the running
+        job finished (or stopped within a step after the grace period and kept), and only then
+        the connection closed. Every path out of the bot comes through here."""
+        if not self._stopping:
+            self._stopping = True
+            log.info("shutting down: no new jobs; waiting jobs are kept for the restart")
+            if self.worker is not None:
+                try:
+                    await self.service.shutdown(self.shutdown_grace_s)
+                except Exception:
+                    log.exception("error during graceful shutdown")
+        heartbeat = getattr(self, "_heartbeat", None)
+        if heartbeat is not None:
+            heartbeat.cancel()
         await super().close()
         self.journal.close()

@@ -19,7 +19,14 @@ import discord
 from PIL import Image
 
 from pipeline.engine import RenderResult
-from pipeline.outputs import file_stem, filmstrip, job_metadata, png_bytes, save_result
+from pipeline.outputs import (
+    animation_bytes,
+    file_stem,
+    filmstrip,
+    job_metadata,
+    png_bytes,
+    save_result,
+)
 from placebot.jobqueue import Job
 from placebot.messages import user_message
 from placebot.views import cancel_view, result_embed, result_view
@@ -84,15 +91,19 @@ def _jpeg(image: Image.Image, quality: int, scale: float = 1.0) -> bytes:
 
 
 def encode_result_files(result: RenderResult, size_limit: int) -> list[tuple[str, bytes]]:
-    """The final image and the filmstrip, in the best encoding that fits the upload limit.
+    """The final image, the filmstrip and the animation, in the best encoding that fits.
 
-    PNGs carry the parameters in their metadata; when they are too large for this server,
-    JPEGs (and then a smaller strip, then the final image alone) are used instead.
+    PNGs carry the parameters in their metadata; when all three are too large for this
+    server, the animation goes first, then JPEGs (then a smaller strip, then the final image
+    alone) are used instead.
     """
     stem = file_stem(result)
     metadata = job_metadata(result)
     strip = filmstrip(result.frames)
     ladder = [
+        lambda: [(f"{stem}.png", png_bytes(result.final, metadata)),
+                 (f"{stem}_strip.png", png_bytes(strip, metadata)),
+                 (f"{stem}.webp", animation_bytes(result.frames))],
         lambda: [(f"{stem}.png", png_bytes(result.final, metadata)),
                  (f"{stem}_strip.png", png_bytes(strip, metadata))],
         lambda: [(f"{stem}.png", png_bytes(result.final, metadata)),

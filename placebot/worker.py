@@ -90,8 +90,9 @@ class Worker:
         self._task = asyncio.create_task(self.run(), name="place-worker")
         return self._task
 
-    async def stop(self, grace_s: float) -> None:
-        """Stop taking batches; let the running one finish for grace_s, then interrupt it."""
+    async def stop(self, grace_s: float, interrupt_s: float = 3.0) -> None:
+        """Stop taking batches; let the running one finish (its result delivered and
+        journalled) for grace_s, then interrupt it between two steps (it stays journalled)."""
         self._stopping = True
         self.queue.close()
         try:
@@ -99,7 +100,10 @@ class Worker:
         except TimeoutError:
             log.info("interrupting the running job for shutdown")
             self._interrupt_for_shutdown = True
-            await self.idle.wait()
+            try:
+                await asyncio.wait_for(self.idle.wait(), interrupt_s)
+            except TimeoutError:
+                log.error("the running job did not stop within %g s; leaving it", interrupt_s)
         if self._task:
             self._task.cancel()
 

@@ -57,7 +57,11 @@ def start_bot(fake, tmp_path, tiny_model_dir, gated):
     async def start(renderer=None, data_dir=None, **changes):
         settings = bot_settings(data_dir or tmp_path / "data", tiny_model_dir, **changes)
         bot = PlaceBot(settings, renderer=renderer or gated, guild_ready_timeout=0.05)
+        bot.shutdown_grace_s = 0.5  # tests' jobs are short; don't wait Docker's full grace
         async with fake.running(bot):
-            yield bot
+            try:
+                yield bot
+            finally:
+                gated.open()  # a job held at the gate must be able to end for the shutdown
 
     return start

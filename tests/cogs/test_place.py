@@ -1,6 +1,7 @@
 """/place through the real bot and discord.py, over a socket to the fake Discord."""
 
 import asyncio
+import itertools
 
 from pipeline.outputs import read_metadata
 from tests.support.bot_harness import custom_ids, embed_fields, wait_result
@@ -34,7 +35,8 @@ async def test_place_without_options_defers_and_posts_the_result(fake, start_bot
         result = await wait_result(fake, interaction)
     assert interaction.callbacks[0]["type"] == 5  # deferred within Discord's 3 s
     names = [name for name, _ in result.attachments]
-    assert len(names) == 2 and names[0].endswith(".png") and "_strip" in names[1]
+    assert len(names) == 3 and names[0].endswith(".png") and "_strip" in names[1]
+    assert names[2].endswith(".webp")  # the passes as an animation
     fields = embed_fields(result)
     assert fields["Model"].endswith("") and fields["Passes"] == "2" and fields["Strength"] == "0.5"
     assert read_metadata(result.attachments[0][1])["seed"] == int(fields["Seed"])
@@ -174,7 +176,7 @@ async def test_a_result_after_the_token_expired_is_posted_in_the_channel(fake, s
         gated.open()
         posted = await fake.wait_for(lambda: [m for m in fake.messages.values()
                                               if m.interaction_token is None and m.embeds])
-    assert posted[0].content.startswith("<@9>") and len(posted[0].attachments) == 2
+    assert posted[0].content.startswith("<@9>") and len(posted[0].attachments) == 3
 
 
 async def test_a_burst_of_20_users_all_get_exactly_one_result(fake, start_bot):
@@ -185,7 +187,7 @@ async def test_a_burst_of_20_users_all_get_exactly_one_result(fake, start_bot):
         assert all(i.callbacks[0]["type"] == 5 for i in interactions)
         results = [m for m in fake.messages.values() if m.embeds]
         assert len(results) == 20
-        assert {bot.journal.state(job_id) for job_id in _job_ids(bot)} == {"done"}
+        await fake.wait_for(lambda: {bot.journal.state(i) for i in _job_ids(bot)} == {"done"})
 
 
 def _job_ids(bot):
@@ -193,25 +195,17 @@ def _job_ids(bot):
     return [row[0] for row in rows]
 
 
-async def test_gateway_heartbeats_flow_while_a_job_renders(fake, start_bot, gated):
-    """The render runs off the event loop: heartbeats keep being sent during a long job."""
-    async with start_bot():
-        gated.close()
+async def test_gateway_heartbeats_flow_while_a_job_renders(fake, start_bot, renderer):
+    """A render of several seconds runs off the event loop: heartbeats keep their rhythm."""
+    async with start_bot(renderer=renderer, steps=50, strength=1.0, recursions=1):
         interaction = fake.slash("place")
-        await asyncio.to_thread(gated.entered.wait, 10)
-        before = len(fake.heartbeats)
-        blocker = asyncio.to_thread(_busy_render, gated)
-        await blocker
-        during = len(fake.heartbeats) - before
-        gated.open()
+        await fake.wait_for(lambda: interaction.original and
+                            "Dreaming" in interaction.original.content, 30)
+        started = asyncio.get_running_loop().time()
         await wait_result(fake, interaction)
-    assert during >= 2
-
-
-def _busy_render(gated):
-    """Holds the job for 2.5 s of real rendering work on the CPU, as a long job would."""
-    import time
-
-    deadline = time.monotonic() + 2.5
-    while time.monotonic() < deadline:
-        sum(i * i for i in range(10_000))
+        ended = asyncio.get_running_loop().time()
+    during = [t for t in fake.heartbeats if started <= t <= ended]
+    gaps = [b - a for a, b in itertools.pairwise(during)]
+    assert ended - started >= 2.0  # a real multi-second render (100 UNet steps)
+    assert len(during) >= int(ended - started) - 1
+    assert max(gaps) < 1.6  # the fake asks for one every second

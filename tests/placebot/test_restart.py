@@ -33,7 +33,8 @@ async def test_jobs_kept_over_a_restart_are_posted_in_their_channel(fake, start_
     async with start_bot(data_dir=data) as bot:
         posted = await fake.wait_for(lambda: len(_channel_results(fake)) == 2 and
                                      _channel_results(fake), timeout=60)
-        assert bot.journal.recover() == ([], [])
+        ids = [row[0] for row in bot.journal._db.execute("SELECT job_id FROM jobs")]
+        await fake.wait_for(lambda: {bot.journal.state(i) for i in ids} == {"done"})
     seeds = sorted(embed_fields(m)["Seed"] for m in posted)
     assert seeds == ["1", "2"]
     assert {m.content.split()[0] for m in posted} == {"<@1>", "<@2>"}
