@@ -155,7 +155,6 @@ class DiscordReporter:
             if job.context.shown_position != position and job.context.token_alive():
                 job.context.shown_position = position
                 await self._edit_live(job, content=self.queued_text(job))
-        self.bot.dispatch("place_queue_changed")
 
     async def loading(self, jobs: Sequence[Job]) -> None:
         model = jobs[0].render.model
@@ -174,7 +173,8 @@ class DiscordReporter:
         if not job.context.token_alive():
             return
         text = f"Dreaming: pass {pass_number}/{job.render.passes}…"
-        await self._edit_live(job, content=text, attachments=[preview_file(frames)])
+        preview = await asyncio.to_thread(preview_file, frames)  # encoding is CPU work
+        await self._edit_live(job, content=text, attachments=[preview])
 
     # ----- endings: exactly one of these per job
     async def finished(self, job: Job, result: RenderResult) -> None:
