@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import sys
 
@@ -34,6 +35,9 @@ def main() -> int:
     except SettingsError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
+    # The CUDA driver compiles some kernels (cuDNN attention) on a machine's first run, 3-4 s
+    # (bench/PROPOSED_CHANGES.md §2): keep its cache with the bot's data, on the Docker volume.
+    os.environ.setdefault("CUDA_CACHE_PATH", str(settings.data_dir.resolve() / "cuda-cache"))
     # Imported after the settings check: torch takes seconds to import, a typo should not.
     import discord
 

@@ -3,10 +3,12 @@
 VRAM modes (PLACE_VRAM_MODE):
 - full:    everything on the GPU.
 - low:     the empty prompt is encoded once and the text encoder leaves the GPU (it is never
-           needed again); the VAE decodes a batch one image at a time. Same speed as full,
-           a job stays under 3 GiB.
-- minimal: diffusers' sequential CPU offload: each layer visits the GPU only while it runs.
-           Several times slower; fits cards with about 1.5 GiB free.
+           needed again); the VAE decodes a batch one image at a time; the process's CUDA
+           allocator is capped at 3 GiB, so it hands back cached blocks instead of growing.
+           Same speed as full; a job, or a batch of 4, stays within 3 GiB.
+- minimal: diffusers' group offloading, layer by layer, the next layer's weights copied on a
+           side stream while one computes. About 12x slower than full (18 s a job on an
+           H100); stays near 1 GiB.
 - auto:    picks by the GPU's free memory.
 Attention slicing (the original's "required to fit in 4GB") is slower than PyTorch's SDPA
 and is not needed below 3 GiB any more, so no mode uses it.
@@ -31,6 +33,7 @@ GIB = 1024**3
 VRAM_MODES = ("full", "low", "minimal")
 FULL_MODE_MIN_FREE = 10 * GIB  # room for batches of several jobs at full speed
 LOW_MODE_MIN_FREE = 3.5 * GIB
+LOW_MODE_CAP = 3 * GIB  # what `low` promises; peak allocated is 2.5 GiB with a batch of 4
 
 
 def quiet_libraries() -> None:
@@ -206,17 +209,41 @@ class ModelStore:
 
 def _place_on_device(pipe, device: str, mode: str) -> torch.Tensor:
     """Move the pipeline's parts per VRAM mode; return the empty prompt's embedding."""
+    from pipeline.accel import accelerate
+
     pipe.set_progress_bar_config(disable=True)
     if mode == "minimal":
-        pipe.enable_sequential_cpu_offload()
-        return _encode_empty_prompt(pipe, "cuda")
-    pipe.to(device)
-    embeds = _encode_empty_prompt(pipe, device)
+        embeds = _offload_by_layer(pipe)
+    else:
+        pipe.to(device)
+        embeds = _encode_empty_prompt(pipe, device)
     if mode == "low":
         pipe.text_encoder.to("cpu")
         pipe.vae.enable_slicing()
         _free_memory()
+        _cap_process_memory(LOW_MODE_CAP)
+    accelerate(pipe, device, mode)  # CUDA graphs etc.; nothing on the CPU
     return embeds
+
+
+def _offload_by_layer(pipe) -> torch.Tensor:
+    """minimal: weights stay in pinned CPU memory, each layer's are copied in on a side stream
+    while the previous layer computes (4.5x faster than enable_sequential_cpu_offload)."""
+    cuda = torch.device("cuda")
+    pipe.text_encoder.to(cuda)
+    embeds = _encode_empty_prompt(pipe, "cuda")
+    pipe.text_encoder.to("cpu")  # never needed again
+    for part in (pipe.unet, pipe.vae):
+        part.enable_group_offload(onload_device=cuda, offload_type="leaf_level", use_stream=True)
+    _free_memory()
+    return embeds
+
+
+def _cap_process_memory(limit: float) -> None:
+    """Keep this process's CUDA allocator under `limit` bytes: past it, it frees its cache and
+    retries (and raises OutOfMemoryError only if the live tensors need more)."""
+    total = torch.cuda.get_device_properties(torch.cuda.current_device()).total_memory
+    torch.cuda.set_per_process_memory_fraction(min(1.0, limit / total))
 
 
 @torch.inference_mode()

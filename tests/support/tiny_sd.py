@@ -8,27 +8,11 @@ encoder with 77 tokens; the widths are tiny so a step costs milliseconds on a CP
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
 
-
-def _byte_chars() -> list[str]:
-    """GPT-2's printable stand-in for each of the 256 byte values (CLIP's byte-level BPE)."""
-    printable = [*range(33, 127), *range(161, 173), *range(174, 256)]
-    others = [b for b in range(256) if b not in printable]
-    table = dict(zip(printable, printable, strict=True))
-    table.update({b: 256 + i for i, b in enumerate(others)})
-    return [chr(table[b]) for b in range(256)]
-
-
-def _write_tokenizer(folder: Path) -> None:
-    chars = _byte_chars()
-    vocab = chars + [c + "</w>" for c in chars] + ["<|startoftext|>", "<|endoftext|>"]
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "vocab.json").write_text(json.dumps({tok: i for i, tok in enumerate(vocab)}))
-    (folder / "merges.txt").write_text("#version: 0.2\n")
+from bench.sd15 import write_tokenizer  # the same byte-level CLIP vocabulary as the bench
 
 
 def build_tiny_sd(folder: Path, seed: int = 0) -> Path:
@@ -72,11 +56,8 @@ def build_tiny_sd(folder: Path, seed: int = 0) -> Path:
             pad_token_id=1, vocab_size=1000, max_position_embeddings=77,
         )
     )
-    tokenizer_dir = folder / "_tokenizer_src"
-    _write_tokenizer(tokenizer_dir)
-    tokenizer = CLIPTokenizer(
-        str(tokenizer_dir / "vocab.json"), str(tokenizer_dir / "merges.txt"), model_max_length=77
-    )
+    vocab, merges = write_tokenizer(folder / "_tokenizer_src")
+    tokenizer = CLIPTokenizer(str(vocab), str(merges), model_max_length=77)
     scheduler = PNDMScheduler(
         beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", skip_prk_steps=True,
         steps_offset=1,
