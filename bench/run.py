@@ -42,11 +42,12 @@ TARGETS = {  # issue 5, on one H100
     "T4_extra_s": 3.0, "T5_mad_255": 2.0,
 }
 # variants of pipeline/accel.py for T1 (keyword arguments of accelerate; None: not applied)
+# (background_compile off: its compiled path is measured by bench/compiled.py once ready)
 VARIANTS = {
     "project-eager": None,
-    "graphs": {"unet_layout": "contiguous"},
-    "graphs+channels_last": {"unet_layout": "channels_last"},
-    "graphs+auto": {"unet_layout": "auto"},  # accelerate()'s default
+    "graphs": {"unet_layout": "contiguous", "background_compile": False},
+    "graphs+channels_last": {"unet_layout": "channels_last", "background_compile": False},
+    "graphs+auto": {"unet_layout": "auto", "background_compile": False},  # the default layout
 }
 DEFAULT_VARIANT = "graphs+auto"
 

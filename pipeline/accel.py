@@ -54,6 +54,7 @@ class _Entry:
     graph: torch.cuda.CUDAGraph
     inputs: list[torch.Tensor]
     output: torch.Tensor
+    fn: Callable[..., torch.Tensor]  # what was captured: the eager fn or a compiled one
 
 
 class GraphedCall:
@@ -65,8 +66,12 @@ class GraphedCall:
     """
 
     def __init__(self, fn: Callable[..., torch.Tensor], name: str, pool: GraphPool, *,
-                 anchor: torch.Tensor, max_graphs: int = MAX_GRAPHS, warmup_runs: int = 2):
+                 anchor: torch.Tensor, max_graphs: int = MAX_GRAPHS, warmup_runs: int = 2,
+                 compiler=None):
         self.fn = fn
+        self.compiler = compiler  # pipeline.compiler.BackgroundCompiler, or None
+        self._promoted: dict[tuple, Callable[..., torch.Tensor]] = {}
+        self._requested: set[tuple] = set()
         self.name = name
         self.pool = pool
         self.max_graphs = max_graphs
@@ -89,12 +94,17 @@ class GraphedCall:
                 self._graphs.clear()
                 self._anchor_ptr = self._anchor.data_ptr()
             key = self._key(inputs)
+            fn = self._promoted.get(key, self.fn)
             entry = self._graphs.get(key)
+            if entry is not None and entry.fn is not fn:  # a compiled fn was promoted
+                del self._graphs[key]
+                entry = None
             if entry is None:
-                entry = self._capture(inputs)
+                entry = self._capture(inputs, fn)
                 self._graphs[key] = entry
                 while len(self._graphs) > self.max_graphs:
                     self._graphs.popitem(last=False)
+                self._ask_compiler(key, entry)
             else:
                 self._graphs.move_to_end(key)
             for static, value in zip(entry.inputs, inputs, strict=True):
@@ -105,7 +115,17 @@ class GraphedCall:
             entry.graph.replay()
             return entry.output.clone()
 
-    def _capture(self, inputs) -> _Entry:
+    def promote(self, key: tuple, fn: Callable[..., torch.Tensor]) -> None:
+        """From the next call of this shape on, capture and replay `fn` (a compiled twin)."""
+        with self._lock:
+            self._promoted[key] = fn
+
+    def _ask_compiler(self, key: tuple, entry: _Entry) -> None:
+        if self.compiler is not None and key not in self._requested:
+            self._requested.add(key)
+            self.compiler.request(self, key, [x.clone() for x in entry.inputs])
+
+    def _capture(self, inputs, fn) -> _Entry:
         started = time.perf_counter()
         device = self._anchor.device
         static = [
@@ -117,16 +137,16 @@ class GraphedCall:
         side.wait_stream(torch.cuda.current_stream(device))
         with torch.cuda.stream(side):  # first calls pick kernels and allocate workspaces
             for _ in range(self.warmup_runs):
-                self.fn(*static)
+                fn(*static)
         torch.cuda.current_stream(device).wait_stream(side)
         graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(graph, pool=self.pool.handle, capture_error_mode="thread_local"):
-            output = self.fn(*static)
+            output = fn(*static)
         self.captures += 1
         self.capture_seconds.append(round(time.perf_counter() - started, 3))
         log.debug("captured a CUDA graph of %s for %s", self.name,
                   [tuple(x.shape) for x in inputs])
-        return _Entry(graph, static, output)
+        return _Entry(graph, static, output, fn)
 
 
 class GraphPool:
@@ -264,6 +284,7 @@ class Acceleration:
     undo_steps: list[Callable[[], None]] = field(default_factory=list)
     unet_layout: str = "contiguous"
     twin: object = None  # the channels_last copy of the UNet, where one is kept
+    compiler: object = None  # pipeline.compiler.BackgroundCompiler, where one runs
 
     @property
     def captures(self) -> int:
@@ -277,9 +298,12 @@ class Acceleration:
             "capture_seconds": {name: g.capture_seconds for name, g in self.graphs.items()},
             "unet_layout": self.unet_layout,
             "channels_last_twin": self.twin is not None,
+            "background_compile": self.compiler.describe() if self.compiler else None,
         }
 
     def undo(self) -> None:
+        for graphed in self.graphs.values():
+            graphed.compiler = None  # no new requests; a compile under way finishes unused
         for step in reversed(self.undo_steps):
             step()
         self.undo_steps.clear()
@@ -301,10 +325,20 @@ def _room_for_twin(device) -> bool:
     return free >= TWIN_MIN_FREE
 
 
+def can_compile() -> bool:
+    """torch.compile's GPU backend needs Triton and a GPU of compute capability 7.0 or more."""
+    try:
+        import triton  # noqa: F401
+    except ImportError:
+        return False
+    return torch.cuda.is_available() and torch.cuda.get_device_capability() >= (7, 0)
+
+
 def accelerate(pipe, device: str, vram_mode: str, *, cuda_graphs: bool = True,
                unet_layout: str = "auto", vae_graphs: bool | None = None,
                cpu_timesteps: bool = True, fast_images: bool = True,
-               allow_cpu: bool = False) -> Acceleration | None:
+               allow_cpu: bool = False,
+               background_compile: bool | None = None) -> Acceleration | None:
     """Install the speed-ups on a pipeline already placed per VRAM mode; None on the CPU.
 
     unet_layout: "contiguous", "channels_last", or "auto": in full mode, if TWIN_MIN_FREE is
@@ -312,6 +346,9 @@ def accelerate(pipe, device: str, vram_mode: str, *, cuda_graphs: bool = True,
     the contiguous UNet the larger ones; otherwise the one UNet goes channels_last (batch 1,
     the single user's wait, is what it speeds up).
     vae_graphs (default: full mode only) saves about 2 ms a pass; low mode keeps the memory.
+    background_compile (default: full mode, where Triton is usable): compile each graphed
+    shape with torch.compile in a background thread and swap it in once it checks out
+    (pipeline/compiler.py); jobs never wait for it.
 
     Calling it again replaces what an earlier call installed (the bench compares variants on
     one loaded pipeline); the result is also kept as pipe._place_acceleration. allow_cpu
@@ -363,5 +400,13 @@ def accelerate(pipe, device: str, vram_mode: str, *, cuda_graphs: bool = True,
                 coder = getattr(pipe.vae, name)
                 accel.graphs[f"vae_{name}"] = _graph_coder(coder, f"vae_{name}", pool)
                 accel.undo_steps.append(_drop_attribute(coder, "forward"))
+        if background_compile is None:
+            background_compile = vram_mode == "full" and can_compile()
+        if background_compile:
+            from pipeline.compiler import BackgroundCompiler
+
+            accel.compiler = BackgroundCompiler()
+            for graphed in accel.graphs.values():
+                graphed.compiler = accel.compiler
     log.info("GPU speed-ups on: %s", accel.describe())
     return accel
