@@ -6,6 +6,7 @@ restart; an id that does not parse, or a job that is gone, gets an ephemeral exp
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import discord
@@ -59,6 +60,8 @@ class PlaceButtons(commands.Cog, name="PlaceButtons"):
                 "Only the person who asked for this job can cancel it.", ephemeral=True)
             return
         job = self.bot.queue.find(action.job_id)
+        if job is not None and job.user_id != interaction.user.id:  # a forged id
+            job = None
         if job is None:
             await interaction.response.send_message(
                 "This job is no longer waiting or running.", ephemeral=True)
@@ -67,9 +70,9 @@ class PlaceButtons(commands.Cog, name="PlaceButtons"):
         removed = job.state is JobState.CANCELLED  # it was still waiting: the worker won't see it
         await interaction.response.send_message(
             "Your job was cancelled." if removed else "Cancelling your job…", ephemeral=True)
-        if removed:
+        if removed:  # journalled first: a restart must never render a cancelled job
+            await asyncio.to_thread(self.bot.journal.mark_cancelled, job.id)
             await self.bot.reporter.cancelled(job)
-            self.bot.journal.mark_cancelled(job.id)
             await self.bot.reporter.queue_moved()
 
 

@@ -63,7 +63,8 @@ def animation_bytes(frames: list[Image.Image], fmt: str = "WEBP", size: int = 51
 def file_stem(result: RenderResult) -> str:
     """A name built from validated numbers only: no user text reaches a path."""
     job = result.job
-    return f"place{job.crop.canvas}_{job.crop.x}_{job.crop.y}_sd{job.model}_seed{job.seed}"
+    return (f"place{job.crop.canvas}_{job.crop.x}_{job.crop.y}_sd{job.model}_seed{job.seed}"
+            f"_s{job.strength:g}_st{job.steps}_p{job.passes}")
 
 
 def save_result(result: RenderResult, folder: Path) -> dict[str, Path]:

@@ -8,6 +8,7 @@ with 401/404) is posted as a channel message that mentions the user instead.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import logging
 import time
@@ -27,7 +28,7 @@ from pipeline.outputs import (
     png_bytes,
     save_result,
 )
-from placebot.jobqueue import Job
+from placebot.jobqueue import Job, JobState
 from placebot.messages import user_message
 from placebot.views import cancel_view, result_embed, result_view
 
@@ -53,6 +54,9 @@ class Delivery:
     size_limit: int = DEFAULT_SIZE_LIMIT
     interaction: discord.Interaction | None = field(default=None, repr=False)
     shown_position: int | None = None
+    # Set once the interaction is deferred and the job acknowledged: the worker's edits wait
+    # for it, so that "Queued: position 1" can never land after "Dreaming".
+    acknowledged: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
 
     @classmethod
     def from_interaction(cls, interaction: discord.Interaction) -> Delivery:
@@ -136,6 +140,8 @@ class DiscordReporter:
 
     def __init__(self, bot: PlaceBot):
         self.bot = bot
+        self._positions_dirty = False
+        self._positions_task: asyncio.Task | None = None
 
     # ----- what the user sees while waiting
     def queued_text(self, job: Job) -> str:
@@ -146,34 +152,58 @@ class DiscordReporter:
         return f"Queued: position {position} ({ahead} ahead{eta_text})."
 
     async def acknowledge(self, job: Job) -> None:
-        job.context.shown_position = self.bot.queue.position(job)
-        await self._edit_live(job, content=self.queued_text(job), view=cancel_view(job))
+        """The first word on an accepted job (unless the worker already took it)."""
+        try:
+            if job.state is JobState.QUEUED:
+                job.context.shown_position = self.bot.queue.position(job)
+                await self._edit_live(job, content=self.queued_text(job), view=cancel_view(job),
+                                      acknowledging=True)
+        finally:
+            job.context.acknowledged.set()
 
     async def queue_moved(self) -> None:
-        for job in self.bot.queue.waiting:
-            position = self.bot.queue.position(job)
-            if job.context.shown_position != position and job.context.token_alive():
-                job.context.shown_position = position
-                await self._edit_live(job, content=self.queued_text(job))
+        """Refresh waiting users' positions in the background: the worker must not wait on
+        chat edits (or their rate limits) between two renders. Calls that come while a
+        refresh runs are folded into one more refresh."""
+        self._positions_dirty = True
+        if self._positions_task is None or self._positions_task.done():
+            self._positions_task = asyncio.create_task(self._refresh_positions())
+
+    async def _refresh_positions(self) -> None:
+        while self._positions_dirty:
+            self._positions_dirty = False
+            updates = []
+            for job in self.bot.queue.waiting:
+                position = self.bot.queue.position(job)
+                if job.context.shown_position != position and job.context.token_alive():
+                    job.context.shown_position = position
+                    updates.append(self._edit_live(job, content=self.queued_text(job)))
+            results = await asyncio.gather(*updates, return_exceptions=True)
+            for error in (r for r in results if isinstance(r, Exception)):
+                log.warning("could not update a queue position: %s", error)
 
     async def loading(self, jobs: Sequence[Job]) -> None:
         model = jobs[0].render.model
         text = (f"Loading Stable Diffusion {model}: the first request after a start takes a "
                 "while (the very first one downloads the model, about 2 GB).")
-        for job in jobs:
-            await self._edit_live(job, content=text)
+        await self._edit_all(jobs, lambda job: text)
 
     async def started(self, jobs: Sequence[Job]) -> None:
+        await self._edit_all(jobs, lambda job: f"Dreaming: pass 0/{job.render.passes}…")
+
+    async def _edit_all(self, jobs: Sequence[Job], text) -> None:
         for job in jobs:
             job.context.shown_position = 0
-            text = f"Dreaming: pass 0/{job.render.passes}…"
-            await self._edit_live(job, content=text, view=cancel_view(job))
+        await asyncio.gather(*(self._edit_live(job, content=text(job), view=cancel_view(job))
+                               for job in jobs))
 
     async def progress(self, job: Job, pass_number: int, frames: list) -> None:
         if not job.context.token_alive():
             return
         text = f"Dreaming: pass {pass_number}/{job.render.passes}…"
         preview = await asyncio.to_thread(preview_file, frames)  # encoding is CPU work
+        if job.state is not JobState.RUNNING:  # it ended meanwhile: don't cover its ending
+            return
         await self._edit_live(job, content=text, attachments=[preview])
 
     # ----- endings: exactly one of these per job
@@ -206,8 +236,12 @@ class DiscordReporter:
 
     async def failed(self, job: Job, error: Exception) -> None:
         text = f"Sorry, your /place failed: {user_message(error)}."
-        if not await self._edit_live(job, content=text, view=None, final=True):
-            await self._post(job, content=f"<@{job.user_id}> {text}")
+        try:
+            if await self._edit_live(job, content=text, view=None, final=True):
+                return
+        except discord.HTTPException as exc:
+            log.warning("could not edit the failure of job %s in (%s); posting it", job.id, exc)
+        await self._post(job, content=f"<@{job.user_id}> {text}")
 
     async def cancelled(self, job: Job) -> None:
         await self._edit_live(job, content="Cancelled.", view=None, attachments=[], final=True)
@@ -218,11 +252,15 @@ class DiscordReporter:
         await self._edit_live(job, content=text, view=None)
 
     # ----- transport
-    async def _edit_live(self, job: Job, *, final: bool = False, **fields) -> bool:
+    async def _edit_live(self, job: Job, *, final: bool = False, acknowledging: bool = False,
+                         **fields) -> bool:
         """Edit the interaction's response. False when the token is dead (caller falls back)."""
         delivery = job.context
         if not delivery.token_alive():
             return False
+        if not acknowledging and not delivery.acknowledged.is_set():
+            with contextlib.suppress(TimeoutError, asyncio.TimeoutError):
+                await asyncio.wait_for(delivery.acknowledged.wait(), 10)
         try:
             await delivery.interaction.edit_original_response(**fields)
             return True
@@ -254,8 +292,8 @@ class DiscordReporter:
         try:
             await channel.send(**fields())
             return
-        except discord.Forbidden:
-            log.warning("cannot post in channel %s for job %s; sending a DM instead",
-                        delivery.channel_id, job.id)
+        except (discord.Forbidden, discord.NotFound) as exc:
+            log.warning("cannot post in channel %s for job %s (%s); sending a DM instead",
+                        delivery.channel_id, job.id, exc.status)
         dm = await self.bot.create_dm(discord.Object(delivery.user_id))
         await dm.send(**fields())

@@ -11,7 +11,7 @@ import enum
 import itertools
 import time
 import uuid
-from collections import deque
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -85,6 +85,7 @@ class JobQueue:
         self.user_max = user_max
         self._waiting: deque[Job] = deque()
         self._running: list[Job] = []
+        self._reserved: Counter[int] = Counter()  # places held while a submission is prepared
         self._wakeup = asyncio.Event()
         self._closed = False
 
@@ -104,8 +105,9 @@ class JobQueue:
         return len(self._waiting)
 
     def pending_for(self, user_id: int) -> int:
-        """Jobs of this user that are waiting or running."""
-        return sum(job.user_id == user_id for job in (*self._waiting, *self._running))
+        """Jobs of this user that are waiting, running or being submitted."""
+        held = sum(job.user_id == user_id for job in (*self._waiting, *self._running))
+        return held + self._reserved[user_id]
 
     def check_room(self, user_id: int) -> None:
         """Raise the QueueRefusal a submit() would raise now."""
@@ -113,12 +115,27 @@ class JobQueue:
             raise QueueClosed()
         if self.pending_for(user_id) >= self.user_max:
             raise UserLimitReached(self.user_max)
-        if len(self._waiting) >= self.max_size:
+        if len(self._waiting) + self._reserved.total() >= self.max_size:
             raise QueueFull(self.max_size)
 
-    def submit(self, job: Job) -> int:
+    def reserve(self, user_id: int) -> None:
+        """Hold a place for a job still being prepared (answering Discord, choosing the crop),
+        so that the checks and the place are taken at once: submit(job, reserved=True) uses
+        it, release() gives it back."""
+        self.check_room(user_id)
+        self._reserved[user_id] += 1
+
+    def release(self, user_id: int) -> None:
+        self._reserved[user_id] -= 1
+        if self._reserved[user_id] <= 0:
+            del self._reserved[user_id]
+
+    def submit(self, job: Job, *, reserved: bool = False) -> int:
         """Append the job; return its 1-based position among the waiting jobs."""
-        self.check_room(job.user_id)
+        if reserved:
+            self.release(job.user_id)
+        else:
+            self.check_room(job.user_id)
         self._waiting.append(job)
         self._wakeup.set()
         return len(self._waiting)

@@ -37,30 +37,35 @@ class PlaceService:
     async def submit(self, interaction: discord.Interaction, request: RenderRequest) -> Job | None:
         """Queue the job and answer the interaction; refusals are ephemeral and queue nothing.
 
-        The checks and the submit run with no await between them, so two quick /place from
-        one person cannot both slip under the per-user limit.
+        Validation and the queue's checks run first and take a place at once (no await in
+        between), so two quick /place from one person cannot both slip under the per-user
+        limit; then the interaction is deferred, well inside Discord's 3 seconds, before any
+        slower work.
         """
         user_id = interaction.user.id
         try:
             request.validate()
-            self._check_room(user_id)
-            render = await asyncio.to_thread(request.resolve)  # may decode a canvas (~0.1 s)
-            self._check_room(user_id)
+            self._check_cooldown(user_id)
+            self.bot.queue.reserve(user_id)
         except (ValueError, QueueRefusal) as exc:
             await interaction.response.send_message(user_message(exc), ephemeral=True)
             return None
-        job = Job(user_id=user_id, render=render, context=Delivery.from_interaction(interaction))
-        self.bot.journal.add(job.id, user_id, render.to_dict(), job.context.to_dict())
-        self.bot.queue.submit(job)
+        try:
+            await interaction.response.defer(thinking=True)
+            render = await asyncio.to_thread(request.resolve)  # may decode a canvas (~0.1 s)
+            job = Job(user_id=user_id, render=render,
+                      context=Delivery.from_interaction(interaction))
+            # Written down before the user is told: a restart from here on loses nothing.
+            await asyncio.to_thread(self.bot.journal.add, job.id, user_id, render.to_dict(),
+                                    job.context.to_dict())
+        except BaseException:
+            self.bot.queue.release(user_id)
+            raise
+        self.bot.queue.submit(job, reserved=True)
         self._last_accepted[user_id] = time.monotonic()
         log.info("job %s queued for user %s: %s", job.id, user_id, render)
-        await interaction.response.defer(thinking=True)  # well inside Discord's 3 s
         await self.bot.reporter.acknowledge(job)
         return job
-
-    def _check_room(self, user_id: int) -> None:
-        self._check_cooldown(user_id)
-        self.bot.queue.check_room(user_id)
 
     def _check_cooldown(self, user_id: int) -> None:
         cooldown = self.bot.settings.user_cooldown_s
@@ -81,20 +86,35 @@ class PlaceService:
             job = Job(user_id=entry.user_id, render=RenderJob.from_dict(entry.render),
                       context=Delivery.from_dict(entry.context), id=entry.job_id)
             log.error("giving up on job %s after %d restarts", entry.job_id, entry.starts)
-            await self.bot.reporter.failed(
-                job, PipelineError(f"it was interrupted by {entry.starts} restarts and was dropped")
-            )
+            error = PipelineError(f"it was interrupted by {entry.starts} restarts and was dropped")
+            try:
+                await self.bot.reporter.failed(job, error)
+            except Exception:
+                log.exception("could not tell user %s that job %s was dropped",
+                              entry.user_id, entry.job_id)
         if retry or give_up:
             log.info("recovered %d job(s) from the journal, gave up on %d",
                      len(retry), len(give_up))
         return len(retry)
 
-    async def shutdown(self, grace_s: float) -> None:
-        """Accept nothing new, tell waiting users their job is kept, stop the worker."""
+    async def shutdown(self, grace_s: float, notify_s: float = 2.0) -> None:
+        """Accept nothing new, tell waiting users their job is kept, stop the worker.
+
+        The worker stops taking jobs before anyone is told, and the notices go out together
+        under their own deadline, so that the whole stop fits Docker's 10 seconds."""
+        self.bot.worker.stop_taking_jobs()
         waiting = self.bot.queue.close()
-        for job in waiting:
-            try:
-                await self.bot.reporter.restarting(job)
-            except Exception:
-                log.exception("could not tell the user of job %s about the restart", job.id)
-        await self.bot.worker.stop(grace_s)
+        notices = [self._tell_restarting(job) for job in waiting]
+        stopping = asyncio.ensure_future(self.bot.worker.stop(grace_s))
+        if notices:
+            _done, late = await asyncio.wait(
+                [asyncio.ensure_future(n) for n in notices], timeout=notify_s)
+            for task in late:
+                task.cancel()
+        await stopping
+
+    async def _tell_restarting(self, job: Job) -> None:
+        try:
+            await self.bot.reporter.restarting(job)
+        except Exception:
+            log.exception("could not tell the user of job %s about the restart", job.id)

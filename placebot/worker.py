@@ -9,8 +9,10 @@ and is rendered after the restart.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import time
+from collections import defaultdict
 from collections.abc import Sequence
 from typing import Protocol
 
@@ -79,6 +81,10 @@ class Worker:
         self._stopping = False
         self._interrupt_for_shutdown = False  # read by the render thread between steps
         self._task: asyncio.Task | None = None
+        # Its own thread: the default pool serves quick work (crops, journal) meanwhile, and a
+        # stop need not wait for a render that cannot be interrupted (a model download).
+        self._render_thread = concurrent.futures.ThreadPoolExecutor(1, "render")
+        self._progress: dict[str, list[concurrent.futures.Future]] = defaultdict(list)
         self.idle = asyncio.Event()
         self.idle.set()
 
@@ -90,26 +96,42 @@ class Worker:
         self._task = asyncio.create_task(self.run(), name="place-worker")
         return self._task
 
-    async def stop(self, grace_s: float, interrupt_s: float = 3.0) -> None:
+    def stop_taking_jobs(self) -> None:
+        self._stopping = True
+
+    async def stop(self, grace_s: float, interrupt_s: float = 2.0) -> None:
         """Stop taking batches; let the running one finish (its result delivered and
         journalled) for grace_s, then interrupt it between two steps (it stays journalled)."""
         self._stopping = True
         self.queue.close()
         try:
             await asyncio.wait_for(self.idle.wait(), grace_s)
-        except TimeoutError:
+        except (TimeoutError, asyncio.TimeoutError):  # distinct classes before Python 3.11
             log.info("interrupting the running job for shutdown")
             self._interrupt_for_shutdown = True
             try:
                 await asyncio.wait_for(self.idle.wait(), interrupt_s)
-            except TimeoutError:
+            except (TimeoutError, asyncio.TimeoutError):
                 log.error("the running job did not stop within %g s; leaving it", interrupt_s)
         if self._task:
             self._task.cancel()
+        self._render_thread.shutdown(wait=False, cancel_futures=True)
+
+    @property
+    def rendering(self) -> bool:
+        """True while a render thread is still busy (e.g. after a stop that left it)."""
+        return not self.idle.is_set()
 
     async def run(self) -> None:
-        while not self._stopping and await self._run_next():
-            pass
+        while not self._stopping:
+            try:
+                if not await self._run_next():
+                    break
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the worker must outlive any one batch's trouble
+                log.exception("worker error; carrying on with the next job")
+                self.idle.set()
 
     async def _run_next(self) -> bool:
         """Take and run one batch; False once the worker should stop. The batch is local to
@@ -135,10 +157,10 @@ class Worker:
         return True
 
     async def _run_batch(self, jobs: list[Job]) -> None:
-        model_key = jobs[0].render.model
-        if not self.renderer.store.is_loaded(model_key):
+        if self.renderer.store.is_loaded(jobs[0].render.model):
+            await self._safely(self.reporter.started(jobs))
+        else:  # the load can take minutes: say so, instead of "pass 0" all along
             await self._safely(self.reporter.loading(jobs))
-        await self._safely(self.reporter.started(jobs))
         await self._safely(self.reporter.queue_moved())
         started = time.monotonic()
         try:
@@ -159,14 +181,14 @@ class Worker:
             if job.cancel_reason is not None:
                 await self._end_cancelled(job)
             else:
-                job.state = JobState.DONE
                 await self._deliver(job, result)
 
     async def _render_with_retry(self, jobs: list[Job]) -> list[RenderResult]:
         try:
             return await self._render(jobs)
         except OutOfMemory as exc:
-            lower = self.renderer.store.reload_lower(jobs[0].render.model)
+            store = self.renderer.store
+            lower = await asyncio.to_thread(store.reload_lower, jobs[0].render.model)
             if lower is None:
                 raise
             log.warning("%s; retrying once in VRAM mode %s", exc, lower)
@@ -187,45 +209,68 @@ class Worker:
 
         def on_pass(index: int, number: int, frames: list) -> None:
             job = jobs[index]
-            if job.cancel_reason is None:
+            if job.cancel_reason is None and number < job.render.passes:  # the last: result
                 coroutine = self._safely(self.reporter.progress(job, number, frames))
-                asyncio.run_coroutine_threadsafe(coroutine, loop)
+                self._progress[job.id].append(asyncio.run_coroutine_threadsafe(coroutine, loop))
 
-        return await asyncio.to_thread(
-            self.renderer.render, [job.render for job in jobs],
-            on_pass=on_pass, should_stop=should_stop,
-        )
+        def render():
+            return self.renderer.render([job.render for job in jobs], on_pass=on_pass,
+                                        should_stop=should_stop)
+
+        return await loop.run_in_executor(self._render_thread, render)
+
+    async def _progress_done(self, job: Job) -> None:
+        """Let the job's progress updates land before its ending, never after it."""
+        pending = self._progress.pop(job.id, [])
+        if pending:
+            await asyncio.wait([asyncio.wrap_future(f) for f in pending], timeout=10)
 
     async def _end_stopped(self, jobs: list[Job], reason: str) -> None:
         for job in jobs:
             if reason == SHUTDOWN:
                 job.state = JobState.QUEUED  # kept in the journal, rendered after restart
+                await self._progress_done(job)
+                await self._safely(self.reporter.restarting(job))
             elif reason == "timeout":
                 await self._end_failed(job, JobTimeout(self.job_timeout_s))
             else:
                 await self._end_cancelled(job)
 
     async def _deliver(self, job: Job, result: RenderResult) -> None:
+        job.state = JobState.DONE
+        self.queue.finish([job])  # no longer counts for its user: they may ask again at once
+        await self._progress_done(job)
         try:
             await self.reporter.finished(job, result)
         except Exception as exc:
             log.exception("could not deliver the result of job %s", job.id)
             await self._end_failed(job, exc)
             return
-        if self.journal is not None:
-            self.journal.mark_done(job.id)
+        await self._journal("mark_done", job.id)
 
     async def _end_failed(self, job: Job, error: Exception) -> None:
         job.state = JobState.FAILED
+        self.queue.finish([job])
+        await self._progress_done(job)
+        await self._journal("mark_failed", job.id, str(error))
         await self._safely(self.reporter.failed(job, error))
-        if self.journal is not None:
-            self.journal.mark_failed(job.id, str(error))
 
     async def _end_cancelled(self, job: Job) -> None:
         job.state = JobState.CANCELLED
+        self.queue.finish([job])
+        await self._progress_done(job)
+        await self._journal("mark_cancelled", job.id)
         await self._safely(self.reporter.cancelled(job))
-        if self.journal is not None:
-            self.journal.mark_cancelled(job.id)
+
+    async def _journal(self, method: str, *args) -> None:
+        """Record a job's end. A failing write is logged; the worker goes on (the job may then
+        be rendered again after a restart, which beats stopping every later job)."""
+        if self.journal is None:
+            return
+        try:
+            await asyncio.to_thread(getattr(self.journal, method), *args)
+        except Exception:
+            log.exception("journal: %s%s failed", method, args[:1])
 
     @staticmethod
     async def _safely(coroutine) -> None:

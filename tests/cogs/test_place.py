@@ -28,7 +28,8 @@ async def test_unchanged_commands_are_not_synced_again(fake, start_bot, tmp_path
     assert fake.sync_count == 1
 
 
-async def test_place_without_options_defers_and_posts_the_result(fake, start_bot):
+async def test_place_without_options_defers_and_posts_the_result(fake, start_bot,
+                                                                 tiny_model_dir):
     """Deferred at once, then one message with the image, the strip, an embed and buttons."""
     async with start_bot():
         interaction = fake.slash("place")
@@ -38,7 +39,8 @@ async def test_place_without_options_defers_and_posts_the_result(fake, start_bot
     assert len(names) == 3 and names[0].endswith(".png") and "_strip" in names[1]
     assert names[2].endswith(".webp")  # the passes as an animation
     fields = embed_fields(result)
-    assert fields["Model"].endswith("") and fields["Passes"] == "2" and fields["Strength"] == "0.5"
+    assert fields["Model"] == str(tiny_model_dir)  # the model id: a local folder here
+    assert fields["Passes"] == "2" and fields["Strength"] == "0.5"
     assert read_metadata(result.attachments[0][1])["seed"] == int(fields["Seed"])
     ids = custom_ids(result)
     assert [i.split(":")[1] for i in ids] == ["reroll", "newcrop", "delete"]

@@ -22,7 +22,7 @@ def test_cli_renders_one_job_into_a_folder(tiny_model_dir, tmp_path):
                 "--out", str(tmp_path), env_model=tiny_model_dir)
     assert done.returncode == 0, done.stderr
     assert "pass 2/2" in done.stdout and "seed 9" in done.stdout
-    final = tmp_path / "place2023_100_50_sd1.4_seed9.png"
+    final = tmp_path / "place2023_100_50_sd1.4_seed9_s0.5_st4_p2.png"
     assert read_metadata(final.read_bytes())["seed"] == 9
 
 

@@ -45,4 +45,4 @@ def test_save_result_writes_all_files_with_safe_names(renderer, tmp_path):
     paths = save_result(result, tmp_path)
     assert set(paths) == {"final", "filmstrip", "animation", "crop"}
     assert all(path.parent == tmp_path and path.stat().st_size > 0 for path in paths.values())
-    assert paths["final"].name == "place2017_10_20_sd1.4_seed5.png"
+    assert paths["final"].name == "place2017_10_20_sd1.4_seed5_s0.5_st4_p2.png"

@@ -39,7 +39,11 @@ async def test_first_job_says_the_model_is_loading(fake, start_bot, tiny_model_d
         second = fake.slash("place", user_id=2)
         await wait_result(fake, second)
     said = lambda i: [r.json.get("content") or "" for r in _patches(fake, i) if r.json]  # noqa: E731
-    assert any("Loading Stable Diffusion 1.4" in text for text in said(first))
+    texts = said(first)
+    loading = next(n for n, text in enumerate(texts) if "Loading Stable Diffusion 1.4" in text)
+    # the notice stays up during the load: nothing but the passes and the result follow it
+    assert all("pass" in text or text.startswith("<@") for text in texts[loading + 1:])
+    assert not any("position 0" in text for text in texts)
     assert not any("Loading" in text for text in said(second))
 
 

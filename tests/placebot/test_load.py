@@ -101,6 +101,10 @@ async def test_200_interactions_from_100_users_in_one_second(fake, start_bot):
                 or "the queue is full" in i.callbacks[0]["data"]["content"]) for i in refused)
     # each accepted job answered exactly once, and rendered once
     assert len(results) == len(accepted) + len(warm_accepted)
+    for interaction in accepted:
+        result_edits = [r for r in fake.requests if interaction.token in r.path
+                        and r.method == "PATCH" and r.json and r.json.get("embeds")]
+        assert len(result_edits) == 1
     assert renderer.jobs_rendered == len(results)
     assert memory_after <= memory_before * 1.10
     assert kept == kept_before  # nothing of the 200 interactions is kept

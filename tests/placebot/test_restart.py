@@ -7,7 +7,7 @@ import time
 
 from bot import run
 from placebot.client import PlaceBot
-from tests.support.bot_harness import bot_settings, embed_fields
+from tests.support.bot_harness import bot_settings, custom_ids, embed_fields, wait_result
 
 
 def _channel_results(fake):
@@ -30,6 +30,7 @@ async def test_jobs_kept_over_a_restart_are_posted_in_their_channel(fake, start_
         gated.open()  # the running job starts its steps and is stopped at the first one
         await stopping
     assert not _channel_results(fake) and not running.original.embeds
+    assert "restarting" in running.original.content  # the stopped job's user is told too
     async with start_bot(data_dir=data) as bot:
         posted = await fake.wait_for(lambda: len(_channel_results(fake)) == 2 and
                                      _channel_results(fake), timeout=60)
@@ -70,3 +71,52 @@ async def test_sigterm_finishes_the_running_job_and_exits_within_10_seconds(
     assert time.monotonic() - started < 10
     assert bot.is_closed() and job.original.embeds
     assert type(bot.journal)(tmp_path / "data" / "jobs.sqlite3").recover() == ([], [])
+
+
+async def test_buttons_of_a_result_keep_working_after_a_restart(fake, start_bot, tmp_path):
+    data = tmp_path / "data"
+    async with start_bot(data_dir=data):
+        first = await wait_result(fake, fake.slash("place", {"canvas": "2022", "x": 7,
+                                                             "y": 9}))
+    async with start_bot(data_dir=data):  # a new process: no view state survives but the ids
+        reroll = next(i for i in custom_ids(first) if i.startswith("place:reroll"))
+        again = await wait_result(fake, fake.click(first.id, reroll, user_id=50))
+    assert (embed_fields(again)["x"], embed_fields(again)["y"]) == ("7", "9")
+
+
+async def test_a_job_given_up_after_restarts_is_reported_without_stopping_the_bot(
+        fake, start_bot, tmp_path):
+    from placebot.journal import MAX_STARTS, Journal
+
+    data = tmp_path / "data"
+    journal = Journal(data / "jobs.sqlite3")
+    render = {"model": "1.4", "canvas": "2017", "x": 1, "y": 1, "seed": 1, "strength": 0.5,
+              "steps": 4, "passes": 2}
+    context = {"user_id": 61, "channel_id": fake.channel_id, "guild_id": fake.guild_id,
+               "created_at": 0.0, "size_limit": 8 << 20}
+    journal.add("aaaaaaaaaaaa", 61, render, context)
+    journal.add("bbbbbbbbbbbb", 62, render, {**context, "user_id": 62, "channel_id": 999})
+    for _ in range(MAX_STARTS - 1):
+        journal.recover()
+    journal.close()
+    async with start_bot(data_dir=data):
+        told = await fake.wait_for(lambda: [m for m in fake.messages.values()
+                                            if "was dropped" in m.content])
+        later = await wait_result(fake, fake.slash("place", user_id=63))  # still working
+    assert {m.content.split()[0] for m in told} >= {"<@61>"}
+    assert later.embeds
+
+
+async def test_cancel_with_a_forged_owner_is_refused(fake, start_bot, gated):
+    from placebot.views import cancel_id
+
+    async with start_bot():
+        gated.close()
+        victim = fake.slash("place", user_id=70)
+        await fake.wait_for(lambda: victim.original and custom_ids(victim.original))
+        job_id = custom_ids(victim.original)[0].split(":")[2]
+        forged = fake.click_forged(victim.original.id, cancel_id(job_id, 71), user_id=71)
+        await fake.wait_for(lambda: forged.callbacks)
+        gated.open()
+        await wait_result(fake, victim)
+    assert "no longer waiting or running" in forged.callbacks[0]["data"]["content"]

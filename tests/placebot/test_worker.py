@@ -23,8 +23,9 @@ class RecordingReporter:
         self.events.append(event)
         self.done.set()
 
-    async def loading(self, jobs):
+    async def loading(self, jobs):  # instead of started() when the model must load first
         self.events.append(("loading", [j.id for j in jobs]))
+        self.started_event.set()
 
     async def started(self, jobs):
         self.events.append(("started", [j.id for j in jobs]))
@@ -107,8 +108,9 @@ async def _all_ended(reporter, jobs):
         await reporter.done.wait()
 
 
-async def test_real_render_reports_loading_progress_and_one_result(renderer):
-    job = _job()
+async def test_real_render_reports_progress_and_one_result(renderer):
+    """Progress after each pass but the last (the result shows that one), then one result."""
+    job = _job(recursions=2)
     reporter = await _run(renderer, [job])
     [ending] = reporter.endings(job)
     assert ending[0] == "finished" and ending[2].job == job.render
