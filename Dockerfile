@@ -8,7 +8,10 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     HF_HOME=/home/bot/.cache/huggingface \
     PLACE_DATA_DIR=/home/bot/data
 
-RUN useradd --create-home --uid 1000 bot
+# gcc: Triton (torch.compile's GPU backend) builds small launchers with a C compiler at run time.
+RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev \
+    && rm -rf /var/lib/apt/lists/* \
+    && useradd --create-home --uid 1000 bot
 WORKDIR /app
 
 # Dependencies first, so a code change does not reinstall torch. PyPI's Linux torch wheels

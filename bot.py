@@ -38,6 +38,9 @@ def main() -> int:
     # The CUDA driver compiles some kernels (cuDNN attention) on a machine's first run, 3-4 s
     # (bench/PROPOSED_CHANGES.md §2): keep its cache with the bot's data, on the Docker volume.
     os.environ.setdefault("CUDA_CACHE_PATH", str(settings.data_dir.resolve() / "cuda-cache"))
+    # torch.compile's kernels too, so a restart reuses the background compile's work.
+    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR",
+                          str(settings.data_dir.resolve() / "inductor-cache"))
     # Imported after the settings check: torch takes seconds to import, a typo should not.
     import discord
 

@@ -105,11 +105,11 @@ def install_accel_hook(options: dict | None, minimal: str = "sequential") -> Non
     original = getattr(models, "_bench_original_place", models._place_on_device)
     models._bench_original_place = original
 
-    def place(pipe, device, mode):
+    def place(pipe, device, mode, **kwargs):
         if mode == "minimal" and minimal == "group":
             embeds = place_minimal_grouped(pipe, device)
         else:
-            embeds = original(pipe, device, mode)
+            embeds = original(pipe, device, mode, **kwargs)
         if options is None:
             previous = getattr(pipe, "_place_acceleration", None)
             if previous is not None:

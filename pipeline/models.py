@@ -113,8 +113,10 @@ class ModelStore:
         device: str = "auto",
         vram_mode: str = "auto",
         safety_checker: bool = False,
+        compile: bool = True,
     ):
         self.model_ids = dict(model_ids)
+        self.compile = compile  # background torch.compile in full mode (pipeline/compiler.py)
         self.requested_device = device
         self.requested_vram_mode = vram_mode
         self.safety_checker = safety_checker
@@ -130,14 +132,15 @@ class ModelStore:
         return key in self._loaded
 
     def describe(self) -> dict:
-        """Plain facts for a status display."""
-        with self._lock:
-            current = next(iter(self._loaded.values()), None)
-            return {
-                "loaded": list(self._loaded),
-                "device": current.device if current else self.requested_device,
-                "vram_mode": current.vram_mode if current else self.requested_vram_mode,
-            }
+        """Plain facts for a status display. Takes no lock: a load holds the lock for minutes
+        (a first download) and the status is read from the event loop."""
+        loaded = tuple(self._loaded.values())  # a snapshot; the dict may change meanwhile
+        current = loaded[0] if loaded else None
+        return {
+            "loaded": [model.key for model in loaded],
+            "device": current.device if current else self.requested_device,
+            "vram_mode": current.vram_mode if current else self.requested_vram_mode,
+        }
 
     def get(self, key: str) -> LoadedModel:
         if key not in self.model_ids:
@@ -184,7 +187,7 @@ class ModelStore:
                  str(dtype).removeprefix("torch."), mode)
         try:
             pipe = self._from_pretrained(model_id, dtype, device)
-            embeds = _place_on_device(pipe, device, mode)
+            embeds = _place_on_device(pipe, device, mode, compile=self.compile)
         except Exception as exc:
             _free_memory()
             raise ModelLoadError(key, model_id, _describe(exc)) from exc
@@ -207,7 +210,7 @@ class ModelStore:
             return load()
 
 
-def _place_on_device(pipe, device: str, mode: str) -> torch.Tensor:
+def _place_on_device(pipe, device: str, mode: str, *, compile: bool = True) -> torch.Tensor:
     """Move the pipeline's parts per VRAM mode; return the empty prompt's embedding."""
     from pipeline.accel import accelerate
 
@@ -222,7 +225,8 @@ def _place_on_device(pipe, device: str, mode: str) -> torch.Tensor:
         pipe.vae.enable_slicing()
         _free_memory()
         _cap_process_memory(LOW_MODE_CAP)
-    accelerate(pipe, device, mode)  # CUDA graphs etc.; nothing on the CPU
+    # CUDA graphs etc. (nothing on the CPU); compile=False rules out the background compile
+    accelerate(pipe, device, mode, background_compile=None if compile else False)
     return embeds
 
 

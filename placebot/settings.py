@@ -52,6 +52,7 @@ class Settings:
     output_dir: Path | None = None
     data_dir: Path = Path("data")
     safety_checker: bool = False
+    compile: str = "auto"
     log_level: str = "INFO"
 
     def __repr__(self) -> str:  # never show the token, even by accident in a traceback
@@ -143,6 +144,7 @@ def settings_from_env(env: Mapping[str, str]) -> Settings:
         output_dir=Path(output_dir) if output_dir else None,
         data_dir=Path(_text(env, "PLACE_DATA_DIR", "data")),
         safety_checker=_parse(env, "PLACE_SAFETY_CHECKER", False, _boolean, "true or false"),
+        compile=_choice(env, "PLACE_COMPILE", "auto", ("auto", "off")),
         log_level=_choice(env, "PLACE_LOG_LEVEL", "INFO", LOG_LEVELS),
     )
 

@@ -27,7 +27,9 @@ def test_every_variable_is_read():
         "PLACE_RECURSIONS": "1", "PLACE_QUEUE_MAX": "5", "PLACE_USER_MAX": "2",
         "PLACE_MAX_BATCH": "8", "PLACE_OUTPUT_DIR": "out", "PLACE_JOB_TIMEOUT": "30",
         "PLACE_USER_COOLDOWN": "10", "PLACE_DATA_DIR": "/data", "PLACE_SAFETY_CHECKER": "true",
+        "PLACE_COMPILE": "off",
     })
+    assert s.compile == "off"
     assert (s.discord_guild_id, s.model_ids["1.5"], s.default_model, s.device, s.vram_mode,
             s.strength, s.steps, s.recursions, s.queue_max, s.user_max, s.max_batch,
             str(s.output_dir), s.job_timeout_s, s.user_cooldown_s, str(s.data_dir),
