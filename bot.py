@@ -51,15 +51,21 @@ def main() -> int:
     setup_logging(settings.log_level, settings.discord_token)
     quiet_libraries()
     bot = PlaceBot(settings)
+    code = 0
     try:
         asyncio.run(run(bot, settings.discord_token))
     except discord.LoginFailure:
         log.error("Discord refused the token in DISCORD_TOKEN: check it in the developer portal")
-        return 2
+        code = 2
     except discord.PrivilegedIntentsRequired as exc:
         log.error("%s", exc)
-        return 2
-    return 0
+        code = 2
+    # The journal is closed by now. A render stuck in a model download, or a background
+    # compile, must not hold the exit past Docker's 10 seconds: leave without joining them.
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":

@@ -81,7 +81,9 @@ def main(argv: list[str] | None = None) -> int:
         ).resolve()
         print(f"crop: canvas {job.crop.canvas} at ({job.crop.x}, {job.crop.y}); "
               f"seed {job.seed}; model {job.model} ({model_ids[job.model]})", flush=True)
-        store = ModelStore(model_ids, device=args.device, vram_mode=args.vram_mode)
+        # One job: a background compile (minutes) would never pay off here.
+        store = ModelStore(model_ids, device=args.device, vram_mode=args.vram_mode,
+                           compile=False)
         [result] = Renderer(store).render([job], on_pass=_progress(job.passes))
         paths = save_result(result, args.out)
     except (ValueError, PipelineError, OSError) as exc:
