@@ -77,22 +77,12 @@ def ensure_model(args) -> Path:
 
 
 def place_minimal_grouped(pipe, device: str):
-    """The proposed `minimal` mode (bench/PROPOSED_CHANGES.md): diffusers' group offloading,
-    leaf by leaf, with the next leaf's weights copied on a side stream while one computes,
-    instead of enable_sequential_cpu_offload's synchronous copies."""
-    import torch
-
-    from pipeline.models import _encode_empty_prompt, _free_memory
+    """`minimal` with diffusers' group offloading: what models.py does now (it was measured
+    here as a proposal first, bench/PROPOSED_CHANGES.md §1)."""
+    from pipeline.models import _offload_by_layer
 
     pipe.set_progress_bar_config(disable=True)
-    cuda = torch.device("cuda")
-    pipe.text_encoder.to(cuda)
-    embeds = _encode_empty_prompt(pipe, "cuda")
-    pipe.text_encoder.to("cpu")  # never needed again
-    for part in (pipe.unet, pipe.vae):
-        part.enable_group_offload(onload_device=cuda, offload_type="leaf_level", use_stream=True)
-    _free_memory()
-    return embeds
+    return _offload_by_layer(pipe)
 
 
 def install_accel_hook(options: dict | None, minimal: str = "sequential") -> None:
