@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 MAX_STARTS = 3
+KEEP_FINISHED_S = 7 * 86400  # finished jobs are kept a week (to look into), then pruned
 
 
 @dataclass(frozen=True)
@@ -86,8 +87,19 @@ class Journal:
             row = self._db.execute("SELECT state FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
         return row[0] if row else None
 
+    def prune(self, older_than_s: float = KEEP_FINISHED_S) -> int:
+        """Delete finished jobs last updated more than older_than_s ago; return how many."""
+        with self._lock:
+            cursor = self._db.execute(
+                "DELETE FROM jobs WHERE state != 'queued' AND updated < ?",
+                (time.time() - older_than_s,),
+            )
+        return cursor.rowcount
+
     def recover(self) -> tuple[list[JournalEntry], list[JournalEntry]]:
-        """Count a start for every unfinished job; return (to retry, to give up on), in order."""
+        """Count a start for every unfinished job; return (to retry, to give up on), in order.
+        Finished jobs older than KEEP_FINISHED_S are pruned on the way, so the file stays small."""
+        self.prune()
         with self._lock:
             self._db.execute(
                 "UPDATE jobs SET starts = starts + 1, updated = ? WHERE state = 'queued'",

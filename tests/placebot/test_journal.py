@@ -32,3 +32,16 @@ def test_a_job_recovered_max_starts_times_is_given_up(tmp_path):
     retry, give_up = journal.recover()
     assert retry == [] and [e.job_id for e in give_up] == ["stuck"]
     assert journal.state("stuck") == "failed" and journal.recover() == ([], [])
+
+
+def test_old_finished_jobs_are_pruned_and_unfinished_ones_never(tmp_path):
+    journal = Journal(tmp_path / "j.sqlite3")
+    journal.add("old-done", 1, {}, {})
+    journal.add("old-queued", 1, {}, {})
+    journal.mark_done("old-done")
+    journal._db.execute("UPDATE jobs SET updated = updated - 30 * 86400")
+    journal.add("new-done", 1, {}, {})
+    journal.mark_done("new-done")
+    retry, _ = journal.recover()
+    assert journal.state("old-done") is None and journal.state("new-done") == "done"
+    assert [e.job_id for e in retry] == ["old-queued"]
