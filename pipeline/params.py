@@ -110,19 +110,6 @@ class RenderJob:
     def with_seed(self, seed: int) -> RenderJob:
         return replace(self, seed=seed)
 
-    def to_request(self, **changes) -> RenderRequest:
-        request = RenderRequest(
-            model=self.model,
-            canvas=self.crop.canvas,
-            x=self.crop.x,
-            y=self.crop.y,
-            seed=self.seed,
-            strength=self.strength,
-            steps=self.steps,
-            recursions=self.passes - 1,
-        )
-        return replace(request, **changes)
-
     def to_dict(self) -> dict:
         data = asdict(self)
         crop = data.pop("crop")

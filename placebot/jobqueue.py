@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import enum
-import itertools
 import time
 import uuid
 from collections import Counter, deque
@@ -49,9 +48,6 @@ class QueueClosed(QueueRefusal):
         super().__init__("the bot is restarting and takes no new jobs right now; try again soon")
 
 
-_counter = itertools.count(1)
-
-
 def new_job_id() -> str:
     """Short and unique: fits in a button's custom_id next to its parameters."""
     return uuid.uuid4().hex[:12]
@@ -64,19 +60,13 @@ class Job:
     context: Any = None
     id: str = field(default_factory=new_job_id)
     state: JobState = JobState.QUEUED
-    submitted_at: float = field(default_factory=time.monotonic)
     started_at: float | None = None
     cancel_reason: str | None = None
-    order: int = field(default_factory=lambda: next(_counter))
 
     def request_cancel(self, reason: str) -> None:
         """Ask the job to stop: a queued job is dropped, a running one stops within a step."""
         if self.cancel_reason is None:
             self.cancel_reason = reason
-
-    @property
-    def finished(self) -> bool:
-        return self.state in (JobState.DONE, JobState.FAILED, JobState.CANCELLED)
 
 
 class JobQueue:

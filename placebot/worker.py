@@ -117,11 +117,6 @@ class Worker:
             self._task.cancel()
         self._render_thread.shutdown(wait=False, cancel_futures=True)
 
-    @property
-    def rendering(self) -> bool:
-        """True while a render thread is still busy (e.g. after a stop that left it)."""
-        return not self.idle.is_set()
-
     async def run(self) -> None:
         while not self._stopping:
             try:
