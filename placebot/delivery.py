@@ -104,14 +104,25 @@ def encode_result_files(result: RenderResult, size_limit: int) -> list[tuple[str
     stem = file_stem(result)
     metadata = job_metadata(result)
     strip = filmstrip(result.frames)
+    encoded: dict[str, bytes] = {}
+
+    def once(name: str, encode) -> tuple[str, bytes]:
+        """Each file is encoded at most once, however many rungs of the ladder use it."""
+        if name not in encoded:
+            encoded[name] = encode()
+        return name, encoded[name]
+
+    def final_png():
+        return once(f"{stem}.png", lambda: png_bytes(result.final, metadata))
+
+    def strip_png():
+        return once(f"{stem}_strip.png", lambda: png_bytes(strip, metadata))
+
     ladder = [
-        lambda: [(f"{stem}.png", png_bytes(result.final, metadata)),
-                 (f"{stem}_strip.png", png_bytes(strip, metadata)),
+        lambda: [final_png(), strip_png(),
                  (f"{stem}.webp", animation_bytes(result.frames))],
-        lambda: [(f"{stem}.png", png_bytes(result.final, metadata)),
-                 (f"{stem}_strip.png", png_bytes(strip, metadata))],
-        lambda: [(f"{stem}.png", png_bytes(result.final, metadata)),
-                 (f"{stem}_strip.jpg", _jpeg(strip, 90))],
+        lambda: [final_png(), strip_png()],
+        lambda: [final_png(), (f"{stem}_strip.jpg", _jpeg(strip, 90))],
         lambda: [(f"{stem}.jpg", _jpeg(result.final, 90)),
                  (f"{stem}_strip.jpg", _jpeg(strip, 80, 0.5))],
         lambda: [(f"{stem}.jpg", _jpeg(result.final, 75))],
