@@ -4,7 +4,12 @@ import asyncio
 import itertools
 
 from pipeline.outputs import read_metadata
-from tests.support.bot_harness import custom_ids, embed_fields, wait_result
+from tests.support.bot_harness import (
+    custom_ids,
+    embed_fields,
+    render_after_token_expiry,
+    wait_result,
+)
 
 
 async def test_commands_are_synced_to_the_guild_with_their_options(fake, start_bot):
@@ -171,11 +176,7 @@ async def test_reroll_keeps_the_crop_with_a_new_seed_and_new_crop_changes_it(fak
 async def test_a_result_after_the_token_expired_is_posted_in_the_channel(fake, start_bot,
                                                                         gated):
     async with start_bot():
-        gated.close()
-        interaction = fake.slash("place", user_id=9)
-        await asyncio.to_thread(gated.entered.wait, 10)
-        fake.expire_token(interaction.token)
-        gated.open()
+        await render_after_token_expiry(fake, gated, user_id=9)
         posted = await fake.wait_for(lambda: [m for m in fake.messages.values()
                                               if m.interaction_token is None and m.embeds])
     assert posted[0].content.startswith("<@9>") and len(posted[0].attachments) == 3

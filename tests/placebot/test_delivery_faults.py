@@ -8,7 +8,7 @@ from PIL import Image
 
 from pipeline.engine import Renderer
 from pipeline.models import ModelStore
-from tests.support.bot_harness import embed_fields, wait_result
+from tests.support.bot_harness import embed_fields, render_after_token_expiry, wait_result
 
 
 def _patches(fake, interaction):
@@ -92,11 +92,7 @@ async def test_channel_that_refuses_the_bot_gets_a_dm_instead(fake, start_bot, g
     """Token dead and no permission in the channel: the user still gets the result, by DM."""
     fake.forbidden_channels.add(str(fake.channel_id))
     async with start_bot():
-        gated.close()
-        interaction = fake.slash("place", user_id=12)
-        await asyncio.to_thread(gated.entered.wait, 10)
-        fake.expire_token(interaction.token)
-        gated.open()
+        await render_after_token_expiry(fake, gated, user_id=12)
         dm = await fake.wait_for(lambda: [m for m in fake.messages.values()
                                           if m.embeds and m.channel_id != str(fake.channel_id)])
     assert fake.channels[dm[0].channel_id]["type"] == 1  # a DM channel

@@ -65,3 +65,16 @@ def embed_fields(message) -> dict:
 
 def custom_ids(message) -> list[str]:
     return [c["custom_id"] for row in message.components for c in row.get("components", [])]
+
+
+async def render_after_token_expiry(fake, gated, user_id):
+    """Start a /place, hold it at the gate, let its interaction token die, then let it run:
+    its result can only arrive some other way than by editing the interaction."""
+    import asyncio
+
+    gated.close()
+    interaction = fake.slash("place", user_id=user_id)
+    await asyncio.to_thread(gated.entered.wait, 10)
+    fake.expire_token(interaction.token)
+    gated.open()
+    return interaction
