@@ -55,13 +55,26 @@ def main(argv=None) -> int:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--max-batch", default="4,16")
     parser.add_argument("--compile-timeout", type=float, default=400)
+    parser.add_argument("--flash-attention", action="store_true",
+                        help="turn cuDNN attention off (PyTorch's flash kernels): the A/B")
     args = parser.parse_args(argv)
     from bench.sd15 import save_model
+
+    torch.backends.cuda.enable_cudnn_sdp(not args.flash_attention)
+    if args.flash_attention:
+        # The compile caches' keys leave the attention backend out: a cached graph traced
+        # with cuDNN would be reused (measured: compiles of 2-16 s, cuDNN's timings).
+        from torch._functorch import config as functorch_config
+        from torch._inductor import config as inductor_config
+
+        inductor_config.fx_graph_cache = False
+        functorch_config.enable_autograd_cache = False
 
     folder = CACHE / "sd15-random"
     if not (folder / "model_index.json").is_file():
         save_model(folder, "sd15", device="cuda")
-    out: dict = {"device": torch.cuda.get_device_name(), "torch": torch.__version__}
+    out: dict = {"device": torch.cuda.get_device_name(), "torch": torch.__version__,
+                 "flash_attention": args.flash_attention}
     store = ModelStore({MODEL_KEY: str(folder)}, device="cuda", vram_mode="full")
     renderer = Renderer(store)
     jobs = make_jobs(16, FULL_JOB)

@@ -27,11 +27,14 @@ from bench.sd15 import build_pipeline  # noqa: E402
 from pipeline.accel import GraphedCall, GraphPool  # noqa: E402
 
 ROWS: list[dict] = []
+OUT: list[Path] = []  # where each row is also written at once (a call may time out)
 
 
 def emit(row: dict) -> None:
     ROWS.append(row)
     print(json.dumps(row), flush=True)
+    for path in OUT:
+        path.write_text(json.dumps(ROWS, indent=1))
 
 
 def cuda_time(fn, repeat: int = 10, warmup: int = 2) -> dict:
@@ -117,6 +120,95 @@ def compiled_variants(case: UNetCase, batches, tuned: bool) -> None:
                       **cuda_time(case.call(graphed, b), repeat=20)})
             except Exception as exc:  # a compile failure is a result too
                 emit({"part": "unet", "variant": name, "batch": b, "error": repr(exc)[:800]})
+
+
+COMPILE_MODES = ("default", "flash", "tuned", "fuse_qkv", "channels_last", "max-autotune",
+                 "freezing", "cudnn_benchmark")
+
+
+def _mode_settings(mode: str):
+    """(inductor config patch, torch.compile mode, cuDNN SDPA on, fuse qkv, channels_last)."""
+    parts = set(mode.split("+"))
+    patch = {}
+    if "tuned" in parts:  # the diffusers guide's settings for SD UNets
+        patch = {"conv_1x1_as_mm": True, "coordinate_descent_tuning": True,
+                 "epilogue_fusion": False, "coordinate_descent_check_all_directions": True}
+    if "freezing" in parts:  # weights as constants: their layout conversions fold away
+        patch["freezing"] = True
+    compile_mode = "max-autotune-no-cudagraphs" if "max-autotune" in parts else None
+    return patch, compile_mode, "flash" not in parts, "fuse_qkv" in parts, (
+        "channels_last" in parts)
+
+
+def compile_modes(case: UNetCase, batches, modes) -> None:
+    """One UNet shape per row: compile time, time a call under our CUDA graph, and the
+    relative difference from the eager UNet on the same inputs."""
+    import torch._inductor.config as inductor
+
+    for mode in modes:
+        patch, compile_mode, cudnn, fuse, channels_last = _mode_settings(mode)
+        torch._dynamo.reset()
+        torch.backends.cuda.enable_cudnn_sdp(cudnn)
+        # the compile caches' keys leave the attention backend out: never reuse across it
+        patch = {**patch, "fx_graph_cache": cudnn}
+        torch.backends.cudnn.benchmark = "cudnn_benchmark" in mode
+        if fuse:
+            case.unet.fuse_qkv_projections()
+        case.unet.to(memory_format=torch.channels_last if channels_last
+                     else torch.contiguous_format)
+        compiled = torch.compile(case.plain, fullgraph=True, dynamic=False, mode=compile_mode)
+        graphed = case.graphed(compiled, "unet-" + mode)
+        try:
+            with torch.inference_mode(), inductor.patch(patch):
+                for b in batches:
+                    x = torch.randn(b, 4, 64, 64, device="cuda", dtype=torch.float16)
+                    t = torch.tensor(500, device="cuda")
+                    e = case.emb.expand(b, -1, -1)
+                    start = time.perf_counter()
+                    fast = graphed(x, t, e)
+                    torch.cuda.synchronize()
+                    first = time.perf_counter() - start
+                    reference = case.plain(x, t, e)
+                    call = case.call(graphed, b)
+                    scale = reference.float().abs().max()
+                    error = float((fast.float() - reference.float()).abs().max() / scale)
+                    emit({"part": "unet", "variant": "compile:" + mode, "batch": b,
+                          "first_call_s": round(first, 1), "rel_err": round(error, 5),
+                          **cuda_time(call, repeat=20)})
+        except Exception as exc:  # a compile failure is a result too
+            emit({"part": "unet", "variant": "compile:" + mode, "error": repr(exc)[:800]})
+        finally:
+            del graphed, compiled
+            if fuse:
+                case.unet.unfuse_qkv_projections()
+            torch.backends.cuda.enable_cudnn_sdp(True)
+            torch.backends.cudnn.benchmark = False
+            case.unet.to(memory_format=torch.contiguous_format)
+            gc.collect()
+            torch.cuda.empty_cache()
+
+
+def vae_batches(pipe, batches) -> None:
+    """The compiled decoder and encoder per image at batch 1, 2, 4 (the VAE slices to 1)."""
+    vae = pipe.vae
+    pool = GraphPool()
+    for name, module in (("decoder", vae.decoder), ("encoder", vae.encoder)):
+        torch._dynamo.reset()
+        graphed = GraphedCall(torch.compile(module.forward, fullgraph=True, dynamic=False),
+                              name, pool, anchor=module.conv_in.weight)
+        for b in batches:
+            arg = (torch.randn(b, 4, 64, 64, device="cuda", dtype=torch.float16)
+                   if name == "decoder" else
+                   torch.rand(b, 3, 512, 512, device="cuda", dtype=torch.float16) * 2 - 1)
+            with torch.inference_mode():
+                start = time.perf_counter()
+                graphed(arg)
+                torch.cuda.synchronize()
+                first = time.perf_counter() - start
+                timing = cuda_time(lambda g=graphed, x=arg: g(x), repeat=10)
+            emit({"part": name, "variant": "compile+graph", "batch": b,
+                  "first_call_s": round(first, 1), **timing,
+                  "per_image_ms": round(timing["median_ms"] / b, 3)})
 
 
 def profile_unet(case: UNetCase, batch: int) -> None:
@@ -250,11 +342,18 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--batches", default="1,16")
     parser.add_argument("--parts", default="vae,unet,profile",
-                        help="of vae, unet, profile, compile, compile-tuned, vae-compile")
+                        help="of vae, unet, profile, compile, compile-tuned, vae-compile, "
+                        "compile-modes, vae-batches")
+    parser.add_argument("--compile-modes", default=",".join(COMPILE_MODES[:5]),
+                        help=f"for --parts compile-modes, of {', '.join(COMPILE_MODES)}")
+    parser.add_argument("--compile-batches", default="16")
+    parser.add_argument("--vae-batches", default="1,2,4")
     parser.add_argument("--offload-model", type=Path, help="saved model folder: time offloads")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
     batches = [int(b) for b in args.batches.split(",")]
+    if args.out:
+        OUT.append(args.out)
     parts = args.parts.split(",")
     pipe = build_pipeline("sd15", device="cuda", dtype=torch.float16,
                           tokenizer_dir=Path("/tmp/bench-tokenizer"))
@@ -268,6 +367,11 @@ def main(argv=None) -> int:
             profile_unet(case, b)
     if "vae-compile" in parts:
         vae_compiled(pipe)
+    if "compile-modes" in parts:
+        compile_modes(case, [int(b) for b in args.compile_batches.split(",")],
+                      args.compile_modes.split(","))
+    if "vae-batches" in parts:
+        vae_batches(pipe, [int(b) for b in args.vae_batches.split(",")])
     for tuned in (False, True):
         if ("compile-tuned" if tuned else "compile") in parts:
             compiled_variants(case, batches, tuned)

@@ -23,6 +23,12 @@ one from Python takes three times as long as running them (H100: 30 ms a step la
   tensors between passes" of issue 5, without changing engine.py or the uint8 round trip).
 - The VAE decodes one image at a time (diffusers' slicing): a batch then needs one decoder
   graph of bounded size instead of one per batch size, and no 8 GiB decode at batch 16.
+  Batching it buys nothing: compiled, a decode costs 7.9 ms an image at batch 1, 9.4 at 4.
+- Attention stays with PyTorch's choice, cuDNN's fused attention on an H100. cuDNN compiles
+  those kernels at run time on first use (3.5 s of the first job on a new machine, H100; the
+  CUDA kernel cache on the data volume keeps them for later starts). FlashAttention, which
+  ships compiled, avoids that but made the full mode slower (H100, same machine: a warm job
+  1.47 against 1.42 s before the compile; bench/README.md).
 
 Call `accelerate(pipe, device, vram_mode)` once the pipeline sits on its device (the end of
 pipeline.models._place_on_device). It does nothing on the CPU, and in `minimal` mode it skips
@@ -298,6 +304,7 @@ class Acceleration:
             "capture_seconds": {name: g.capture_seconds for name, g in self.graphs.items()},
             "unet_layout": self.unet_layout,
             "channels_last_twin": self.twin is not None,
+            "cudnn_attention": torch.backends.cuda.cudnn_sdp_enabled(),
             "background_compile": self.compiler.describe() if self.compiler else None,
         }
 
