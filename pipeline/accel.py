@@ -353,7 +353,7 @@ def accelerate(pipe, device: str, vram_mode: str, *, cuda_graphs: bool = True,
     the contiguous UNet the larger ones; otherwise the one UNet goes channels_last (batch 1,
     the single user's wait, is what it speeds up).
     vae_graphs (default: full mode only) saves about 2 ms a pass; low mode keeps the memory.
-    background_compile (default: full mode, where Triton is usable): compile each graphed
+    background_compile (default: full mode; never where Triton is unusable): compile each graphed
     shape with torch.compile in a background thread and swap it in once it checks out
     (pipeline/compiler.py); jobs never wait for it.
 
@@ -408,8 +408,8 @@ def accelerate(pipe, device: str, vram_mode: str, *, cuda_graphs: bool = True,
                 accel.graphs[f"vae_{name}"] = _graph_coder(coder, f"vae_{name}", pool)
                 accel.undo_steps.append(_drop_attribute(coder, "forward"))
         if background_compile is None:
-            background_compile = vram_mode == "full" and can_compile()
-        if background_compile:
+            background_compile = vram_mode == "full"
+        if background_compile and can_compile():
             from pipeline.compiler import BackgroundCompiler
 
             accel.compiler = BackgroundCompiler()

@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
               f"seed {job.seed}; model {job.model} ({model_ids[job.model]})", flush=True)
         # One job: a background compile (minutes) would never pay off here.
         store = ModelStore(model_ids, device=args.device, vram_mode=args.vram_mode,
-                           compile=False)
+                           compile="off")
         [result] = Renderer(store).render([job], on_pass=_progress(job.passes))
         paths = save_result(result, args.out)
     except (ValueError, PipelineError, OSError) as exc:

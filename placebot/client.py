@@ -37,7 +37,7 @@ class PlaceBot(commands.Bot):
         self.settings = settings
         self.renderer = renderer or Renderer(ModelStore(
             settings.model_ids, device=settings.device, vram_mode=settings.vram_mode,
-            safety_checker=settings.safety_checker, compile=settings.compile != "off",
+            safety_checker=settings.safety_checker, compile=settings.compile,
         ))
         self.journal = Journal(settings.data_dir / "jobs.sqlite3")
         self.queue: JobQueue | None = None

@@ -1,7 +1,12 @@
 import pytest
 
 from pipeline.errors import ModelLoadError
-from pipeline.models import ModelStore, choose_vram_mode, lower_vram_mode
+from pipeline.models import (
+    ModelStore,
+    choose_vram_mode,
+    compiles_in_background,
+    lower_vram_mode,
+)
 
 GIB = 1024**3
 
@@ -90,3 +95,17 @@ def test_on_a_gpu_switching_models_unloads_the_other_first(monkeypatch):
     store.get("1.4")
     store.get("1.5")
     assert loads == [("1.4", ()), ("1.5", ())] and store.loaded_keys == ["1.5"]
+
+
+@pytest.mark.parametrize(("setting", "mode", "expected"), [
+    ("auto", "full", True), ("auto", "low", False), ("on", "low", True),
+    ("on", "minimal", False), ("off", "full", False),
+])
+def test_place_compile_decides_which_vram_modes_compile_in_the_background(setting, mode,
+                                                                          expected):
+    assert compiles_in_background(setting, mode) is expected
+
+
+def test_an_unknown_compile_setting_is_refused_naming_the_choices():
+    with pytest.raises(ValueError, match="'sometimes'.*'auto', 'on', 'off'"):
+        ModelStore({}, compile="sometimes")

@@ -48,12 +48,17 @@ def test_every_variable_is_read():
         ({"PLACE_RECURSIONS": "9"}, "PLACE_RECURSIONS: 9 is out of range; accepts a whole"),
         ({"DISCORD_GUILD_ID": "my server"}, "DISCORD_GUILD_ID: 'my server' is not valid"),
         ({"PLACE_STEPS": "1", "PLACE_STRENGTH": "0.5"}, "PLACE_STEPS: steps x strength"),
+        ({"PLACE_COMPILE": "yes"}, "PLACE_COMPILE: 'yes' is not valid; accepts one of auto, on"),
     ],
 )
 def test_bad_values_name_the_variable_and_what_it_accepts(env, message):
     env = {"DISCORD_TOKEN": TOKEN, **env} if env else {}
     with pytest.raises(SettingsError, match=message):
         settings_from_env(env)
+
+
+def test_place_compile_on_is_accepted():
+    assert settings_from_env({"DISCORD_TOKEN": TOKEN, "PLACE_COMPILE": "on"}).compile == "on"
 
 
 def test_repr_never_shows_the_token():
