@@ -35,8 +35,8 @@ def main() -> int:
     except SettingsError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
-    # The CUDA driver compiles some kernels (cuDNN attention) on a machine's first run, 3-4 s
-    # (bench/PROPOSED_CHANGES.md §2): keep its cache with the bot's data, on the Docker volume.
+    # The CUDA driver compiles some kernels (cuDNN attention) on a machine's first run, 3-5 s
+    # (bench/README.md, T4): keep its cache with the bot's data, on the Docker volume.
     os.environ.setdefault("CUDA_CACHE_PATH", str(settings.data_dir.resolve() / "cuda-cache"))
     # torch.compile's kernels too, so a restart reuses the background compile's work.
     os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR",

@@ -107,5 +107,5 @@ def test_place_compile_decides_which_vram_modes_compile_in_the_background(settin
 
 
 def test_an_unknown_compile_setting_is_refused_naming_the_choices():
-    with pytest.raises(ValueError, match="'sometimes'.*'auto', 'on', 'off'"):
+    with pytest.raises(ValueError, match=r"'sometimes'.*'auto', 'on', 'off'"):
         ModelStore({}, compile="sometimes")
