@@ -23,7 +23,8 @@ one from Python takes three times as long as running them (H100: 30 ms a step la
   tensors between passes" of issue 5, without changing engine.py or the uint8 round trip).
 - The VAE decodes one image at a time (diffusers' slicing): a batch then needs one decoder
   graph of bounded size instead of one per batch size, and no 8 GiB decode at batch 16.
-  Batching it buys nothing: compiled, a decode costs 7.9 ms an image at batch 1, 9.4 at 4.
+  Batching it buys nothing: compiled, a decode costs 7.9 ms an image at batch 1, 9.4 at 4
+  (bench/README.md).
 - Attention stays with PyTorch's choice, cuDNN's fused attention on an H100. cuDNN compiles
   those kernels at run time on first use (3.5 s of the first job on a new machine, H100; the
   CUDA kernel cache on the data volume keeps them for later starts). FlashAttention, which

@@ -219,8 +219,9 @@ def compiles_in_background(setting: str, mode: str) -> bool:
     """Whether a model loaded in VRAM mode `mode` gets the background torch.compile.
 
     auto: full mode only. on: low mode too; measured on an H100 under low mode's 3 GiB cap, a
-    job took 0.99 s instead of 1.47 s at a peak of 2.998 GiB reserved, which leaves almost no
-    headroom, so it is the owner's choice. off: never. (Where Triton is missing, never.)
+    job took 0.99 s instead of 1.47 s at a peak of 2.998 GiB reserved, with the compile run
+    between jobs. That leaves almost no headroom (an out-of-memory job falls back to minimal
+    mode), so it is the owner's choice. off: never. (Where Triton is missing, never.)
     """
     return {"auto": mode == "full", "on": mode in ("full", "low"), "off": False}[setting]
 
