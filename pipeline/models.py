@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import torch
 
 from pipeline.errors import ModelLoadError
+from pipeline.params import COMPILE_CHOICES
 
 log = logging.getLogger(__name__)
 
@@ -210,9 +211,6 @@ class ModelStore:
             if "variant" not in str(exc):
                 raise
             return load()
-
-
-COMPILE_CHOICES = ("auto", "on", "off")
 
 
 def compiles_in_background(setting: str, mode: str) -> bool:

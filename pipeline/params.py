@@ -21,6 +21,9 @@ MAX_SEED = 2**32 - 1
 DEFAULT_STRENGTH = 0.8  # what the original script really ran (its strength=0.05 never applied)
 DEFAULT_STEPS = 50
 DEFAULT_RECURSIONS = 3  # a first pass plus 3 recursions: the original's 4 passes
+# the background torch.compile (pipeline.models.compiles_in_background); here, free of torch,
+# so that the bot's settings check can name the choices before torch is imported
+COMPILE_CHOICES = ("auto", "on", "off")
 
 
 def check_steps_strength(steps: int, strength: float) -> None:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipeline.params import (
+    COMPILE_CHOICES,
     DEFAULT_MODEL_IDS,
     MAX_RECURSIONS,
     MAX_STEPS,
@@ -144,7 +145,7 @@ def settings_from_env(env: Mapping[str, str]) -> Settings:
         output_dir=Path(output_dir) if output_dir else None,
         data_dir=Path(_text(env, "PLACE_DATA_DIR", "data")),
         safety_checker=_parse(env, "PLACE_SAFETY_CHECKER", False, _boolean, "true or false"),
-        compile=_choice(env, "PLACE_COMPILE", "auto", ("auto", "on", "off")),
+        compile=_choice(env, "PLACE_COMPILE", "auto", COMPILE_CHOICES),
         log_level=_choice(env, "PLACE_LOG_LEVEL", "INFO", LOG_LEVELS),
     )
 
