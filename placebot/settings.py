@@ -8,6 +8,7 @@ line on stderr and exit code 2.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,7 @@ from pipeline.params import (
 )
 
 DEVICES = ("auto", "cuda", "cpu")
+GPU_INDEX = re.compile(r"cuda:(\d+)")  # one GPU of several: cuda:0, cuda:1, ...
 VRAM_MODES = ("auto", "full", "low", "minimal")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
@@ -55,6 +57,8 @@ class Settings:
     safety_checker: bool = False
     compile: str = "auto"
     log_level: str = "INFO"
+    redis_url: str | None = field(default=None, repr=False)  # set: the distributed mode
+    shards: str | None = None  # None: one connection; "auto" or a count: AutoShardedBot
 
     def __repr__(self) -> str:  # never show the token, even by accident in a traceback
         return f"Settings(guild={self.discord_guild_id}, models={dict(self.model_ids)}, ...)"
@@ -98,9 +102,34 @@ def _boolean(raw: str) -> bool:
     raise ValueError(raw)
 
 
-def settings_from_env(env: Mapping[str, str]) -> Settings:
-    """Build Settings from an environment mapping, validating every value."""
-    token = _text(env, "DISCORD_TOKEN", None)
+def _device(env) -> str:
+    value = _text(env, "PLACE_DEVICE", "auto")
+    if value in DEVICES or GPU_INDEX.fullmatch(value):
+        return value
+    raise SettingsError("PLACE_DEVICE", f"{value!r} is not valid; accepts one of "
+                        f"{', '.join(DEVICES)} or cuda:N (the GPU numbered N)")
+
+
+def _redis_url(env) -> str | None:
+    value = _text(env, "PLACE_REDIS_URL", None)
+    if value is not None and not value.startswith(("redis://", "rediss://")):
+        raise SettingsError("PLACE_REDIS_URL", "accepts a redis:// or rediss:// URL "
+                            "(redis://:password@host:6379/0), or nothing for the local mode")
+    return value
+
+
+def _shards(env) -> str | None:
+    value = _text(env, "PLACE_SHARDS", None)
+    if value is None or value == "auto" or (value.isdigit() and 1 <= int(value) <= 10000):
+        return value
+    raise SettingsError("PLACE_SHARDS", f"{value!r} is not valid; accepts auto, a shard count "
+                        "1-10000, or nothing for one connection")
+
+
+def settings_from_env(env: Mapping[str, str], *, need_token: bool = True) -> Settings:
+    """Build Settings from an environment mapping, validating every value. A render worker
+    (need_token=False) never talks to Discord and needs no token."""
+    token = _text(env, "DISCORD_TOKEN", None if need_token else "")
     if token is None:
         raise SettingsError(
             "DISCORD_TOKEN",
@@ -125,7 +154,7 @@ def settings_from_env(env: Mapping[str, str]) -> Settings:
         discord_guild_id=guild_id,
         model_ids=model_ids,
         default_model=_choice(env, "PLACE_DEFAULT_MODEL", "1.4", MODEL_KEYS),
-        device=_choice(env, "PLACE_DEVICE", "auto", DEVICES),
+        device=_device(env),
         vram_mode=_choice(env, "PLACE_VRAM_MODE", "auto", VRAM_MODES),
         strength=strength,
         steps=steps,
@@ -147,13 +176,16 @@ def settings_from_env(env: Mapping[str, str]) -> Settings:
         safety_checker=_parse(env, "PLACE_SAFETY_CHECKER", False, _boolean, "true or false"),
         compile=_choice(env, "PLACE_COMPILE", "auto", COMPILE_CHOICES),
         log_level=_choice(env, "PLACE_LOG_LEVEL", "INFO", LOG_LEVELS),
+        redis_url=_redis_url(env),
+        shards=_shards(env),
     )
 
 
-def load_settings(env_file: str | os.PathLike | None = ".env") -> Settings:
+def load_settings(env_file: str | os.PathLike | None = ".env", *,
+                  need_token: bool = True) -> Settings:
     """Read `.env` (without overriding variables already set) and then the environment."""
     from dotenv import load_dotenv
 
     if env_file is not None and Path(env_file).is_file():
         load_dotenv(env_file, override=False)
-    return settings_from_env(os.environ)
+    return settings_from_env(os.environ, need_token=need_token)
