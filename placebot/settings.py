@@ -82,8 +82,10 @@ def _ranged(env, name, default, kind, low, high, accepts: str):
     return value
 
 
-def _choice(env, name, default: str, choices: tuple[str, ...]) -> str:
+def _choice(env, name, default: str, choices: tuple[str, ...], fold=None) -> str:
     value = _text(env, name, default)
+    if fold is not None:
+        value = fold(value)
     if value not in choices:
         raise SettingsError(name, f"{value!r} is not valid; accepts one of {', '.join(choices)}")
     return value
@@ -146,8 +148,24 @@ def settings_from_env(env: Mapping[str, str]) -> Settings:
         data_dir=Path(_text(env, "PLACE_DATA_DIR", "data")),
         safety_checker=_parse(env, "PLACE_SAFETY_CHECKER", False, _boolean, "true or false"),
         compile=_choice(env, "PLACE_COMPILE", "auto", COMPILE_CHOICES),
-        log_level=_choice(env, "PLACE_LOG_LEVEL", "INFO", LOG_LEVELS),
+        log_level=_choice(env, "PLACE_LOG_LEVEL", "INFO", LOG_LEVELS, fold=str.upper),
     )
+
+
+def check_device(settings: Settings) -> None:
+    """PLACE_DEVICE=cuda on a machine where torch sees no GPU: refuse at start, not at the first
+    job. Only then is torch imported (it takes seconds), so other typos are still instant."""
+    if settings.device != "cuda":
+        return
+    import torch
+
+    if not torch.cuda.is_available():
+        build = f"CUDA {torch.version.cuda}" if torch.version.cuda else "CPU-only"
+        raise SettingsError(
+            "PLACE_DEVICE",
+            f"is cuda but torch {torch.__version__} ({build}) sees no CUDA GPU; set auto or cpu, "
+            "or install the torch build for your card (README, Hardware)",
+        )
 
 
 def load_settings(env_file: str | os.PathLike | None = ".env") -> Settings:
