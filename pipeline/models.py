@@ -91,6 +91,7 @@ class LoadedModel:
     device: str
     dtype: torch.dtype
     vram_mode: str
+    acceleration: object = None  # pipeline.accel.Acceleration, where speed-ups were installed
 
 
 # How a Hub that cannot be reached shows up below diffusers' OSError: builtin socket errors, the
@@ -224,11 +225,11 @@ class ModelStore:
                  str(dtype).removeprefix("torch."), mode)
         try:
             pipe = self._from_pretrained(model_id, dtype, device)
-            embeds = _place_on_device(pipe, device, mode, compile=self.compile)
+            embeds, accel = _place_on_device(pipe, device, mode, compile=self.compile)
         except Exception as exc:
             _free_memory()
             raise ModelLoadError(key, model_id, explain_load_failure(key, model_id, exc)) from exc
-        return LoadedModel(key, model_id, pipe, embeds, device, dtype, mode)
+        return LoadedModel(key, model_id, pipe, embeds, device, dtype, mode, accel)
 
     def _from_pretrained(self, model_id: str, dtype: torch.dtype, device: str):
         from diffusers import StableDiffusionImg2ImgPipeline
@@ -258,9 +259,10 @@ def compiles_in_background(setting: str, mode: str) -> bool:
     return {"auto": mode == "full", "on": mode in ("full", "low"), "off": False}[setting]
 
 
-def _place_on_device(pipe, device: str, mode: str, *, compile: str = "auto") -> torch.Tensor:
-    """Move the pipeline's parts per VRAM mode; return the empty prompt's embedding."""
-    from pipeline.accel import accelerate
+def _place_on_device(pipe, device: str, mode: str, *, compile: str = "auto"):
+    """Move the pipeline's parts per VRAM mode; return the empty prompt's embedding and the
+    speed-ups installed (pipeline.accel.Acceleration, or None)."""
+    from pipeline import accel
 
     pipe.set_progress_bar_config(disable=True)
     if mode == "minimal":
@@ -274,8 +276,9 @@ def _place_on_device(pipe, device: str, mode: str, *, compile: str = "auto") -> 
         _free_memory()
         _cap_process_memory(LOW_MODE_CAP)
     # CUDA graphs etc. (nothing on the CPU)
-    accelerate(pipe, device, mode, background_compile=compiles_in_background(compile, mode))
-    return embeds
+    installed = accel.accelerate(pipe, device, mode,
+                                 background_compile=compiles_in_background(compile, mode))
+    return embeds, installed
 
 
 def _offload_by_layer(pipe) -> torch.Tensor:
