@@ -32,6 +32,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench.variants import install_accel_hook, set_variant  # noqa: E402
+
 GIB = 1024**3
 CACHE = ROOT / "bench" / ".cache"
 RESULTS = ROOT / "bench" / "results"
@@ -75,54 +77,6 @@ def ensure_model(args) -> Path:
     save_model(folder, size, device=args.device)
     log(f"model folder {folder} ready in {time.perf_counter() - started:.1f} s")
     return folder
-
-
-def place_minimal_grouped(pipe, device: str):
-    """`minimal` with diffusers' group offloading: what models.py does now (it was measured
-    here as a proposal first, bench/PROPOSED_CHANGES.md §1)."""
-    from pipeline.models import _offload_by_layer
-
-    pipe.set_progress_bar_config(disable=True)
-    return _offload_by_layer(pipe)
-
-
-def install_accel_hook(options: dict | None, minimal: str = "sequential") -> None:
-    """Make ModelStore apply pipeline.accel (or not) at the end of _place_on_device, as the
-    lead's integration does; works whether or not models.py already calls accelerate().
-    minimal="group" measures the proposed minimal mode instead of the current one."""
-    import pipeline.models as models
-    from pipeline.accel import accelerate
-
-    original = getattr(models, "_bench_original_place", models._place_on_device)
-    models._bench_original_place = original
-
-    def place(pipe, device, mode, **kwargs):
-        if mode == "minimal" and minimal == "group":
-            embeds = place_minimal_grouped(pipe, device)
-        else:
-            embeds = original(pipe, device, mode, **kwargs)
-        if options is None:
-            previous = getattr(pipe, "_place_acceleration", None)
-            if previous is not None:
-                previous.undo()
-        else:
-            accelerate(pipe, device, mode, allow_cpu=True, **options)
-        return embeds
-
-    models._place_on_device = place
-
-
-def set_variant(pipe, device: str, mode: str, options: dict | None) -> None:
-    from pipeline.accel import accelerate
-
-    if options is None:
-        previous = getattr(pipe, "_place_acceleration", None)
-        if previous is not None:
-            previous.undo()
-            pipe._place_acceleration = None
-    else:
-        accelerate(pipe, device, mode, allow_cpu=True, **options)
-    free_memory()
 
 
 def make_store(model_dir: Path, device: str, mode: str):
@@ -462,7 +416,7 @@ def child_main(args) -> dict:
     if args.low_compile:  # T3's candidate: low mode with the full mode's background compile
         # (the VAE stays without graphs: with them a low job ran out of its 3 GiB at once)
         options = {**(options or {}), "background_compile": True}
-    install_accel_hook(options, args.minimal_offload)
+    install_accel_hook(options)
     if os.environ.get("BENCH_NO_CUDNN_SDP"):  # PyTorch's own flash kernels, no runtime compile
         torch.backends.cuda.enable_cudnn_sdp(False)
     if args.memory_cap_gib and args.device == "cuda":
@@ -480,7 +434,7 @@ def child_main(args) -> dict:
     [first] = renderer.render(jobs[:1])
     sync(args.device)
     first_done = time.time()
-    accel = getattr(model.pipe, "_place_acceleration", None)
+    accel = model.acceleration
     out = {"vram_mode": model.vram_mode, "variant": args.variant,
            "cudnn_sdp": torch.backends.cuda.cudnn_sdp_enabled(),
            "process_start_to_imports_s": round(imports_started - spawned, 3),

@@ -70,8 +70,12 @@ def parsed(env: Mapping[str, str], name: str, default: Any, convert: Callable, a
         raise SettingsError(name, f"{raw!r} is not valid; accepts {accepts}") from None
 
 
-def choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
+def choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...],
+           fold: Callable[[str], str] | None = None) -> str:
+    """One of `choices` (after `fold`, e.g. str.upper, where case does not matter)."""
     value = text(env, name, default)
+    if fold is not None:
+        value = fold(value)
     if value not in choices:
         raise SettingsError(name, f"{value!r} is not valid; accepts one of {', '.join(choices)}")
     return value

@@ -123,8 +123,24 @@ def settings_from_env(env: Mapping[str, str]) -> Settings:
         output_dir=Path(output_dir) if output_dir else None,
         data_dir=Path(text(env, "PLACE_DATA_DIR", "data")),
         safety_checker=parsed(env, "PLACE_SAFETY_CHECKER", False, _boolean, "true or false"),
-        log_level=choice(env, "PLACE_LOG_LEVEL", "INFO", LOG_LEVELS),
+        log_level=choice(env, "PLACE_LOG_LEVEL", "INFO", LOG_LEVELS, fold=str.upper),
     )
+
+
+def check_device(settings: Settings) -> None:
+    """PLACE_DEVICE=cuda on a machine where torch sees no GPU: refuse at start, not at the first
+    job. Only then is torch imported (it takes seconds), so other typos are still instant."""
+    if settings.device != "cuda":
+        return
+    import torch
+
+    if not torch.cuda.is_available():
+        build = f"CUDA {torch.version.cuda}" if torch.version.cuda else "CPU-only"
+        raise SettingsError(
+            "PLACE_DEVICE",
+            f"is cuda but torch {torch.__version__} ({build}) sees no CUDA GPU; set auto or cpu, "
+            "or install the torch build for your card (README, Hardware)",
+        )
 
 
 def load_settings(env_file: str | os.PathLike | None = ".env") -> Settings:

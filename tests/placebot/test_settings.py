@@ -84,3 +84,9 @@ def test_bot_with_malformed_value_exits_2_naming_it(tmp_path):
                           timeout=60)
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert "PLACE_STRENGTH: 'abc' is not valid" in done.stderr and TOKEN not in done.stderr
+
+
+def test_log_level_is_read_in_any_case():
+    """`PLACE_LOG_LEVEL=info` means INFO, as the upper-case name does."""
+    settings = settings_from_env({"DISCORD_TOKEN": TOKEN, "PLACE_LOG_LEVEL": "info"})
+    assert settings.log_level == "INFO"
