@@ -26,13 +26,12 @@ from dataclasses import dataclass
 
 import torch
 
+from pipeline.config import COMPILE_CHOICES, VRAM_MODES
 from pipeline.errors import ModelLoadError
-from pipeline.params import COMPILE_CHOICES
 
 log = logging.getLogger(__name__)
 
 GIB = 1024**3
-VRAM_MODES = ("full", "low", "minimal")
 FULL_MODE_MIN_FREE = 10 * GIB  # room for batches of several jobs at full speed
 LOW_MODE_MIN_FREE = 3.5 * GIB
 LOW_MODE_CAP = 3 * GIB  # what `low` promises; peak allocated is 2.5 GiB with a batch of 4
