@@ -15,7 +15,8 @@ import os
 import sys
 from pathlib import Path
 
-from pipeline.params import DEFAULT_MODEL_IDS, MODEL_KEYS
+from pipeline.config import SettingsError, engine_settings_from_env, load_environment
+from pipeline.params import MODEL_KEYS
 
 CHUNK = 16 * 1024 * 1024
 
@@ -26,12 +27,7 @@ class DownloadError(Exception):
 
 def configured_model_ids(env_file: str | os.PathLike = ".env") -> dict[str, str]:
     """The model ids the bot reads: PLACE_MODEL_1_4 / _1_5 from the environment or `.env`."""
-    from dotenv import load_dotenv
-
-    if Path(env_file).is_file():
-        load_dotenv(env_file, override=False)
-    return {key: os.environ.get(f"PLACE_MODEL_{key.replace('.', '_')}", "").strip() or default
-            for key, default in DEFAULT_MODEL_IDS.items()}
+    return dict(engine_settings_from_env(load_environment(env_file)).model_ids)
 
 
 def download(model_id: str, *, fp16: bool, safety_checker: bool) -> Path:
@@ -124,7 +120,11 @@ def main(argv: list[str] | None = None) -> int:
         import torch
 
         args.device = "cuda" if torch.cuda.is_available() else "cpu"
-    model_ids = configured_model_ids()
+    try:
+        model_ids = configured_model_ids()
+    except SettingsError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
     keys = MODEL_KEYS if args.model == "all" else (args.model,)
     for key in keys:
         print(f"model {key}: {model_ids[key]} ({args.device} files)", flush=True)
