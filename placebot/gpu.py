@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from placebot.settings import GPU_INDEX
+from pipeline.config import GPU_INDEX
 
 
 def pin_gpu(device: str, environ=os.environ) -> str:

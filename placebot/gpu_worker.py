@@ -19,7 +19,7 @@ import sys
 from dataclasses import replace
 from urllib.parse import urlsplit
 
-from placebot.settings import Settings, SettingsError, load_settings
+from placebot.settings import Settings, SettingsError, check_device, load_settings
 
 log = logging.getLogger("placebot.gpu_worker")
 
@@ -118,6 +118,11 @@ def main() -> int:
     from placebot.gpu import pin_gpu
 
     settings = replace(settings, device=pin_gpu(settings.device))
+    try:
+        check_device(settings)
+    except SettingsError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
     os.environ.setdefault("CUDA_CACHE_PATH", str(settings.data_dir.resolve() / "cuda-cache"))
     os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR",
                           str(settings.data_dir.resolve() / "inductor-cache"))
