@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import torch
 
-from pipeline.config import COMPILE_CHOICES, VRAM_MODES
+from pipeline.config import COMPILE_CHOICES, VRAM_MODES, model_variable
 from pipeline.errors import ModelLoadError
 
 log = logging.getLogger(__name__)
@@ -116,7 +116,7 @@ def explain_load_failure(key: str, model_id: str, exc: BaseException) -> str:
     unreachable = _hub_unreachable(exc)
     if unreachable is None:
         return _describe(exc)
-    variable = f"PLACE_MODEL_{key.replace('.', '_')}"
+    variable = model_variable(key)
     if type(unreachable).__name__ == "OfflineModeIsEnabled":
         why = "HF_HUB_OFFLINE is set, so the Hugging Face Hub is not asked"
     else:
