@@ -15,7 +15,7 @@ import os
 import sys
 from pathlib import Path
 
-from pipeline.config import SettingsError, engine_settings_from_env, load_environment
+from pipeline.config import DEVICES, SettingsError, engine_settings_from_env, load_environment
 from pipeline.params import MODEL_KEYS
 
 CHUNK = 16 * 1024 * 1024
@@ -103,7 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "Hugging Face cache before the first /place, and verify them.")
     parser.add_argument("--model", choices=(*MODEL_KEYS, "all"), default="all",
                         help="which model (default: %(default)s)")
-    parser.add_argument("--device", choices=("auto", "cuda", "cpu"), default="auto",
+    parser.add_argument("--device", choices=DEVICES, default="auto",
                         help="the files for this device: cuda the fp16 weights (2 GB a model), "
                              "cpu the fp32 ones (4 GB); auto: this machine's (default)")
     parser.add_argument("--safety-checker", action="store_true",
