@@ -73,13 +73,39 @@ class TimingReporter:
         self._end(job, "cancelled")
 
 
-async def submit_and_wait(url: str, jobs: list, timeout: float) -> dict:
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time a process has used so far (Linux /proc; None elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def wait_for_workers(url: str, count: int, timeout: float = 600.0) -> None:
+    """Until `count` render workers beat in Redis (started, connected, ready for jobs)."""
+    store = RedisJobStore(connect(url))
+    deadline = time.monotonic() + timeout
+    try:
+        while len(await store.workers()) < count:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{count} render worker(s) did not start in {timeout:g} s")
+            await asyncio.sleep(0.2)
+    finally:
+        await store.redis.aclose()
+
+
+async def submit_and_wait(url: str, jobs: list, timeout: float, others: tuple = ()) -> dict:
+    """Submit every job at once through a bot's queue; wait until each has ended. `others`:
+    the process ids (render workers, the server) whose CPU time counts too."""
     reporter = TimingReporter()
     reporter.expected = len(jobs)
     store = RedisJobStore(connect(url))
     await store.ensure_groups()
     bot = RedisBotQueue(store, reporter, user_max=len(jobs), queue_max=len(jobs) + 1)
     bot.start()
+    before = {pid: cpu_seconds(pid) for pid in others}
+    bot_cpu = time.process_time()
     started = time.perf_counter()
 
     async def one(index, render):
@@ -92,6 +118,10 @@ async def submit_and_wait(url: str, jobs: list, timeout: float) -> dict:
     submit_s = time.perf_counter() - started
     await asyncio.wait_for(reporter.all_ended.wait(), timeout)
     elapsed = time.perf_counter() - started
+    cpu = {"bot": time.process_time() - bot_cpu}
+    for pid, then in before.items():
+        now = cpu_seconds(pid)
+        cpu[str(pid)] = None if now is None or then is None else now - then
     await bot.stop()
     await store.redis.aclose()
     once = all(reporter.endings.get(job.id) == ["finished"] for job in submitted)
@@ -100,7 +130,10 @@ async def submit_and_wait(url: str, jobs: list, timeout: float) -> dict:
             "jobs_per_s": round(len(jobs) / elapsed, 1), "progress_events": reporter.progress_count,
             "each_answered_once": once,
             "latency_p50_s": round(latencies[len(latencies) // 2], 4),
-            "latency_max_s": round(latencies[-1], 4)}
+            "latency_max_s": round(latencies[-1], 4),
+            "cpu_ms_per_job": {who: None if seconds is None else round(seconds / len(jobs) * 1e3, 3)
+                               for who, seconds in cpu.items()},
+            "load_average_1min": round(os.getloadavg()[0], 2)}
 
 
 def jobs_for(count: int, **params) -> list:
@@ -135,20 +168,29 @@ def overhead_worker(url: str, frames: str, max_batch: int) -> None:
 
 
 def overhead(args) -> dict:
-    results = {}
+    results: dict = {"load_average_before": [round(v, 2) for v in os.getloadavg()]}
     with tempfile.TemporaryDirectory() as data, ValkeyProcess(Path(data)) as valkey:
         for frames, count in (("small", args.jobs), ("full", args.jobs // 10)):
             worker = start_worker(valkey.url, {}, "bench.redis", "overhead-worker",
                                   "--url", valkey.url, "--frames", frames,
                                   "--max-batch", str(args.max_batch))
             try:
+                asyncio.run(wait_for_workers(valkey.url, 1))
                 jobs = jobs_for(count, steps=4, strength=0.5, recursions=1)
-                results[f"{frames}_frames"] = asyncio.run(submit_and_wait(valkey.url, jobs, 600))
+                run = asyncio.run(submit_and_wait(valkey.url, jobs, 600,
+                                                  (worker.pid, valkey.process.pid)))
             finally:
                 stop_workers([worker])
-            print(frames, results[f"{frames}_frames"], flush=True)
+            cpu = run["cpu_ms_per_job"]
+            run["cpu_ms_per_job"] = {"bot": cpu["bot"], "worker": cpu[str(worker.pid)],
+                                     "server": cpu[str(valkey.process.pid)]}
+            if None not in run["cpu_ms_per_job"].values():
+                run["cpu_ms_per_job"]["total"] = round(sum(run["cpu_ms_per_job"].values()), 3)
+            results[f"{frames}_frames"] = run
+            print(frames, run, flush=True)
     results["target_jobs_per_s"] = 500
     results["target_met"] = results["small_frames"]["jobs_per_s"] >= 500
+    results["appendfsync"] = "always"
     return results
 
 
