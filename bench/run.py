@@ -26,7 +26,16 @@ import sys
 import tempfile
 import time
 import traceback
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from pipeline.engine import RenderResult
+    from placebot.backend import QueuePlace
+    from placebot.jobqueue import Job
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -264,7 +273,7 @@ def section_t1(ctx) -> dict:
 # --- T2: 16 jobs through the project's queue --------------------------------------------------
 
 class Recorder:
-    """A Reporter (placebot.worker) that notes when each job's result is delivered."""
+    """A Reporter (placebot.backend) that notes when each job's result is delivered."""
 
     def __init__(self, expected: int):
         self.expected = expected
@@ -273,29 +282,36 @@ class Recorder:
         self.errors: list[str] = []
         self.done = asyncio.Event()
 
-    async def loading(self, jobs) -> None:
+    async def acknowledge(self, job: Job, place: QueuePlace) -> None:
         pass
 
-    async def started(self, jobs) -> None:
+    async def loading(self, jobs: Sequence[Job]) -> None:
+        pass
+
+    async def started(self, jobs: Sequence[Job]) -> None:
         self.batches.append(len(jobs))
 
-    async def progress(self, job, pass_number, frames) -> None:
+    async def progress(self, job: Job, pass_number: int, frames: list[Image.Image]) -> None:
         pass
 
-    async def finished(self, job, result) -> None:
+    async def finished(self, job: Job, result: RenderResult) -> None:
         self.finished_at[job.id] = time.perf_counter()
         if len(self.finished_at) + len(self.errors) >= self.expected:
             self.done.set()
 
-    async def failed(self, job, error) -> None:
+    async def failed(self, job: Job, error: Exception) -> None:
         self.errors.append(f"{job.id}: {error}")
         self.done.set()
 
-    async def cancelled(self, job) -> None:
+    async def cancelled(self, job: Job) -> None:
         self.errors.append(f"{job.id}: cancelled")
         self.done.set()
 
-    async def queue_moved(self) -> None:
+    async def restarting(self, job: Job) -> None:
+        self.errors.append(f"{job.id}: stopped for a restart")
+        self.done.set()
+
+    async def queue_moved(self, waiting: Sequence[tuple[Job, QueuePlace]]) -> None:
         pass
 
 

@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from discord import Interaction, app_commands
 from discord.ext import commands
 
 from pipeline.canvases import CANVAS_KEYS
 from pipeline.params import MAX_RECURSIONS, MAX_SEED, MODEL_KEYS, RenderRequest
+from placebot.service import PlaceService
+from placebot.settings import Settings
+
+if TYPE_CHECKING:
+    from placebot.client import PlaceBot
 
 MAX_X = 2968  # the widest canvas (2023, 3000 tiles) minus the 32-tile crop
 MAX_Y = 1968
 
 
 class PlaceCog(commands.Cog, name="Place"):
-    def __init__(self, bot):
-        self.bot = bot
+    def __init__(self, service: PlaceService, settings: Settings):
+        self.service = service
+        self.settings = settings
 
     @app_commands.command(name="place")
     @app_commands.describe(
@@ -42,7 +50,7 @@ class PlaceCog(commands.Cog, name="Place"):
         recursions: app_commands.Range[int, 0, MAX_RECURSIONS] | None = None,
     ) -> None:
         """Dream on a random 32x32 patch of r/Place with Stable Diffusion."""
-        settings = self.bot.settings
+        settings = self.settings
         request = RenderRequest(
             model=model or settings.default_model,
             canvas=canvas,
@@ -53,8 +61,8 @@ class PlaceCog(commands.Cog, name="Place"):
             steps=settings.steps,
             recursions=settings.recursions if recursions is None else recursions,
         )
-        await self.bot.service.submit(interaction, request)
+        await self.service.submit(interaction, request)
 
 
-async def setup(bot) -> None:
-    await bot.add_cog(PlaceCog(bot))
+async def setup(bot: PlaceBot) -> None:
+    await bot.add_cog(PlaceCog(bot.service, bot.settings))

@@ -1,30 +1,40 @@
 """Embeds and buttons of a /place message.
 
-Buttons keep working after a restart: everything a button needs is in its custom_id, and one
-discord.ui.DynamicItem (PlaceButton) parses every custom_id this bot receives. An id that does
-not parse (forged, or from an older version) is answered "no longer valid", never ignored.
+Buttons keep working after a restart: everything a button needs is in its custom_id. Each
+action is one discord.ui.DynamicItem class whose template parses its own custom_id (as in
+discord.py's examples/views/dynamic_counter.py), registered with the client in BUTTONS. A
+custom_id that none of them parses (forged, or from an older version) is answered "no longer
+valid" by refuse_unknown_button, never ignored.
 """
 
 from __future__ import annotations
 
+import logging
 import re
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import discord
 
 from pipeline.engine import RenderResult
 from pipeline.params import RenderJob, RenderRequest
+from placebot.backend import CancelOutcome, JobBackend
 from placebot.jobqueue import Job
 
+if TYPE_CHECKING:
+    from placebot.service import PlaceService
+
+log = logging.getLogger(__name__)
+
 PREFIX = "place"
+NO_LONGER_VALID = "This button is no longer valid."
+_NUMBER = r"\d+(?:\.\d+)?"  # strict: float() of a match never fails
 
-
-@dataclass(frozen=True)
-class ButtonAction:
-    action: str  # reroll | newcrop | delete | cancel
-    owner_id: int | None = None
-    job_id: str | None = None
-    request: RenderRequest | None = None  # reroll/newcrop: what to render (seed left open)
+# ----- the payloads of Re-roll and New crop: what to render again (the seed is left open)
+REROLL_FIELDS = (rf"(?P<model>{_NUMBER}):(?P<canvas>\d{{4}}):(?P<x>\d{{1,5}}):(?P<y>\d{{1,5}}):"
+                 rf"(?P<strength>{_NUMBER}):(?P<steps>\d{{1,4}}):(?P<passes>\d{{1,3}})")
+NEWCROP_FIELDS = (rf"(?P<model>{_NUMBER}):(?P<strength>{_NUMBER}):(?P<steps>\d{{1,4}}):"
+                  rf"(?P<passes>\d{{1,3}})")
 
 
 def reroll_id(job: RenderJob) -> str:
@@ -37,6 +47,25 @@ def newcrop_id(job: RenderJob) -> str:
     return f"{PREFIX}:newcrop:{job.model}:{job.strength:g}:{job.steps}:{job.passes}"
 
 
+def newcrop_request(groups: dict[str, str]) -> RenderRequest:
+    """The request a New crop button's fields ask for (validated when submitted)."""
+    return RenderRequest(model=groups["model"], strength=float(groups["strength"]),
+                         steps=int(groups["steps"]), recursions=int(groups["passes"]) - 1)
+
+
+def reroll_request(groups: dict[str, str]) -> RenderRequest:
+    """The request a Re-roll button's fields ask for: the same crop, a new seed."""
+    request = newcrop_request(groups)
+    return RenderRequest(model=request.model, canvas=groups["canvas"], x=int(groups["x"]),
+                         y=int(groups["y"]), strength=request.strength, steps=request.steps,
+                         recursions=request.recursions)
+
+
+# ----- the ids of Delete and Cancel: whose message, which job
+_OWNER = r"(?P<owner>\d{1,20})"
+_JOB_ID = r"(?P<job>[0-9a-f]{12})"
+
+
 def delete_id(owner_id: int) -> str:
     return f"{PREFIX}:delete:{owner_id}"
 
@@ -45,68 +74,181 @@ def cancel_id(job_id: str, owner_id: int) -> str:
     return f"{PREFIX}:cancel:{job_id}:{owner_id}"
 
 
-_PATTERNS = {
-    "reroll": re.compile(r"(?P<model>[\d.]+):(?P<canvas>\d{4}):(?P<x>\d+):(?P<y>\d+):"
-                         r"(?P<strength>[\d.]+):(?P<steps>\d+):(?P<passes>\d+)"),
-    "newcrop": re.compile(r"(?P<model>[\d.]+):(?P<strength>[\d.]+):(?P<steps>\d+):"
-                          r"(?P<passes>\d+)"),
-    "delete": re.compile(r"(?P<owner>\d{1,20})"),
-    "cancel": re.compile(r"(?P<job>[0-9a-f]{12}):(?P<owner>\d{1,20})"),
+# ----- what a button uses, from the client that received the click
+@runtime_checkable
+class ButtonHost(Protocol):
+    """What buttons use. discord.py builds a DynamicItem from the click's custom_id, so the
+    client that received the click is its one way in; PlaceBot builds these at its start."""
+
+    @property
+    def service(self) -> PlaceService: ...
+
+    @property
+    def jobs(self) -> JobBackend: ...
+
+    async def report_unexpected(self, interaction: discord.Interaction,
+                                error: Exception) -> None: ...
+
+
+def _host(interaction: discord.Interaction) -> ButtonHost:
+    client = interaction.client
+    if not isinstance(client, ButtonHost):
+        raise TypeError(f"buttons need a client with a service and jobs, not {client!r}")
+    return client
+
+
+async def _answering(interaction: discord.Interaction,
+                     act: Callable[[ButtonHost], Awaitable[Any]]) -> None:
+    """Run a button's job; an unexpected error is logged and the user told (never silence)."""
+    host = _host(interaction)
+    try:
+        await act(host)
+    except Exception as exc:
+        await host.report_unexpected(interaction, exc)
+
+
+# ----- one class per action
+class RerollButton(discord.ui.DynamicItem[discord.ui.Button],
+                   template=rf"{PREFIX}:reroll:{REROLL_FIELDS}"):
+    """Same crop, same settings, a new seed: a new /place job for whoever clicks."""
+
+    def __init__(self, custom_id: str, request: RenderRequest):
+        super().__init__(discord.ui.Button(label="Re-roll", style=discord.ButtonStyle.primary,
+                                           emoji="🎲", custom_id=custom_id))
+        self.request = request
+
+    @classmethod
+    def for_job(cls, job: RenderJob) -> RerollButton:
+        custom_id = reroll_id(job)
+        match = cls.__discord_ui_compiled_template__.fullmatch(custom_id)
+        assert match is not None, custom_id  # reroll_id and the template are made together
+        return cls(custom_id, reroll_request(match.groupdict()))
+
+    @classmethod
+    async def from_custom_id(cls, interaction: discord.Interaction, item: discord.ui.Item[Any],
+                             match: re.Match[str]) -> RerollButton:
+        return cls(match.string, reroll_request(match.groupdict()))
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        await _answering(interaction, lambda host: host.service.submit(interaction, self.request))
+
+
+class NewCropButton(discord.ui.DynamicItem[discord.ui.Button],
+                    template=rf"{PREFIX}:newcrop:{NEWCROP_FIELDS}"):
+    """Same settings, a random crop and seed: a new /place job for whoever clicks."""
+
+    def __init__(self, custom_id: str, request: RenderRequest):
+        super().__init__(discord.ui.Button(label="New crop", emoji="🗺️", custom_id=custom_id,
+                                           style=discord.ButtonStyle.secondary))
+        self.request = request
+
+    @classmethod
+    def for_job(cls, job: RenderJob) -> NewCropButton:
+        custom_id = newcrop_id(job)
+        match = cls.__discord_ui_compiled_template__.fullmatch(custom_id)
+        assert match is not None, custom_id
+        return cls(custom_id, newcrop_request(match.groupdict()))
+
+    @classmethod
+    async def from_custom_id(cls, interaction: discord.Interaction, item: discord.ui.Item[Any],
+                             match: re.Match[str]) -> NewCropButton:
+        return cls(match.string, newcrop_request(match.groupdict()))
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        await _answering(interaction, lambda host: host.service.submit(interaction, self.request))
+
+
+class DeleteButton(discord.ui.DynamicItem[discord.ui.Button],
+                   template=rf"{PREFIX}:delete:{_OWNER}"):
+    """Delete the result: its requester, or anyone who can manage messages."""
+
+    def __init__(self, owner_id: int):
+        super().__init__(discord.ui.Button(label="Delete", style=discord.ButtonStyle.danger,
+                                           emoji="🗑️", custom_id=delete_id(owner_id)))
+        self.owner_id = owner_id
+
+    @classmethod
+    async def from_custom_id(cls, interaction: discord.Interaction, item: discord.ui.Item[Any],
+                             match: re.Match[str]) -> DeleteButton:
+        return cls(int(match["owner"]))
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        await _answering(interaction, lambda host: self._delete(interaction))
+
+    async def _delete(self, interaction: discord.Interaction) -> None:
+        if (interaction.user.id != self.owner_id
+                and not interaction.permissions.manage_messages):
+            await interaction.response.send_message(
+                "Only the person who asked for this picture, or someone who can manage "
+                "messages, can delete it.", ephemeral=True)
+            return
+        await interaction.response.defer()
+        await interaction.delete_original_response()
+
+
+CANCEL_ANSWERS = {
+    CancelOutcome.NOT_FOUND: "This job is no longer waiting or running.",
+    CancelOutcome.REMOVED: "Your job was cancelled.",
+    CancelOutcome.STOPPING: "Cancelling your job…",
 }
 
 
-def parse_custom_id(custom_id: str) -> ButtonAction:
-    """ValueError unless custom_id is one this bot makes (values are validated later)."""
-    prefix, _, rest = custom_id.partition(":")
-    action, _, args = rest.partition(":")
-    pattern = _PATTERNS.get(action)
-    match = pattern.fullmatch(args) if pattern and prefix == PREFIX else None
-    if match is None:
-        raise ValueError(f"unknown button {custom_id[:60]!r}")
-    parts = match.groupdict()
-    if action in ("delete", "cancel"):
-        return ButtonAction(action, owner_id=int(parts["owner"]), job_id=parts.get("job"))
-    crop = {"canvas": parts["canvas"], "x": int(parts["x"]), "y": int(parts["y"])} \
-        if action == "reroll" else {}
-    request = RenderRequest(model=parts["model"], strength=float(parts["strength"]),
-                            steps=int(parts["steps"]), recursions=int(parts["passes"]) - 1,
-                            **crop)
-    return ButtonAction(action, request=request)
+class CancelButton(discord.ui.DynamicItem[discord.ui.Button],
+                   template=rf"{PREFIX}:cancel:{_JOB_ID}:{_OWNER}"):
+    """Cancel a waiting or running job: its requester only."""
 
-
-class PlaceButton(discord.ui.DynamicItem[discord.ui.Button], template=r"(?P<custom_id>.+)"):
-    """Every button of this bot. The PlaceButtons cog does the work."""
-
-    def __init__(self, custom_id: str, label: str = "", style=discord.ButtonStyle.secondary,
-                 emoji: str | None = None):
-        super().__init__(discord.ui.Button(label=label, style=style, custom_id=custom_id,
-                                           emoji=emoji))
-        self.custom_id_text = custom_id
+    def __init__(self, job_id: str, owner_id: int):
+        super().__init__(discord.ui.Button(label="Cancel", style=discord.ButtonStyle.danger,
+                                           custom_id=cancel_id(job_id, owner_id)))
+        self.job_id = job_id
+        self.owner_id = owner_id
 
     @classmethod
-    async def from_custom_id(cls, interaction, item, match):
-        return cls(match["custom_id"])
+    async def from_custom_id(cls, interaction: discord.Interaction, item: discord.ui.Item[Any],
+                             match: re.Match[str]) -> CancelButton:
+        return cls(match["job"], int(match["owner"]))
 
     async def callback(self, interaction: discord.Interaction) -> None:
-        cog = interaction.client.get_cog("PlaceButtons")
-        await cog.handle(interaction, self.custom_id_text)
+        await _answering(interaction, lambda host: self._cancel(interaction, host.jobs))
+
+    async def _cancel(self, interaction: discord.Interaction, jobs: JobBackend) -> None:
+        if interaction.user.id != self.owner_id:
+            await interaction.response.send_message(
+                "Only the person who asked for this job can cancel it.", ephemeral=True)
+            return
+        outcome = await jobs.cancel(self.job_id, interaction.user.id)
+        await interaction.response.send_message(CANCEL_ANSWERS[outcome], ephemeral=True)
+
+
+BUTTONS = (RerollButton, NewCropButton, DeleteButton, CancelButton)
+
+
+def is_known_button(custom_id: str) -> bool:
+    return any(button.__discord_ui_compiled_template__.fullmatch(custom_id)
+               for button in BUTTONS)
+
+
+async def refuse_unknown_button(interaction: discord.Interaction) -> None:
+    """Answer a click on a button none of BUTTONS parses (discord.py would ignore it)."""
+    data: Any = interaction.data or {}
+    custom_id = str(data.get("custom_id", ""))
+    if interaction.type is not discord.InteractionType.component or is_known_button(custom_id):
+        return
+    log.info("refused unknown button %r from user %s", custom_id[:100], interaction.user.id)
+    await interaction.response.send_message(NO_LONGER_VALID, ephemeral=True)
 
 
 def cancel_view(job: Job) -> discord.ui.View:
     view = discord.ui.View(timeout=None)
-    view.add_item(PlaceButton(cancel_id(job.id, job.user_id), "Cancel",
-                              discord.ButtonStyle.danger))
+    view.add_item(CancelButton(job.id, job.user_id))
     return view
 
 
 def result_view(job: Job) -> discord.ui.View:
     view = discord.ui.View(timeout=None)
-    view.add_item(PlaceButton(reroll_id(job.render), "Re-roll", discord.ButtonStyle.primary,
-                              "🎲"))
-    view.add_item(PlaceButton(newcrop_id(job.render), "New crop", discord.ButtonStyle.secondary,
-                              "🗺️"))
-    view.add_item(PlaceButton(delete_id(job.user_id), "Delete", discord.ButtonStyle.danger,
-                              "🗑️"))
+    view.add_item(RerollButton.for_job(job.render))
+    view.add_item(NewCropButton.for_job(job.render))
+    view.add_item(DeleteButton(job.user_id))
     return view
 
 

@@ -91,7 +91,7 @@ async def test_bad_input_is_refused_ephemerally_before_queuing(fake, start_bot):
             callback = interaction.callbacks[0]
             assert callback["type"] == 4 and callback["data"]["flags"] & 64
             assert expected in callback["data"]["content"]
-        assert len(bot.queue) == 0 and bot.journal.recover() == ([], [])
+        assert len(bot.jobs.queue) == 0 and bot.jobs.journal.recover() == ([], [])
 
 
 async def test_waiting_users_see_their_position_updated(fake, start_bot, gated):
@@ -190,11 +190,11 @@ async def test_a_burst_of_20_users_all_get_exactly_one_result(fake, start_bot):
         assert all(i.callbacks[0]["type"] == 5 for i in interactions)
         results = [m for m in fake.messages.values() if m.embeds]
         assert len(results) == 20
-        await fake.wait_for(lambda: {bot.journal.state(i) for i in _job_ids(bot)} == {"done"})
+        await fake.wait_for(lambda: {bot.jobs.journal.state(i) for i in _job_ids(bot)} == {"done"})
 
 
 def _job_ids(bot):
-    rows = bot.journal._db.execute("SELECT job_id FROM jobs").fetchall()
+    rows = bot.jobs.journal._db.execute("SELECT job_id FROM jobs").fetchall()
     return [row[0] for row in rows]
 
 
