@@ -86,7 +86,7 @@ async def test_buttons_of_a_result_keep_working_after_a_restart(fake, start_bot,
 
 async def test_a_job_given_up_after_restarts_is_reported_without_stopping_the_bot(
         fake, start_bot, tmp_path):
-    from placebot.jobs.journal import MAX_STARTS, Journal
+    from placebot.journal import MAX_STARTS, Journal
 
     data = tmp_path / "data"
     journal = Journal(data / "jobs.sqlite3")
