@@ -21,6 +21,10 @@ MAX_SEED = 2**32 - 1
 DEFAULT_STRENGTH = 0.8  # what the original script really ran (its strength=0.05 never applied)
 DEFAULT_STEPS = 50
 DEFAULT_RECURSIONS = 3  # a first pass plus 3 recursions: the original's 4 passes
+DEFAULT_GUIDANCE = 7.5  # classifier-free guidance with a prompt (PLACE_GUIDANCE)
+NO_GUIDANCE = 1.0  # diffusers runs classifier-free guidance only above 1
+MAX_GUIDANCE = 30.0
+MAX_PROMPT_CHARS = 1000  # far past CLIP's 77 tokens, which the engine cuts to (and says so)
 # the background torch.compile (pipeline.models.compiles_in_background); here, free of torch,
 # so that the bot's settings check can name the choices before torch is imported
 COMPILE_CHOICES = ("auto", "on", "off")
@@ -54,6 +58,8 @@ class RenderRequest:
     strength: float = DEFAULT_STRENGTH
     steps: int = DEFAULT_STEPS
     recursions: int = DEFAULT_RECURSIONS
+    prompt: str = ""  # empty: the original's empty prompt, guidance off
+    guidance: float = DEFAULT_GUIDANCE  # used only with a prompt
 
     def validate(self) -> RenderRequest:
         """Raise ValueError naming the first bad value and what is allowed; return self."""
@@ -69,6 +75,11 @@ class RenderRequest:
             raise ValueError(f"recursions must be 0-{MAX_RECURSIONS} but is {self.recursions}")
         if self.seed is not None and not (0 <= self.seed <= MAX_SEED):
             raise ValueError(f"seed must be 0-{MAX_SEED} but is {self.seed}")
+        if not (NO_GUIDANCE <= self.guidance <= MAX_GUIDANCE):
+            raise ValueError(f"guidance must be in [1, {MAX_GUIDANCE:g}] but is {self.guidance}")
+        if len(self.prompt) > MAX_PROMPT_CHARS:
+            raise ValueError(f"the prompt is {len(self.prompt)} characters long; "
+                             f"at most {MAX_PROMPT_CHARS} are allowed")
         check_steps_strength(self.steps, self.strength)
         check_crop_position(self.canvas, self.x, self.y)
         return self
@@ -91,6 +102,9 @@ class RenderRequest:
             strength=self.strength,
             steps=self.steps,
             passes=self.recursions + 1,
+            prompt=self.prompt,
+            # no prompt, no guidance: the empty prompt's CFG computes nothing (and costs 2x)
+            guidance=self.guidance if self.prompt else NO_GUIDANCE,
         )
 
 
@@ -104,11 +118,13 @@ class RenderJob:
     strength: float
     steps: int
     passes: int
+    prompt: str = ""
+    guidance: float = NO_GUIDANCE
 
     @property
     def batch_key(self) -> tuple:
-        """Jobs with equal keys can share one pipeline call."""
-        return (self.model, self.steps, self.strength, self.passes)
+        """Jobs with equal keys can share one pipeline call (prompts may differ)."""
+        return (self.model, self.steps, self.strength, self.passes, self.guidance)
 
     def with_seed(self, seed: int) -> RenderJob:
         return replace(self, seed=seed)
@@ -127,4 +143,6 @@ class RenderJob:
             strength=float(data["strength"]),
             steps=int(data["steps"]),
             passes=int(data["passes"]),
+            prompt=str(data.get("prompt", "")),
+            guidance=float(data.get("guidance", NO_GUIDANCE)),
         )
