@@ -8,7 +8,9 @@ import os
 import signal
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 
+from placebot.gpu import pin_gpu
 from placebot.settings import SettingsError, check_device, load_settings
 
 log = logging.getLogger("placebot")
@@ -63,7 +65,13 @@ def silence_voice_warnings() -> None:
 def main() -> int:
     try:
         settings = load_settings()
+        # PLACE_DEVICE=cuda:N: GPU N becomes this process's only one, before CUDA starts
+        settings = replace(settings, device=pin_gpu(settings.device))
         check_device(settings)  # imports torch only for PLACE_DEVICE=cuda
+        if settings.redis_url is not None:
+            raise SettingsError("PLACE_REDIS_URL", "is for render workers (python -m "
+                                "placebot.gpu_worker) in this version; the bot itself runs "
+                                "the local queue: leave it empty in the bot's environment")
     except SettingsError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
@@ -77,13 +85,13 @@ def main() -> int:
     import discord
 
     from pipeline.models import quiet_libraries
-    from placebot.client import PlaceBot
+    from placebot.client import build_bot
     from placebot.logs import setup_logging
 
     setup_logging(settings.log_level, settings.discord_token)
     quiet_libraries()
     silence_voice_warnings()
-    bot = PlaceBot(settings)
+    bot = build_bot(settings)
     code = 0
     try:
         asyncio.run(run(bot, settings.discord_token))

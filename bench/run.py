@@ -1,4 +1,4 @@
-"""The GPU benchmark of issue 5, through the project's own ModelStore, Renderer, JobQueue, Worker.
+"""The GPU benchmark, through the project's own ModelStore, Renderer, JobQueue and Worker.
 
     python -m bench.run                  # on the GPU machine: every section, JSON in bench/results
     python -m bench.run --smoke          # anywhere: tiny model on the CPU, 1 run, seconds
@@ -40,11 +40,11 @@ RESULTS = ROOT / "bench" / "results"
 MODEL_KEY = "1.5"
 FULL_JOB = {"strength": 0.8, "steps": 50, "recursions": 3}  # the original's: 4 passes of 40 steps
 SMOKE_JOB = {"strength": 0.5, "steps": 4, "recursions": 1}
-TARGETS = {  # issue 5, on one H100
+TARGETS = {  # the goals set for one H100
     "T1_s": 1.0, "T2_s": 6.0, "T3_low_ratio": 1.1, "T3_low_gib": 3.0, "T3_minimal_gib": 1.5,
     "T4_extra_s": 3.0, "T5_mad_255": 2.0,
 }
-# variants of pipeline/accel.py for T1 (keyword arguments of accelerate; None: not applied)
+# variants of pipeline/accel.py for section t1 (keyword arguments of accelerate; None: not applied)
 # (background_compile off: its compiled path is measured by bench/compiled.py once ready)
 VARIANTS = {
     "project-eager": None,
@@ -201,7 +201,7 @@ def section_baseline(ctx) -> dict:
         pipe.disable_attention_slicing()
 
 
-# --- T1: one warm job ------------------------------------------------------------------------
+# --- t1: one warm job ------------------------------------------------------------------------
 
 def section_t1(ctx) -> dict:
     renderer, store = ctx.renderer("full")
@@ -225,7 +225,7 @@ def section_t1(ctx) -> dict:
     return out
 
 
-# --- T2: 16 jobs through the project's queue --------------------------------------------------
+# --- t2: 16 jobs through the project's queue --------------------------------------------------
 
 class Recorder:
     """A Reporter (placebot.worker) that notes when each job's result is delivered."""
@@ -305,7 +305,7 @@ def section_t2(ctx) -> dict:
     return out
 
 
-# --- T3 / T4: fresh processes ----------------------------------------------------------------
+# --- t3 / t4: fresh processes ----------------------------------------------------------------
 
 def run_child(ctx, *child_args: str, timeout: float = 400, env: dict | None = None) -> dict:
     command = [sys.executable, "-m", "bench.run", "--child", *child_args,
@@ -424,7 +424,7 @@ def child_main(args) -> dict:
         torch.empty(1, device="cuda")
     cuda_ready = time.time()
     options = VARIANTS[args.variant]
-    if args.low_compile:  # T3's candidate: low mode with the full mode's background compile
+    if args.low_compile:  # section t3's candidate: low mode with the full mode's background compile
         # (the VAE stays without graphs: with them a low job ran out of its 3 GiB at once)
         options = {**(options or {}), "background_compile": True}
     install_accel_hook(options)
@@ -481,7 +481,7 @@ def child_main(args) -> dict:
     return out
 
 
-# --- T5: the optimised image against plain diffusers -----------------------------------------
+# --- t5: the optimised image against plain diffusers -----------------------------------------
 
 def image_facts(image) -> dict:
     import numpy as np
@@ -620,7 +620,7 @@ ORDER = ("t4", "t3", "baseline", "t1", "t5", "t2")  # fresh processes first, on 
 
 
 def evaluate(results: dict) -> list[dict]:
-    """Each target of issue 5 against its measured figure (none for a smoke run)."""
+    """Each goal against its measured figure (none for a smoke run)."""
     rows = []
     if results.get("smoke"):
         return rows

@@ -20,7 +20,7 @@ one from Python takes three times as long as running them (H100: 30 ms a step la
   CPU (the same integers) lets the CPU queue the next step while the GPU works.
 - Images converted on the GPU: the pipeline's PIL → tensor → PIL conversions run in float32
   NumPy on the CPU; the same operations on the GPU give the same bytes (this is the "stay in
-  tensors between passes" of issue 5, without changing engine.py or the uint8 round trip).
+  tensors between passes" idea, without changing engine.py or the uint8 round trip).
 - The VAE decodes one image at a time (diffusers' slicing): a batch then needs one decoder
   graph of bounded size instead of one per batch size, and no 8 GiB decode at batch 16.
   Batching it buys nothing: compiled, a decode costs 7.9 ms an image at batch 1, 9.4 at 4

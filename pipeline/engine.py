@@ -102,7 +102,7 @@ class Renderer:
         if not any(job.prompt for job in jobs):  # the original's call, unchanged
             return {"prompt_embeds": model.empty_prompt_embeds.expand(batch, -1, -1),
                     "guidance_scale": NO_GUIDANCE}
-        encoded = encode_prompts(model.pipe, model.device, [job.prompt for job in jobs],
+        encoded = encode_prompts(model.pipe, model.device, [job.prompt or "" for job in jobs],
                                  model.empty_prompt_embeds)
         for result, used in zip(results, encoded.used, strict=True):
             result.prompt_used = used

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import discord
 
-from pipeline.errors import PipelineError
+from pipeline.errors import ParamError, PipelineError
 from pipeline.params import RenderJob, RenderRequest
 from placebot.delivery import Delivery
 from placebot.jobqueue import Job, QueueRefusal
@@ -47,7 +47,7 @@ class PlaceService:
             request.validate()
             self._check_cooldown(user_id)
             self.bot.queue.reserve(user_id)
-        except (ValueError, QueueRefusal) as exc:
+        except (ParamError, QueueRefusal) as exc:
             await interaction.response.send_message(user_message(exc), ephemeral=True)
             return None
         try:
@@ -79,12 +79,11 @@ class PlaceService:
         """Queue the jobs the journal holds from before a restart; report those given up on."""
         retry, give_up = self.bot.journal.recover()
         for entry in retry:
-            job = Job(user_id=entry.user_id, render=RenderJob.from_dict(entry.render),
-                      context=Delivery.from_dict(entry.context), id=entry.job_id)
-            self.bot.queue.restore(job)
+            if job := self._restored(entry):
+                self.bot.queue.restore(job)
         for entry in give_up:
-            job = Job(user_id=entry.user_id, render=RenderJob.from_dict(entry.render),
-                      context=Delivery.from_dict(entry.context), id=entry.job_id)
+            if not (job := self._restored(entry)):
+                continue
             log.error("giving up on job %s after %d restarts", entry.job_id, entry.starts)
             error = PipelineError(f"it was interrupted by {entry.starts} restarts and was dropped")
             try:
@@ -96,6 +95,18 @@ class PlaceService:
             log.info("recovered %d job(s) from the journal, gave up on %d",
                      len(retry), len(give_up))
         return len(retry)
+
+    def _restored(self, entry) -> Job | None:
+        """The job a journal row describes; None (logged, marked failed) if it is malformed,
+        so that one bad row cannot stop the bot from starting."""
+        try:
+            render = RenderJob.from_dict(entry.render)
+        except ParamError as exc:
+            log.error("skipping journalled job %s: %s", entry.job_id, exc)
+            self.bot.journal.mark_failed(entry.job_id, f"unreadable row: {exc}")
+            return None
+        return Job(user_id=entry.user_id, render=render,
+                   context=Delivery.from_dict(entry.context), id=entry.job_id)
 
     async def shutdown(self, grace_s: float, notify_s: float = 2.0) -> None:
         """Accept nothing new, tell waiting users their job is kept, stop the worker.

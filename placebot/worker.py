@@ -164,7 +164,7 @@ class Worker:
             await self._end_stopped(jobs, exc.reason)
             return
         except Exception as exc:
-            if not isinstance(exc, (PipelineError, ValueError)):
+            if not isinstance(exc, PipelineError):
                 log.exception("unexpected error rendering jobs %s", [j.id for j in jobs])
             else:
                 log.warning("jobs %s failed: %s", [j.id for j in jobs], exc)

@@ -87,6 +87,6 @@ def test_a_prompt_past_77_tokens_is_cut_and_the_result_says_what_counted(rendere
 def test_a_journal_row_from_before_prompts_reads_as_unprompted():
     """A row without prompt and guidance decodes to an empty prompt with guidance off."""
     row = {"canvas": "2022", "x": 1, "y": 2, "model": "1.4", "seed": 3, "strength": 0.8,
-           "steps": 50, "passes": 4}
+           "steps": 50, "passes": 4}  # as written before prompts existed
     job = RenderJob.from_dict(row)
-    assert (job.prompt, job.guidance) == ("", NO_GUIDANCE)
+    assert (job.prompt, job.guidance) == (None, NO_GUIDANCE)

@@ -42,7 +42,8 @@ def test_every_variable_is_read():
     [
         ({}, "DISCORD_TOKEN: is not set"),
         ({"PLACE_STRENGTH": "abc"}, r"PLACE_STRENGTH: 'abc' is not valid; accepts a number"),
-        ({"PLACE_STRENGTH": "1.5"}, r"PLACE_STRENGTH: 1.5 is out of range; accepts \(0, 1\]"),
+        ({"PLACE_STRENGTH": "1.5"},
+         r"PLACE_STRENGTH: 1.5 is out of range; accepts a number in \(0, 1\]"),
         ({"PLACE_DEFAULT_MODEL": "2.1"}, "PLACE_DEFAULT_MODEL: '2.1' is not valid; accepts one"),
         ({"PLACE_VRAM_MODE": "tiny"}, "PLACE_VRAM_MODE: 'tiny' is not valid"),
         ({"PLACE_RECURSIONS": "9"}, "PLACE_RECURSIONS: 9 is out of range; accepts a whole"),
