@@ -80,11 +80,8 @@ class CancelOutcome(enum.Enum):
     STOPPING = "stopping"  # it is running: it stops within a step, then `cancelled` comes
 
 
-class Reporter(Protocol):
-    """What the backend tells the delivery side (Discord, a test, a benchmark) about jobs."""
-
-    async def acknowledge(self, job: Job, place: QueuePlace) -> None:
-        """The job is accepted and durable; place.position is 0 if it already runs."""
+class WorkerReporter(Protocol):
+    """What a render worker (placebot.worker) tells whoever delivers: a job's passes and end."""
 
     async def loading(self, jobs: Sequence[Job]) -> None:
         """These jobs wait for their model to load (minutes on a first start)."""
@@ -108,7 +105,15 @@ class Reporter(Protocol):
         """The bot is stopping: the job is kept and runs after the restart."""
 
     async def queue_moved(self, waiting: Sequence[tuple[Job, QueuePlace]]) -> None:
-        """The waiting jobs' places changed; `waiting` lists each with its new place."""
+        """The waiting jobs' places changed; `waiting` lists each with its new place (empty
+        where the worker does not see the waiting jobs, as a remote worker does not)."""
+
+
+class Reporter(WorkerReporter, Protocol):
+    """What the backend tells the delivery side (Discord, a test, a benchmark) about jobs."""
+
+    async def acknowledge(self, job: Job, place: QueuePlace) -> None:
+        """The job is accepted and durable; place.position is 0 if it already runs."""
 
 
 class JobBackend(Protocol):

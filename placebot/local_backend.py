@@ -9,7 +9,7 @@ import logging
 import time
 
 from pipeline.engine import Renderer
-from pipeline.errors import PipelineError
+from pipeline.errors import ParamError, PipelineError
 from pipeline.params import RenderJob
 from placebot.backend import (
     CancelOutcome,
@@ -18,7 +18,7 @@ from placebot.backend import (
     Reservation,
 )
 from placebot.delivery import Delivery
-from placebot.jobqueue import Job, JobQueue, JobState, QueueRefusal
+from placebot.jobqueue import CooldownActive, Job, JobQueue, JobState
 from placebot.journal import Journal, JournalEntry
 from placebot.settings import Settings
 from placebot.worker import Worker
@@ -27,11 +27,6 @@ log = logging.getLogger(__name__)
 
 CANCELLED_BY_USER = "cancelled by its requester"
 RESTART_NOTICE_S = 2.0  # the waiting users' notices share this, inside Docker's 10 s
-
-
-class CooldownActive(QueueRefusal):
-    def __init__(self, seconds_left: float):
-        super().__init__(f"you can start another /place in {seconds_left:.0f} s (cooldown)")
 
 
 class LocalBackend:
@@ -120,12 +115,15 @@ class LocalBackend:
         """Queue the jobs the journal holds from before a restart; report those given up on."""
         retry, give_up = await asyncio.to_thread(self.journal.recover)
         for entry in retry:
-            self.queue.restore(_job_of(entry))
+            if job := await self._restored(entry):
+                self.queue.restore(job)
         for entry in give_up:
+            if not (job := await self._restored(entry)):
+                continue
             log.error("giving up on job %s after %d restarts", entry.job_id, entry.starts)
             error = PipelineError(f"it was interrupted by {entry.starts} restarts and was dropped")
             try:
-                await self.reporter.failed(_job_of(entry), error)
+                await self.reporter.failed(job, error)
             except Exception:
                 log.exception("could not tell user %s that job %s was dropped",
                               entry.user_id, entry.job_id)
@@ -133,6 +131,19 @@ class LocalBackend:
             log.info("recovered %d job(s) from the journal, gave up on %d",
                      len(retry), len(give_up))
         return len(retry)
+
+    async def _restored(self, entry: JournalEntry) -> Job | None:
+        """The job a journal row describes; None (logged, marked failed) if it is malformed,
+        so that one bad row cannot stop the bot from starting."""
+        try:
+            render = RenderJob.from_dict(entry.render)
+        except ParamError as exc:
+            log.error("skipping journalled job %s: %s", entry.job_id, exc)
+            await asyncio.to_thread(self.journal.mark_failed, entry.job_id,
+                                    f"unreadable row: {exc}")
+            return None
+        return Job(user_id=entry.user_id, render=render,
+                   context=Delivery.from_dict(entry.context), id=entry.job_id)
 
     async def shutdown(self, grace_s: float, notify_s: float = RESTART_NOTICE_S) -> None:
         """Accept nothing new, tell waiting users their job is kept, stop the worker, close
@@ -162,7 +173,3 @@ class LocalBackend:
         except Exception:
             log.exception("could not tell the user of job %s about the restart", job.id)
 
-
-def _job_of(entry: JournalEntry) -> Job:
-    return Job(user_id=entry.user_id, render=RenderJob.from_dict(entry.render),
-               context=Delivery.from_dict(entry.context), id=entry.job_id)

@@ -12,6 +12,7 @@ from PIL import Image
 
 from pipeline.engine import RenderResult
 from pipeline.outputs import animation_bytes, file_stem, filmstrip, job_metadata, png_bytes
+from placebot.messages import UserFacingError
 
 PREVIEW_HEIGHT = 192
 
@@ -64,7 +65,8 @@ def encode_result_files(result: RenderResult, size_limit: int) -> list[NamedFile
         files = option()
         if sum(len(data) for _, data in files) <= size_limit:
             return files
-    raise ValueError(f"even a small JPEG exceeds this server's upload limit of {size_limit} bytes")
+    raise UserFacingError(
+        f"even a small JPEG exceeds this server's upload limit of {size_limit} bytes")
 
 
 def preview_jpeg(frames: list[Image.Image]) -> NamedFile:

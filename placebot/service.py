@@ -11,6 +11,7 @@ import logging
 
 import discord
 
+from pipeline.errors import ParamError
 from pipeline.params import RenderRequest
 from placebot.backend import JobBackend
 from placebot.delivery import Delivery
@@ -35,7 +36,7 @@ class PlaceService:
         try:
             request.validate()
             reservation = await self._jobs.reserve(interaction.user.id)
-        except (ValueError, QueueRefusal) as exc:
+        except (ParamError, QueueRefusal) as exc:
             await interaction.response.send_message(user_message(exc), ephemeral=True)
             return None
         try:

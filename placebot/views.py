@@ -17,9 +17,19 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 import discord
 
 from pipeline.engine import RenderResult
-from pipeline.params import RenderJob, RenderRequest
+from pipeline.errors import ParamError
+from pipeline.params import (
+    PARAMS,
+    RECROP_FIELDS,
+    RESEED_FIELDS,
+    RenderJob,
+    decode_payload,
+    encode_payload,
+    payload_pattern,
+)
 from placebot.backend import CancelOutcome, JobBackend
 from placebot.jobqueue import Job
+from placebot.messages import user_message
 
 if TYPE_CHECKING:
     from placebot.service import PlaceService
@@ -28,37 +38,17 @@ log = logging.getLogger(__name__)
 
 PREFIX = "place"
 NO_LONGER_VALID = "This button is no longer valid."
-_NUMBER = r"\d+(?:\.\d+)?"  # strict: float() of a match never fails
+
 
 # ----- the payloads of Re-roll and New crop: what to render again (the seed is left open)
-REROLL_FIELDS = (rf"(?P<model>{_NUMBER}):(?P<canvas>\d{{4}}):(?P<x>\d{{1,5}}):(?P<y>\d{{1,5}}):"
-                 rf"(?P<strength>{_NUMBER}):(?P<steps>\d{{1,4}}):(?P<passes>\d{{1,3}})")
-NEWCROP_FIELDS = (rf"(?P<model>{_NUMBER}):(?P<strength>{_NUMBER}):(?P<steps>\d{{1,4}}):"
-                  rf"(?P<passes>\d{{1,3}})")
-
-
 def reroll_id(job: RenderJob) -> str:
-    c = job.crop
-    return (f"{PREFIX}:reroll:{job.model}:{c.canvas}:{c.x}:{c.y}:{job.strength:g}:"
-            f"{job.steps}:{job.passes}")
+    """Same source and parameters, a new seed."""
+    return f"{PREFIX}:reroll{encode_payload(job, RESEED_FIELDS)}"
 
 
 def newcrop_id(job: RenderJob) -> str:
-    return f"{PREFIX}:newcrop:{job.model}:{job.strength:g}:{job.steps}:{job.passes}"
-
-
-def newcrop_request(groups: dict[str, str]) -> RenderRequest:
-    """The request a New crop button's fields ask for (validated when submitted)."""
-    return RenderRequest(model=groups["model"], strength=float(groups["strength"]),
-                         steps=int(groups["steps"]), recursions=int(groups["passes"]) - 1)
-
-
-def reroll_request(groups: dict[str, str]) -> RenderRequest:
-    """The request a Re-roll button's fields ask for: the same crop, a new seed."""
-    request = newcrop_request(groups)
-    return RenderRequest(model=request.model, canvas=groups["canvas"], x=int(groups["x"]),
-                         y=int(groups["y"]), strength=request.strength, steps=request.steps,
-                         recursions=request.recursions)
+    """Same parameters, a new source (crop) and seed."""
+    return f"{PREFIX}:newcrop{encode_payload(job, RECROP_FIELDS)}"
 
 
 # ----- the ids of Delete and Cancel: whose message, which job
@@ -107,55 +97,63 @@ async def _answering(interaction: discord.Interaction,
         await host.report_unexpected(interaction, exc)
 
 
+async def _submit_payload(interaction: discord.Interaction, host: ButtonHost,
+                          payload: dict[str, str | None]) -> None:
+    """A new job from a Re-roll or New crop payload. Decoded here, not when the button is
+    built: discord.py drops a click silently when building raises, a refusal is better."""
+    try:
+        request = decode_payload(payload)
+    except ParamError as exc:
+        await interaction.response.send_message(user_message(exc), ephemeral=True)
+        return
+    await host.service.submit(interaction, request)
+
+
 # ----- one class per action
 class RerollButton(discord.ui.DynamicItem[discord.ui.Button],
-                   template=rf"{PREFIX}:reroll:{REROLL_FIELDS}"):
-    """Same crop, same settings, a new seed: a new /place job for whoever clicks."""
+                   template=f"{PREFIX}:reroll{payload_pattern(RESEED_FIELDS)}"):
+    """Same source, same settings, a new seed: a new /place job for whoever clicks."""
 
-    def __init__(self, custom_id: str, request: RenderRequest):
+    def __init__(self, custom_id: str, payload: dict[str, str | None]):
         super().__init__(discord.ui.Button(label="Re-roll", style=discord.ButtonStyle.primary,
                                            emoji="🎲", custom_id=custom_id))
-        self.request = request
+        self.payload = payload
 
     @classmethod
     def for_job(cls, job: RenderJob) -> RerollButton:
-        custom_id = reroll_id(job)
-        match = cls.__discord_ui_compiled_template__.fullmatch(custom_id)
-        assert match is not None, custom_id  # reroll_id and the template are made together
-        return cls(custom_id, reroll_request(match.groupdict()))
+        return cls(reroll_id(job), {})  # the payload is only read from a click
 
     @classmethod
     async def from_custom_id(cls, interaction: discord.Interaction, item: discord.ui.Item[Any],
                              match: re.Match[str]) -> RerollButton:
-        return cls(match.string, reroll_request(match.groupdict()))
+        return cls(match.string, match.groupdict())
 
     async def callback(self, interaction: discord.Interaction) -> None:
-        await _answering(interaction, lambda host: host.service.submit(interaction, self.request))
+        await _answering(interaction,
+                         lambda host: _submit_payload(interaction, host, self.payload))
 
 
 class NewCropButton(discord.ui.DynamicItem[discord.ui.Button],
-                    template=rf"{PREFIX}:newcrop:{NEWCROP_FIELDS}"):
+                    template=f"{PREFIX}:newcrop{payload_pattern(RECROP_FIELDS)}"):
     """Same settings, a random crop and seed: a new /place job for whoever clicks."""
 
-    def __init__(self, custom_id: str, request: RenderRequest):
+    def __init__(self, custom_id: str, payload: dict[str, str | None]):
         super().__init__(discord.ui.Button(label="New crop", emoji="🗺️", custom_id=custom_id,
                                            style=discord.ButtonStyle.secondary))
-        self.request = request
+        self.payload = payload
 
     @classmethod
     def for_job(cls, job: RenderJob) -> NewCropButton:
-        custom_id = newcrop_id(job)
-        match = cls.__discord_ui_compiled_template__.fullmatch(custom_id)
-        assert match is not None, custom_id
-        return cls(custom_id, newcrop_request(match.groupdict()))
+        return cls(newcrop_id(job), {})  # the payload is only read from a click
 
     @classmethod
     async def from_custom_id(cls, interaction: discord.Interaction, item: discord.ui.Item[Any],
                              match: re.Match[str]) -> NewCropButton:
-        return cls(match.string, newcrop_request(match.groupdict()))
+        return cls(match.string, match.groupdict())
 
     async def callback(self, interaction: discord.Interaction) -> None:
-        await _answering(interaction, lambda host: host.service.submit(interaction, self.request))
+        await _answering(interaction,
+                         lambda host: _submit_payload(interaction, host, self.payload))
 
 
 class DeleteButton(discord.ui.DynamicItem[discord.ui.Button],
@@ -262,11 +260,11 @@ def result_embed(result: RenderResult, image_name: str) -> discord.Embed:
         colour=discord.Colour.from_rgb(255, 69, 0),
     )
     for name, value in (
-        ("Canvas", crop.canvas), ("x", crop.x), ("y", crop.y), ("Model", result.model_id),
-        ("Seed", job.seed), ("Strength", f"{job.strength:g}"), ("Steps", job.steps),
-        ("Passes", job.passes), ("Time", f"{result.seconds:.1f} s"),
+        *((spec.label, spec.encode_value(value)) for key, spec in PARAMS.items()
+          if (value := getattr(job, key)) is not None),
+        ("Model id", result.model_id), ("Time", f"{result.seconds:.1f} s"),
     ):
-        embed.add_field(name=name, value=str(value), inline=True)
+        embed.add_field(name=name, value=value, inline=True)
     embed.set_image(url=f"attachment://{image_name}")
     if result.nsfw_flagged:
         embed.set_footer(text="The safety checker blacked out at least one pass.")

@@ -13,13 +13,13 @@ import concurrent.futures
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Callable, Coroutine
-from typing import Any
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any, Protocol
 
 from pipeline.engine import Renderer, RenderResult
 from pipeline.errors import OutOfMemory, PipelineError, RenderCancelled
-from placebot.backend import QueuePlace, Reporter
-from placebot.jobqueue import Job, JobQueue, JobState
+from placebot.backend import QueuePlace, WorkerReporter
+from placebot.jobqueue import Job, JobState
 from placebot.journal import Journal
 
 log = logging.getLogger(__name__)
@@ -30,6 +30,22 @@ SHUTDOWN = "shutdown"
 class JobTimeout(PipelineError):
     def __init__(self, seconds: float):
         super().__init__(f"the job took longer than the {seconds:g} s limit and was stopped")
+
+
+class JobSource(Protocol):
+    """Where the worker takes its jobs: the in-process JobQueue, or a remote queue's client."""
+
+    @property
+    def waiting(self) -> list[Job]:
+        """The jobs waiting that this process can see (a remote worker sees none)."""
+
+    def position(self, job: Job) -> int: ...
+
+    def close(self) -> Any: ...
+
+    async def next_batch(self, max_batch: int) -> list[Job]: ...
+
+    def finish(self, jobs: Sequence[Job]) -> None: ...
 
 
 class JobTimer:
@@ -53,9 +69,9 @@ class JobTimer:
 class Worker:
     def __init__(
         self,
-        queue: JobQueue,
+        queue: JobSource,
         renderer: Renderer,
-        reporter: Reporter,
+        reporter: WorkerReporter,
         *,
         max_batch: int = 4,
         job_timeout_s: float = 600.0,
@@ -165,7 +181,7 @@ class Worker:
             await self._end_stopped(jobs, exc.reason)
             return
         except Exception as exc:
-            if not isinstance(exc, (PipelineError, ValueError)):
+            if not isinstance(exc, PipelineError):
                 log.exception("unexpected error rendering jobs %s", [j.id for j in jobs])
             else:
                 log.warning("jobs %s failed: %s", [j.id for j in jobs], exc)

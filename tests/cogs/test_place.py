@@ -18,7 +18,8 @@ async def test_commands_are_synced_to_the_guild_with_their_options(fake, start_b
         commands = {c["name"]: c for c in fake.commands[str(fake.guild_id)]}
     assert set(commands) >= {"place", "place_status"}
     options = {o["name"]: o for o in commands["place"]["options"]}
-    assert list(options) == ["model", "canvas", "x", "y", "seed", "strength", "recursions"]
+    assert list(options) == ["model", "canvas", "x", "y", "seed", "strength", "recursions",
+                             "prompt"]
     assert all(o["description"] and not o["required"] for o in options.values())
     assert [c["value"] for c in options["model"]["choices"]] == ["1.4", "1.5"]
     assert [c["value"] for c in options["canvas"]["choices"]] == ["2017", "2022", "2023"]
@@ -44,8 +45,8 @@ async def test_place_without_options_defers_and_posts_the_result(fake, start_bot
     assert len(names) == 3 and names[0].endswith(".png") and "_strip" in names[1]
     assert names[2].endswith(".webp")  # the passes as an animation
     fields = embed_fields(result)
-    assert fields["Model"] == str(tiny_model_dir)  # the model id: a local folder here
-    assert fields["Passes"] == "2" and fields["Strength"] == "0.5"
+    assert fields["Model id"] == str(tiny_model_dir)  # a local folder here
+    assert fields["Recursions"] == "1" and fields["Strength"] == "0.5"
     assert read_metadata(result.attachments[0][1])["seed"] == int(fields["Seed"])
     ids = custom_ids(result)
     assert [i.split(":")[1] for i in ids] == ["reroll", "newcrop", "delete"]
@@ -60,7 +61,7 @@ async def test_place_with_every_option(fake, start_bot):
         result = await wait_result(fake, interaction)
     fields = embed_fields(result)
     assert (fields["Canvas"], fields["x"], fields["y"], fields["Seed"], fields["Strength"],
-            fields["Passes"]) == ("2023", "1500", "800", "42", "0.75", "3")
+            fields["Recursions"]) == ("2023", "1500", "800", "42", "0.75", "2")
     assert "SD 1.5" in result.embeds[0]["title"]
 
 

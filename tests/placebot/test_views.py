@@ -1,10 +1,11 @@
-"""Buttons: each action parsed by its own DynamicItem; ids that don't parse are answered."""
-
-import re
+"""Embeds and buttons: every parameter carried, each action parsed by its own DynamicItem,
+and ids that none parses answered."""
 
 import pytest
+from PIL import Image
 
-from pipeline.params import Crop, RenderJob
+from pipeline.engine import RenderResult
+from pipeline.params import PARAMS, RenderRequest, decode_payload
 from placebot import client
 from placebot.views import (
     BUTTONS,
@@ -17,40 +18,72 @@ from placebot.views import (
     is_known_button,
     newcrop_id,
     reroll_id,
+    result_embed,
 )
 from tests.support.bot_harness import custom_ids, embed_fields, wait_result
 
-RENDER = RenderJob(model="1.5", crop=Crop("2022", 10, 20), seed=7, strength=0.8, steps=50,
-                   passes=4)
 FORGED = [
     "place:reroll:../../etc/passwd",
-    "place:reroll:1.4:2017:3:4:0.5:4:99",  # 98 recursions
+    "place:reroll:m1.4:c2017:x3:y4:s0.5:t4:r98",  # 98 recursions
+    "place:reroll:1.4:2017:3:4:0.5:4:4",  # the first version's format
     "place:delete:not-a-user",
     "place:explode:1",
     "someone-elses-button",
 ]
 
 
-@pytest.mark.parametrize(("custom_id", "button"), [
-    (reroll_id(RENDER), RerollButton),
-    (newcrop_id(RENDER), NewCropButton),
-    (delete_id(42), DeleteButton),
-    (cancel_id("0123456789ab", 42), CancelButton),
+def _result() -> RenderResult:
+    job = RenderRequest(model="1.5", canvas="2022", x=7, y=9, seed=11, strength=0.3, steps=10,
+                        recursions=2).resolve()
+    frame = Image.new("RGB", (512, 512))
+    return RenderResult(job=job, tiles=Image.new("RGB", (32, 32)), frames=[frame, frame],
+                        pass_seconds=[1.0], model_id="local/model")
+
+
+async def _parsed(button, custom_id):
+    match = button.__discord_ui_compiled_template__.fullmatch(custom_id)
+    assert match is not None, custom_id
+    return await button.from_custom_id(None, None, match)
+
+
+def test_embed_has_a_field_for_every_parameter():
+    """Each parameter that has a value: its label and value, plus the model id and the time."""
+    result = _result()
+    fields = {f.name: f.value for f in result_embed(result, "x.png").fields}
+    given = [spec for name, spec in PARAMS.items() if getattr(result.job, name) is not None]
+    assert {spec.label: fields[spec.label] for spec in given} == {
+        "Model": "1.5", "Canvas": "2022", "x": "7", "y": "9", "Seed": "11", "Strength": "0.3",
+        "Steps": "10", "Recursions": "2", "Guidance": "1.0"}
+    assert fields["Model id"] == "local/model"
+
+
+@pytest.mark.parametrize(("make_id", "button"), [
+    (lambda job: reroll_id(job), RerollButton),
+    (lambda job: newcrop_id(job), NewCropButton),
+    (lambda job: delete_id(42), DeleteButton),
+    (lambda job: cancel_id("0123456789ab", 42), CancelButton),
 ])
-def test_each_action_is_parsed_by_its_own_button_class(custom_id, button):
+def test_each_action_is_parsed_by_its_own_button_class(make_id, button):
     """Exactly one registered DynamicItem's template matches each kind of id."""
+    custom_id = make_id(_result().job)
     matching = [b for b in BUTTONS if b.__discord_ui_compiled_template__.fullmatch(custom_id)]
     assert matching == [button]
 
 
-async def test_reroll_and_newcrop_ids_give_back_their_request():
-    """A Re-roll id keeps the crop and settings (seed left open); New crop keeps the settings."""
-    reroll = await _parsed(RerollButton, reroll_id(RENDER))
-    newcrop = await _parsed(NewCropButton, newcrop_id(RENDER))
-    assert (reroll.request.canvas, reroll.request.x, reroll.request.y) == ("2022", 10, 20)
-    assert (reroll.request.recursions, reroll.request.seed) == (3, None)
-    assert (newcrop.request.model, newcrop.request.strength, newcrop.request.canvas) == \
-        ("1.5", 0.8, None)
+async def test_reroll_button_asks_for_the_same_job_with_a_new_seed():
+    """Re-roll's custom_id decodes to the job's parameters, its seed left open."""
+    job = _result().job
+    button = await _parsed(RerollButton, reroll_id(job))
+    assert decode_payload(button.payload) == RenderRequest(**{**job.values(), "seed": None})
+
+
+async def test_newcrop_button_asks_for_the_same_parameters_on_a_new_crop():
+    """New crop's custom_id keeps model, strength, steps and recursions only."""
+    job = _result().job
+    button = await _parsed(NewCropButton, newcrop_id(job))
+    assert decode_payload(button.payload) == RenderRequest(model="1.5", strength=0.3, steps=10,
+                                                           recursions=2)
+    assert len(reroll_id(job)) <= 100  # Discord's limit for a custom_id
 
 
 async def test_delete_and_cancel_ids_give_back_owner_and_job():
@@ -61,16 +94,10 @@ async def test_delete_and_cancel_ids_give_back_owner_and_job():
     assert (cancel.job_id, cancel.owner_id) == ("0123456789ab", 43)
 
 
-async def _parsed(button, custom_id):
-    match = button.__discord_ui_compiled_template__.fullmatch(custom_id)
-    return await button.from_custom_id(None, None, match)
-
-
 def test_custom_ids_carry_no_path_or_free_text():
-    """Only digits and dots parse: no user text can reach a file name."""
-    assert is_known_button("place:reroll:1.5:2022:10:20:0.8:50:4")
-    assert not is_known_button("place:reroll:1.5:../..:10:20:0.8:50:4")
-    assert not re.search(r"[^\w:.]", reroll_id(RENDER))
+    """Only tagged digits and dots parse: no user text can reach a file name."""
+    assert is_known_button("place:reroll:m1.5:c2022:x10:y20:s0.8:t50:r3")
+    assert not is_known_button("place:reroll:m1.5:c../..:x10:y20:s0.8:t50:r3")
 
 
 @pytest.mark.parametrize("custom_id", FORGED)
