@@ -43,7 +43,8 @@ def option_help(spec: Param, default: Any) -> str:
     return f"{spec.help} (default: {shown})"
 
 
-def build_place_command(defaults: Mapping[str, Any], submit: Submit) -> app_commands.Command:
+def build_place_command(defaults: Mapping[str, Any], submit: Submit,
+                        options: tuple[str, ...] = SLASH_OPTIONS) -> app_commands.Command:
     """The /place command, its options derived from the parameters and `defaults`."""
 
     async def place(interaction: Interaction, **options: Any) -> None:
@@ -56,14 +57,14 @@ def build_place_command(defaults: Mapping[str, Any], submit: Submit) -> app_comm
         inspect.Parameter("interaction", inspect.Parameter.POSITIONAL_OR_KEYWORD,
                           annotation=Interaction),
         *(inspect.Parameter(name, keyword, default=None, annotation=option_type(PARAMS[name]))
-          for name in SLASH_OPTIONS),
+          for name in options),
     ])
     app_commands.describe(**{name: option_help(PARAMS[name], defaults[name])
-                             for name in SLASH_OPTIONS})(place)
+                             for name in options})(place)
     app_commands.choices(**{
         name: [app_commands.Choice(name=PARAMS[name].choice_name.format(c), value=c)
                for c in PARAMS[name].choices]
-        for name in SLASH_OPTIONS if PARAMS[name].choices
+        for name in options if PARAMS[name].choices
     })(place)
     return app_commands.Command(name="place", description=DESCRIPTION, callback=place)
 
@@ -72,7 +73,9 @@ class PlaceCog(commands.Cog, name="Place"):
     def __init__(self, service: PlaceService, settings: Settings,
                  tree: app_commands.CommandTree):
         self._tree = tree
-        self.command = build_place_command(settings.render_defaults, service.submit)
+        # PLACE_PROMPTS=false: the prompt option is not offered at all
+        options = tuple(name for name in SLASH_OPTIONS if settings.prompts or name != "prompt")
+        self.command = build_place_command(settings.render_defaults, service.submit, options)
 
     async def cog_load(self) -> None:
         self._tree.add_command(self.command)

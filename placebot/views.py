@@ -260,12 +260,23 @@ def result_embed(result: RenderResult, image_name: str) -> discord.Embed:
         colour=discord.Colour.from_rgb(255, 69, 0),
     )
     for name, value in (
-        *((spec.label, spec.encode_value(value)) for key, spec in PARAMS.items()
-          if (value := getattr(job, key)) is not None),
+        *((spec.label, _shown(spec.encode_value(value), spec.kind)) for key, spec
+          in PARAMS.items() if (value := getattr(job, key)) is not None),
         ("Model id", result.model_id), ("Time", f"{result.seconds:.1f} s"),
     ):
         embed.add_field(name=name, value=value, inline=True)
+    if result.prompt_used is not None:
+        embed.add_field(name="Prompt cut", inline=False, value=(
+            "CLIP reads 77 tokens; the prompt was cut to: "
+            + _shown(result.prompt_used, str)))
     embed.set_image(url=f"attachment://{image_name}")
     if result.nsfw_flagged:
         embed.set_footer(text="The safety checker blacked out at least one pass.")
     return embed
+
+
+def _shown(text: str, kind: type) -> str:
+    """A user's text as plain text in the bot's embed: no markdown, no mention takes effect."""
+    if kind is not str:
+        return text
+    return discord.utils.escape_mentions(discord.utils.escape_markdown(text))

@@ -26,6 +26,22 @@ async def test_commands_are_synced_to_the_guild_with_their_options(fake, start_b
     assert (options["recursions"]["min_value"], options["recursions"]["max_value"]) == (0, 5)
 
 
+async def test_with_prompts_off_place_offers_no_prompt(fake, start_bot):
+    """PLACE_PROMPTS=false: /place is synced without its prompt option."""
+    async with start_bot(prompts=False):
+        commands = {c["name"]: c for c in fake.commands[str(fake.guild_id)]}
+    assert "prompt" not in {o["name"] for o in commands["place"]["options"]}
+    assert "seed" in {o["name"] for o in commands["place"]["options"]}
+
+
+async def test_a_prompt_is_limited_to_its_length_in_discord(fake, start_bot):
+    """The prompt option carries its maximum length, so Discord refuses longer text itself."""
+    async with start_bot():
+        commands = {c["name"]: c for c in fake.commands[str(fake.guild_id)]}
+    [prompt] = [o for o in commands["place"]["options"] if o["name"] == "prompt"]
+    assert (prompt["min_length"], prompt["max_length"]) == (1, 500)
+
+
 async def test_unchanged_commands_are_not_synced_again(fake, start_bot, tmp_path):
     async with start_bot(data_dir=tmp_path / "d"):
         pass

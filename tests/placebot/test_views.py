@@ -32,29 +32,60 @@ FORGED = [
 ]
 
 
-def _result() -> RenderResult:
+def _result(prompt=None) -> RenderResult:
     job = RenderRequest(model="1.5", canvas="2022", x=7, y=9, seed=11, strength=0.3, steps=10,
-                        recursions=2).resolve()
+                        recursions=2, prompt=prompt).resolve()
     frame = Image.new("RGB", (512, 512))
     return RenderResult(job=job, tiles=Image.new("RGB", (32, 32)), frames=[frame, frame],
                         pass_seconds=[1.0], model_id="local/model")
+
+
+def test_embed_has_a_field_for_every_parameter():
+    """Each parameter's label and value, plus the model id and the time."""
+    result = _result("a fox")
+    fields = {f.name: f.value for f in result_embed(result, "x.png").fields}
+    assert {spec.label: fields[spec.label] for spec in PARAMS.values()} == {
+        "Model": "1.5", "Canvas": "2022", "x": "7", "y": "9", "Seed": "11", "Strength": "0.3",
+        "Steps": "10", "Recursions": "2", "Prompt": "a fox", "Guidance": "7.5"}
+    assert fields["Model id"] == "local/model"
+
+
+def test_a_prompt_is_shown_as_plain_text():
+    """Markdown and mentions in a prompt are escaped: they neither format nor ping."""
+    fields = {f.name: f.value for f in result_embed(_result("**big** @everyone"), "x.png").fields}
+    assert fields["Prompt"] == "\\*\\*big\\*\\* @\u200beveryone"
+
+
+def test_a_cut_prompt_is_announced_with_what_counted():
+    """Where CLIP read only part of the prompt, the embed says which part."""
+    result = _result("a fox " * 50)
+    result.prompt_used = "a fox a fox"
+    fields = {f.name: f.value for f in result_embed(result, "x.png").fields}
+    assert fields["Prompt cut"] == "CLIP reads 77 tokens; the prompt was cut to: a fox a fox"
+    assert "Prompt cut" not in {f.name for f in result_embed(_result(), "x.png").fields}
+
+
+async def test_reroll_button_asks_for_the_same_job_with_a_new_seed():
+    """Re-roll's custom_id decodes to the job's parameters, its seed left open (guidance is
+    the owner's setting, not carried: the live default applies)."""
+    job = _result().job
+    request = decode_payload((await _parsed(RerollButton, reroll_id(job))).payload)
+    live_guidance = PARAMS["guidance"].parse("guidance", RenderRequest().guidance)
+    assert request == RenderRequest(**{**job.values(), "seed": None, "guidance": live_guidance})
+
+
+async def test_newcrop_button_asks_for_the_same_parameters_on_a_new_crop():
+    """New crop's custom_id keeps model, strength, steps and recursions only."""
+    job = _result().job
+    request = decode_payload((await _parsed(NewCropButton, newcrop_id(job))).payload)
+    assert request == RenderRequest(model="1.5", strength=0.3, steps=10, recursions=2)
+    assert len(reroll_id(job)) <= 100  # Discord's limit for a custom_id
 
 
 async def _parsed(button, custom_id):
     match = button.__discord_ui_compiled_template__.fullmatch(custom_id)
     assert match is not None, custom_id
     return await button.from_custom_id(None, None, match)
-
-
-def test_embed_has_a_field_for_every_parameter():
-    """Each parameter that has a value: its label and value, plus the model id and the time."""
-    result = _result()
-    fields = {f.name: f.value for f in result_embed(result, "x.png").fields}
-    given = [spec for name, spec in PARAMS.items() if getattr(result.job, name) is not None]
-    assert {spec.label: fields[spec.label] for spec in given} == {
-        "Model": "1.5", "Canvas": "2022", "x": "7", "y": "9", "Seed": "11", "Strength": "0.3",
-        "Steps": "10", "Recursions": "2", "Guidance": "1.0"}
-    assert fields["Model id"] == "local/model"
 
 
 @pytest.mark.parametrize(("make_id", "button"), [
@@ -68,22 +99,6 @@ def test_each_action_is_parsed_by_its_own_button_class(make_id, button):
     custom_id = make_id(_result().job)
     matching = [b for b in BUTTONS if b.__discord_ui_compiled_template__.fullmatch(custom_id)]
     assert matching == [button]
-
-
-async def test_reroll_button_asks_for_the_same_job_with_a_new_seed():
-    """Re-roll's custom_id decodes to the job's parameters, its seed left open."""
-    job = _result().job
-    button = await _parsed(RerollButton, reroll_id(job))
-    assert decode_payload(button.payload) == RenderRequest(**{**job.values(), "seed": None})
-
-
-async def test_newcrop_button_asks_for_the_same_parameters_on_a_new_crop():
-    """New crop's custom_id keeps model, strength, steps and recursions only."""
-    job = _result().job
-    button = await _parsed(NewCropButton, newcrop_id(job))
-    assert decode_payload(button.payload) == RenderRequest(model="1.5", strength=0.3, steps=10,
-                                                           recursions=2)
-    assert len(reroll_id(job)) <= 100  # Discord's limit for a custom_id
 
 
 async def test_delete_and_cancel_ids_give_back_owner_and_job():
