@@ -42,18 +42,26 @@ class PlaceBot(commands.Bot):
         super().__init__(command_prefix=commands.when_mentioned, intents=intents,
                          help_command=None, **options)
         self.settings = settings
-        renderer = renderer or Renderer(ModelStore(
-            settings.model_ids, device=settings.device, vram_mode=settings.vram_mode,
-            safety_checker=settings.safety_checker, compile=settings.compile,
-        ))
         self.reporter = DiscordReporter(DiscordTransport(self), output_dir=settings.output_dir)
-        # The one implementation of the job queue seam today: everything in this process.
-        self.jobs: JobBackend = LocalBackend.from_settings(
-            settings, renderer, Journal(settings.data_dir / "jobs.sqlite3"), self.reporter)
+        self.jobs: JobBackend = self._backend(settings, renderer)
         self.service = PlaceService(self.jobs)
         self._stopping = False
         self._heartbeat: asyncio.Task | None = None
         self.shutdown_grace_s = SHUTDOWN_GRACE_S
+
+    def _backend(self, settings: Settings, renderer: Renderer | None) -> JobBackend:
+        """PLACE_REDIS_URL: jobs in Redis, rendered by worker processes; else everything in
+        this process (a queue, a SQLite journal and one worker on this machine's device)."""
+        if settings.redis_url is not None:
+            from placebot.redis_backend import RedisBackend
+
+            return RedisBackend.from_settings(settings, self.reporter, self)
+        renderer = renderer or Renderer(ModelStore(
+            settings.model_ids, device=settings.device, vram_mode=settings.vram_mode,
+            safety_checker=settings.safety_checker, compile=settings.compile,
+        ))
+        return LocalBackend.from_settings(
+            settings, renderer, Journal(settings.data_dir / "jobs.sqlite3"), self.reporter)
 
     async def setup_hook(self) -> None:
         # Buttons first: they need no cog, so they work even if a cog fails to load.
