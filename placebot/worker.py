@@ -13,12 +13,14 @@ import concurrent.futures
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Sequence
-from typing import Protocol
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any, Protocol
 
 from pipeline.engine import Renderer, RenderResult
 from pipeline.errors import OutOfMemory, PipelineError, RenderCancelled
-from placebot.jobqueue import Job, JobQueue, JobState
+from placebot.backend import QueuePlace, WorkerReporter
+from placebot.jobqueue import Job, JobState
+from placebot.journal import Journal
 
 log = logging.getLogger(__name__)
 
@@ -30,16 +32,20 @@ class JobTimeout(PipelineError):
         super().__init__(f"the job took longer than the {seconds:g} s limit and was stopped")
 
 
-class Reporter(Protocol):
-    """What the worker tells the outside world (the Discord cog, a test, a benchmark)."""
+class JobSource(Protocol):
+    """Where the worker takes its jobs: the in-process JobQueue, or a remote queue's client."""
 
-    async def loading(self, jobs: Sequence[Job]) -> None: ...
-    async def started(self, jobs: Sequence[Job]) -> None: ...
-    async def progress(self, job: Job, pass_number: int, frames: list) -> None: ...
-    async def finished(self, job: Job, result: RenderResult) -> None: ...
-    async def failed(self, job: Job, error: Exception) -> None: ...
-    async def cancelled(self, job: Job) -> None: ...
-    async def queue_moved(self) -> None: ...
+    @property
+    def waiting(self) -> list[Job]:
+        """The jobs waiting that this process can see (a remote worker sees none)."""
+
+    def position(self, job: Job) -> int: ...
+
+    def close(self) -> Any: ...
+
+    async def next_batch(self, max_batch: int) -> list[Job]: ...
+
+    def finish(self, jobs: Sequence[Job]) -> None: ...
 
 
 class JobTimer:
@@ -63,13 +69,13 @@ class JobTimer:
 class Worker:
     def __init__(
         self,
-        queue: JobQueue,
+        queue: JobSource,
         renderer: Renderer,
-        reporter: Reporter,
+        reporter: WorkerReporter,
         *,
         max_batch: int = 4,
         job_timeout_s: float = 600.0,
-        journal=None,
+        journal: Journal | None = None,
     ):
         self.queue = queue
         self.renderer = renderer
@@ -91,6 +97,17 @@ class Worker:
     @property
     def task(self) -> asyncio.Task | None:
         return self._task
+
+    def place(self, job: Job) -> QueuePlace:
+        """The job's queue position and its ETA from the recent jobs' average time."""
+        position = self.queue.position(job)
+        return QueuePlace(position, self.timer.eta(position) if position else None)
+
+    def waiting_places(self) -> list[tuple[Job, QueuePlace]]:
+        return [(job, self.place(job)) for job in self.queue.waiting]
+
+    async def announce_queue_moved(self) -> None:
+        await self._safely(self.reporter.queue_moved(self.waiting_places()))
 
     def start(self) -> asyncio.Task:
         self._task = asyncio.create_task(self.run(), name="place-worker")
@@ -148,7 +165,7 @@ class Worker:
             finally:
                 self.idle.set()
         self.queue.finish(batch)
-        await self._safely(self.reporter.queue_moved())
+        await self.announce_queue_moved()
         return True
 
     async def _run_batch(self, jobs: list[Job]) -> None:
@@ -156,7 +173,7 @@ class Worker:
             await self._safely(self.reporter.started(jobs))
         else:  # the load can take minutes: say so, instead of "pass 0" all along
             await self._safely(self.reporter.loading(jobs))
-        await self._safely(self.reporter.queue_moved())
+        await self.announce_queue_moved()
         started = time.monotonic()
         try:
             results = await self._render_with_retry(jobs)
@@ -241,34 +258,34 @@ class Worker:
             log.exception("could not deliver the result of job %s", job.id)
             await self._end_failed(job, exc)
             return
-        await self._journal("mark_done", job.id)
+        await self._record(job, lambda journal: journal.mark_done(job.id))
 
     async def _end_failed(self, job: Job, error: Exception) -> None:
         job.state = JobState.FAILED
         self.queue.finish([job])
         await self._progress_done(job)
-        await self._journal("mark_failed", job.id, str(error))
+        await self._record(job, lambda journal: journal.mark_failed(job.id, str(error)))
         await self._safely(self.reporter.failed(job, error))
 
     async def _end_cancelled(self, job: Job) -> None:
         job.state = JobState.CANCELLED
         self.queue.finish([job])
         await self._progress_done(job)
-        await self._journal("mark_cancelled", job.id)
+        await self._record(job, lambda journal: journal.mark_cancelled(job.id))
         await self._safely(self.reporter.cancelled(job))
 
-    async def _journal(self, method: str, *args) -> None:
+    async def _record(self, job: Job, write: Callable[[Journal], None]) -> None:
         """Record a job's end. A failing write is logged; the worker goes on (the job may then
         be rendered again after a restart, which beats stopping every later job)."""
         if self.journal is None:
             return
         try:
-            await asyncio.to_thread(getattr(self.journal, method), *args)
+            await asyncio.to_thread(write, self.journal)
         except Exception:
-            log.exception("journal: %s%s failed", method, args[:1])
+            log.exception("journal: could not record the end of job %s", job.id)
 
     @staticmethod
-    async def _safely(coroutine) -> None:
+    async def _safely(coroutine: Coroutine[Any, Any, None]) -> None:
         """A reporting failure (Discord down, message deleted) must not stop the worker."""
         try:
             await coroutine

@@ -12,10 +12,9 @@ import redis.asyncio as redis
 from redis.exceptions import ResponseError
 
 from pipeline.params import MODEL_KEYS, RenderJob
-from placebot.jobqueue import QueueFull, UserLimitReached
+from placebot.jobqueue import CooldownActive, QueueFull, UserLimitReached
 from placebot.redisqueue import keys, scripts
 from placebot.redisqueue.codec import encode_render, text
-from placebot.service import CooldownActive
 
 DROPPED = "it stopped a render worker {n} times in a row and was dropped"
 

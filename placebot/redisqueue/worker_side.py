@@ -18,6 +18,7 @@ from redis.exceptions import ResponseError
 
 from pipeline.engine import Renderer, RenderResult
 from pipeline.params import MODEL_KEYS
+from placebot.backend import QueuePlace
 from placebot.jobqueue import Job, JobState
 from placebot.messages import user_message
 from placebot.redisqueue import keys
@@ -60,6 +61,14 @@ class RedisJobSource:
     @property
     def closed(self) -> bool:
         return self._closed
+
+    @property
+    def waiting(self) -> list[Job]:
+        """None seen here: the bots hold their users' places (placebot.worker.JobSource)."""
+        return []
+
+    def position(self, job: Job) -> int:
+        return 0
 
     def _loaded(self) -> list[str]:
         return list(self.renderer.store.describe()["loaded"])
@@ -272,5 +281,5 @@ class RedisReporter:
     async def restarting(self, job: Job) -> None:
         await self.source.give_back(job)
 
-    async def queue_moved(self) -> None:
+    async def queue_moved(self, waiting: Sequence[tuple[Job, QueuePlace]]) -> None:
         """Nothing to send: the bots refresh their users' positions from Redis themselves."""

@@ -23,6 +23,9 @@ class RecordingReporter:
         self.events.append(event)
         self.done.set()
 
+    async def acknowledge(self, job, place):
+        self.events.append(("acknowledge", job.id, place.position))
+
     async def loading(self, jobs):  # instead of started() when the model must load first
         self.events.append(("loading", [j.id for j in jobs]))
         self.started_event.set()
@@ -43,8 +46,11 @@ class RecordingReporter:
     async def cancelled(self, job):
         self._add("cancelled", job.id)
 
-    async def queue_moved(self):
-        pass
+    async def restarting(self, job):
+        self.events.append(("restarting", job.id))
+
+    async def queue_moved(self, waiting):
+        self.events.append(("queue_moved", [(job.id, place.position) for job, place in waiting]))
 
     def endings(self, job):
         return [e for e in self.events if e[0] in ("finished", "failed", "cancelled")
