@@ -62,7 +62,8 @@ async def test_another_bot_token_with_the_same_data_folder_syncs_again(
     settings = bot_settings(tmp_path / "data", tiny_model_dir)
     async with fake.running(PlaceBot(settings, renderer=gated, guild_ready_timeout=0.05)):
         assert fake.sync_count == 1
-    async with FakeDiscord(app_id=1001, bot_user_id=1001) as other:
-        async with other.running(PlaceBot(settings, renderer=gated, guild_ready_timeout=0.05)):
-            assert other.sync_count == 1
+    other = FakeDiscord(app_id=1001, bot_user_id=1001)
+    bot = PlaceBot(settings, renderer=gated, guild_ready_timeout=0.05)
+    async with other, other.running(bot):
+        assert other.sync_count == 1
     assert [c["name"] for c in other.commands[str(other.guild_id)]] == ["place", "place_status"]

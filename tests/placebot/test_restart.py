@@ -121,30 +121,3 @@ async def test_cancel_with_a_forged_owner_is_refused(fake, start_bot, gated):
         await wait_result(fake, victim)
     assert "no longer waiting or running" in forged.callbacks[0]["data"]["content"]
 
-
-async def test_messages_left_from_before_a_restart_are_updated_when_their_job_resumes(
-        fake, start_bot, gated, tmp_path):
-    """The restart notice never reached Discord (killed, or Discord down): after the restart
-    the old "Queued"/"Dreaming" messages lose their Cancel button and get the result, through
-    the interaction's webhook while its token lives."""
-    data = tmp_path / "data"
-    async with start_bot(data_dir=data, max_batch=1) as bot:
-        bot.shutdown_grace_s = 0.1
-        gated.close()
-        running = fake.slash("place", {"seed": 1}, user_id=1)
-        await asyncio.to_thread(gated.entered.wait, 10)
-        waiting = fake.slash("place", {"seed": 2}, user_id=2)
-        await fake.wait_for(lambda: waiting.original and "position 1" in waiting.original.content)
-        down = fake.outage("PATCH", r"/messages/@original$")
-        stopping = asyncio.create_task(bot.shutdown())
-        await fake.wait_for(lambda: down.hits >= 1)
-        gated.open()
-        await stopping
-        down.lift()
-    assert "Cancel" in str(waiting.original.components)
-    async with start_bot(data_dir=data):
-        await wait_result(fake, running)
-        await wait_result(fake, waiting)
-    for interaction in (running, waiting):
-        assert "Cancel" not in str(interaction.original.components)
-    assert not _channel_results(fake)  # each result went to its own message
