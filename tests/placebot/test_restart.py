@@ -120,3 +120,4 @@ async def test_cancel_with_a_forged_owner_is_refused(fake, start_bot, gated):
         gated.open()
         await wait_result(fake, victim)
     assert "no longer waiting or running" in forged.callbacks[0]["data"]["content"]
+
