@@ -120,3 +120,34 @@ async def test_cancel_with_a_forged_owner_is_refused(fake, start_bot, gated):
         gated.open()
         await wait_result(fake, victim)
     assert "no longer waiting or running" in forged.callbacks[0]["data"]["content"]
+
+
+_REEXEC_ONCE = """
+import json, os, sys
+from pathlib import Path
+from placebot.restart import reexec
+runs = Path(sys.argv[1])
+lines = runs.read_text().splitlines() if runs.exists() else []
+runs.write_text("\\n".join([*lines, json.dumps([os.getpid(), sys.orig_argv[1:]])]))
+if not lines:
+    reexec("test")
+"""
+
+
+def test_reexec_runs_the_same_command_again_in_the_same_process(tmp_path):
+    """The restart replaces the process in place: same pid, same interpreter options and args."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = tmp_path / "once.py"
+    script.write_text(_REEXEC_ONCE)
+    runs = tmp_path / "runs"
+    root = Path(__file__).parents[2]
+    done = subprocess.run([sys.executable, "-X", "utf8", str(script), str(runs)],
+                          env={**os.environ, "PYTHONPATH": str(root)}, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    first, second = (json.loads(line) for line in runs.read_text().splitlines())
+    assert first == second and first[1] == ["-X", "utf8", str(script), str(runs)]
