@@ -1,8 +1,12 @@
-# The bot on an NVIDIA GPU host. Build: docker compose build. Run: docker compose up -d.
-FROM python:3.11-slim AS base
+# The bot on an NVIDIA GPU host. Build and run: docker compose up -d --build.
+FROM python:3.11-slim
 
+# The code lives in /app (read-only for the bot); the bot runs in its home, so a relative
+# PLACE_DATA_DIR (config.example.env's "data") lands on the data volume, as the absolute
+# default does. PYTHONPATH lets the health check import the code from there.
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
+    PYTHONPATH=/app \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     HF_HOME=/home/bot/.cache/huggingface \
@@ -12,17 +16,18 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --create-home --uid 1000 bot
-WORKDIR /app
 
 # Dependencies first, so a code change does not reinstall torch. PyPI's Linux torch wheels
 # are CUDA builds (the CUDA runtime comes with them; the host only needs the driver).
-COPY requirements.txt .
-RUN pip install -r requirements.txt
+COPY requirements.txt /app/
+RUN pip install -r /app/requirements.txt
 
-# The code last. No .env, outputs or data: .dockerignore keeps them out; secrets come at run time.
-COPY --chown=bot:bot . .
+# The code last. No .env, data, tests, bench or docs: .dockerignore keeps them out.
+COPY --chown=root:root . /app
 
 USER bot
+WORKDIR /home/bot
+# Created by the bot's user, so the named volumes mounted here start out owned by it.
 RUN mkdir -p "$HF_HOME" "$PLACE_DATA_DIR"
 VOLUME ["/home/bot/.cache/huggingface", "/home/bot/data"]
 
@@ -30,4 +35,4 @@ VOLUME ["/home/bot/.cache/huggingface", "/home/bot/data"]
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
     CMD ["python", "-m", "placebot.health"]
 
-CMD ["python", "bot.py"]
+CMD ["python", "/app/bot.py"]
