@@ -46,12 +46,16 @@ class PlaceBot(commands.Bot):
         self.service = PlaceService(self)
         self._stopping = False
         self.shutdown_grace_s = SHUTDOWN_GRACE_S
+        # Set when the render engine is stuck: bot.py re-executes the process once closed.
+        self.restart_reason: str | None = None
+        self._restarting: asyncio.Task | None = None
 
     async def setup_hook(self) -> None:
         self.queue = JobQueue(self.settings.queue_max, self.settings.user_max)
         self.worker = Worker(self.queue, self.renderer, self.reporter,
                              max_batch=self.settings.max_batch,
-                             job_timeout_s=self.settings.job_timeout_s, journal=self.journal)
+                             job_timeout_s=self.settings.job_timeout_s, journal=self.journal,
+                             on_stuck=self.restart_for_fresh_engine)
         for extension in EXTENSIONS:
             try:  # one broken cog must not keep the others (and the bot) down
                 await self.load_extension(extension)
@@ -108,6 +112,14 @@ class PlaceBot(commands.Bot):
                 await interaction.response.send_message(text, ephemeral=True)
         except discord.HTTPException:
             log.warning("could not tell the user of interaction %s", interaction.id)
+
+    def restart_for_fresh_engine(self, error: Exception) -> None:
+        """The render engine is stuck (placebot.watchdog): close gracefully, then bot.py runs
+        the process again; the journal brings back the jobs still waiting."""
+        if self.restart_reason is None:
+            self.restart_reason = str(error)
+            self.worker.stop_taking_jobs()
+            self._restarting = asyncio.create_task(self.close(), name="restart")
 
     async def on_ready(self) -> None:
         log.info("connected as %s (id %s) to %d server(s)", self.user,

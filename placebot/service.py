@@ -16,6 +16,7 @@ from pipeline.errors import PipelineError
 from pipeline.params import RenderJob, RenderRequest
 from placebot.delivery import Delivery
 from placebot.jobqueue import Job, QueueRefusal
+from placebot.journal import MAX_TRIES, JournalEntry
 from placebot.messages import user_message
 
 if TYPE_CHECKING:
@@ -76,26 +77,25 @@ class PlaceService:
                 raise CooldownActive(left)
 
     async def recover(self) -> int:
-        """Queue the jobs the journal holds from before a restart; report those given up on."""
-        retry, give_up = self.bot.journal.recover()
-        for entry in retry:
-            job = Job(user_id=entry.user_id, render=RenderJob.from_dict(entry.render),
-                      context=Delivery.from_dict(entry.context), id=entry.job_id)
+        """Queue the jobs the journal holds from before a restart; report those given up on.
+        Rows that cannot be decoded are skipped (the journal logs and marks them)."""
+        recovery = await asyncio.to_thread(self.bot.journal.recover, _job_of)
+        for job in recovery.retry:
             self.bot.queue.restore(job)
-        for entry in give_up:
-            job = Job(user_id=entry.user_id, render=RenderJob.from_dict(entry.render),
-                      context=Delivery.from_dict(entry.context), id=entry.job_id)
-            log.error("giving up on job %s after %d restarts", entry.job_id, entry.starts)
-            error = PipelineError(f"it was interrupted by {entry.starts} restarts and was dropped")
+        for job in recovery.give_up:
+            log.error("giving up on job %s: the bot stopped %d times while rendering it",
+                      job.id, MAX_TRIES)
+            error = PipelineError(f"the bot stopped {MAX_TRIES} times while rendering it, so "
+                                  "it was dropped")
             try:
                 await self.bot.reporter.failed(job, error)
             except Exception:
                 log.exception("could not tell user %s that job %s was dropped",
-                              entry.user_id, entry.job_id)
-        if retry or give_up:
+                              job.user_id, job.id)
+        if recovery.retry or recovery.give_up:
             log.info("recovered %d job(s) from the journal, gave up on %d",
-                     len(retry), len(give_up))
-        return len(retry)
+                     len(recovery.retry), len(recovery.give_up))
+        return len(recovery.retry)
 
     async def shutdown(self, grace_s: float, notify_s: float = 2.0) -> None:
         """Accept nothing new, tell waiting users their job is kept, stop the worker.
@@ -118,3 +118,8 @@ class PlaceService:
             await self.bot.reporter.restarting(job)
         except Exception:
             log.exception("could not tell the user of job %s about the restart", job.id)
+
+
+def _job_of(entry: JournalEntry) -> Job:
+    return Job(user_id=entry.user_id, render=RenderJob.from_dict(entry.render),
+               context=Delivery.from_dict(entry.context), id=entry.job_id)

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import logging
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -47,6 +48,7 @@ STUCK_GRACE_S = 60.0
 LOAD_LIMIT_S = 2 * 3600.0
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 class EngineStuck(PipelineError):
@@ -68,4 +70,14 @@ async def wait_for_engine(executor: concurrent.futures.Executor, work: Callable[
         # shield: a timeout must not mark the future cancelled while its thread still runs
         return await asyncio.wait_for(asyncio.shield(future), limit_s)
     except (TimeoutError, asyncio.TimeoutError):  # distinct classes before Python 3.11
+        future.add_done_callback(_note_late_end)
         raise EngineStuck(doing, limit_s) from None
+    except asyncio.CancelledError:  # the worker is stopping; the thread may end later
+        future.add_done_callback(_note_late_end)
+        raise
+
+
+def _note_late_end(future: asyncio.Future) -> None:
+    """Collect the outcome of work nobody waits for any more (a late render, stopped work)."""
+    if not future.cancelled() and future.exception() is not None:
+        log.info("abandoned engine work ended late: %s", future.exception())
