@@ -7,36 +7,76 @@ import logging
 import os
 import signal
 import sys
+from collections.abc import Callable
+from dataclasses import replace
 
-from placebot.settings import SettingsError, load_settings
+from placebot.gpu import pin_gpu
+from placebot.settings import SettingsError, check_device, load_settings
 
 log = logging.getLogger("placebot")
 
 
+# Ctrl+C, a service manager's stop, and Ctrl+Break in a Windows console.
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGBREAK")
+                     if hasattr(signal, name))
+
+
+def install_stop_handlers(loop: asyncio.AbstractEventLoop, stop) -> Callable[[], None]:
+    """Call `stop()` on the loop when a stop signal arrives; return what uninstalls it.
+
+    Windows' event loops have no add_signal_handler (NotImplementedError). There a plain
+    signal.signal handler is used: Python runs it in the main thread between two bytecodes,
+    so it only hands `stop` to the loop, which call_soon_threadsafe also wakes.
+    """
+    try:
+        for signum in STOP_SIGNALS:
+            loop.add_signal_handler(signum, stop)
+    except NotImplementedError:
+        previous = {signum: signal.signal(signum, lambda *_: loop.call_soon_threadsafe(stop))
+                    for signum in STOP_SIGNALS}
+        return lambda: [signal.signal(signum, handler) for signum, handler in previous.items()]
+    return lambda: [loop.remove_signal_handler(signum) for signum in STOP_SIGNALS]
+
+
 async def run(bot, token: str) -> None:
-    """Run the bot until it closes; SIGINT/SIGTERM start a graceful shutdown."""
+    """Run the bot until it closes; a stop signal starts a graceful shutdown."""
     loop = asyncio.get_running_loop()
     stopping = set()  # holds the shutdown task so it is not garbage-collected mid-way
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, lambda: stopping.add(asyncio.ensure_future(bot.shutdown())))
+    uninstall = install_stop_handlers(
+        loop, lambda: stopping.add(asyncio.ensure_future(bot.shutdown())))
     try:
         async with bot:
             await bot.start(token)
     finally:
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(signum)
+        uninstall()
         if stopping:
             await asyncio.gather(*stopping, return_exceptions=True)
+
+
+def silence_voice_warnings() -> None:
+    """discord.py warns on every start that PyNaCl and davey (voice libraries) are missing.
+    This bot never joins a voice channel, so the warnings only alarm its owner."""
+    from discord import VoiceClient
+
+    VoiceClient.warn_nacl = False
+    VoiceClient.warn_dave = False
 
 
 def main() -> int:
     try:
         settings = load_settings()
+        # PLACE_DEVICE=cuda:N: GPU N becomes this process's only one, before CUDA starts
+        settings = replace(settings, device=pin_gpu(settings.device))
+        check_device(settings)  # imports torch only for PLACE_DEVICE=cuda
+        if settings.redis_url is not None:
+            raise SettingsError("PLACE_REDIS_URL", "is for render workers (python -m "
+                                "placebot.gpu_worker) in this version; the bot itself runs "
+                                "the local queue: leave it empty in the bot's environment")
     except SettingsError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
     # The CUDA driver compiles some kernels (cuDNN attention) on a machine's first run, 3-5 s
-    # (bench/README.md, T4): keep its cache with the bot's data, on the Docker volume.
+    # (bench/README.md, first start): keep its cache with the bot's data, on the Docker volume.
     os.environ.setdefault("CUDA_CACHE_PATH", str(settings.data_dir.resolve() / "cuda-cache"))
     # torch.compile's kernels too, so a restart reuses the background compile's work.
     os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR",
@@ -45,12 +85,13 @@ def main() -> int:
     import discord
 
     from pipeline.models import quiet_libraries
-    from placebot.client import PlaceBot
+    from placebot.client import build_bot
     from placebot.logs import setup_logging
 
     setup_logging(settings.log_level, settings.discord_token)
     quiet_libraries()
-    bot = PlaceBot(settings)
+    silence_voice_warnings()
+    bot = build_bot(settings)
     code = 0
     try:
         asyncio.run(run(bot, settings.discord_token))

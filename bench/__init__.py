@@ -1,1 +1,1 @@
-"""Benchmarks of the image engine on a GPU (issue 5): see bench/README.md."""
+"""Benchmarks of the image engine on a GPU: see bench/README.md."""

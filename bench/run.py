@@ -1,4 +1,4 @@
-"""The GPU benchmark of issue 5, through the project's own ModelStore, Renderer, JobQueue, Worker.
+"""The GPU benchmark, through the project's own ModelStore, Renderer, JobQueue and Worker.
 
     python -m bench.run                  # on the GPU machine: every section, JSON in bench/results
     python -m bench.run --smoke          # anywhere: tiny model on the CPU, 1 run, seconds
@@ -32,17 +32,19 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench.variants import install_accel_hook, set_variant  # noqa: E402
+
 GIB = 1024**3
 CACHE = ROOT / "bench" / ".cache"
 RESULTS = ROOT / "bench" / "results"
 MODEL_KEY = "1.5"
 FULL_JOB = {"strength": 0.8, "steps": 50, "recursions": 3}  # the original's: 4 passes of 40 steps
 SMOKE_JOB = {"strength": 0.5, "steps": 4, "recursions": 1}
-TARGETS = {  # issue 5, on one H100
+TARGETS = {  # the goals set for one H100
     "T1_s": 1.0, "T2_s": 6.0, "T3_low_ratio": 1.1, "T3_low_gib": 3.0, "T3_minimal_gib": 1.5,
     "T4_extra_s": 3.0, "T5_mad_255": 2.0,
 }
-# variants of pipeline/accel.py for T1 (keyword arguments of accelerate; None: not applied)
+# variants of pipeline/accel.py for section t1 (keyword arguments of accelerate; None: not applied)
 # (background_compile off: its compiled path is measured by bench/compiled.py once ready)
 VARIANTS = {
     "project-eager": None,
@@ -75,54 +77,6 @@ def ensure_model(args) -> Path:
     save_model(folder, size, device=args.device)
     log(f"model folder {folder} ready in {time.perf_counter() - started:.1f} s")
     return folder
-
-
-def place_minimal_grouped(pipe, device: str):
-    """`minimal` with diffusers' group offloading: what models.py does now (it was measured
-    here as a proposal first, bench/PROPOSED_CHANGES.md §1)."""
-    from pipeline.models import _offload_by_layer
-
-    pipe.set_progress_bar_config(disable=True)
-    return _offload_by_layer(pipe)
-
-
-def install_accel_hook(options: dict | None, minimal: str = "sequential") -> None:
-    """Make ModelStore apply pipeline.accel (or not) at the end of _place_on_device, as the
-    lead's integration does; works whether or not models.py already calls accelerate().
-    minimal="group" measures the proposed minimal mode instead of the current one."""
-    import pipeline.models as models
-    from pipeline.accel import accelerate
-
-    original = getattr(models, "_bench_original_place", models._place_on_device)
-    models._bench_original_place = original
-
-    def place(pipe, device, mode, **kwargs):
-        if mode == "minimal" and minimal == "group":
-            embeds = place_minimal_grouped(pipe, device)
-        else:
-            embeds = original(pipe, device, mode, **kwargs)
-        if options is None:
-            previous = getattr(pipe, "_place_acceleration", None)
-            if previous is not None:
-                previous.undo()
-        else:
-            accelerate(pipe, device, mode, allow_cpu=True, **options)
-        return embeds
-
-    models._place_on_device = place
-
-
-def set_variant(pipe, device: str, mode: str, options: dict | None) -> None:
-    from pipeline.accel import accelerate
-
-    if options is None:
-        previous = getattr(pipe, "_place_acceleration", None)
-        if previous is not None:
-            previous.undo()
-            pipe._place_acceleration = None
-    else:
-        accelerate(pipe, device, mode, allow_cpu=True, **options)
-    free_memory()
 
 
 def make_store(model_dir: Path, device: str, mode: str):
@@ -237,7 +191,7 @@ def section_baseline(ctx) -> dict:
         pipe.disable_attention_slicing()
 
 
-# --- T1: one warm job ------------------------------------------------------------------------
+# --- t1: one warm job ------------------------------------------------------------------------
 
 def section_t1(ctx) -> dict:
     renderer, store = ctx.renderer("full")
@@ -261,7 +215,7 @@ def section_t1(ctx) -> dict:
     return out
 
 
-# --- T2: 16 jobs through the project's queue --------------------------------------------------
+# --- t2: 16 jobs through the project's queue --------------------------------------------------
 
 class Recorder:
     """A Reporter (placebot.worker) that notes when each job's result is delivered."""
@@ -341,7 +295,7 @@ def section_t2(ctx) -> dict:
     return out
 
 
-# --- T3 / T4: fresh processes ----------------------------------------------------------------
+# --- t3 / t4: fresh processes ----------------------------------------------------------------
 
 def run_child(ctx, *child_args: str, timeout: float = 400, env: dict | None = None) -> dict:
     command = [sys.executable, "-m", "bench.run", "--child", *child_args,
@@ -459,10 +413,10 @@ def child_main(args) -> dict:
         torch.empty(1, device="cuda")
     cuda_ready = time.time()
     options = VARIANTS[args.variant]
-    if args.low_compile:  # T3's candidate: low mode with the full mode's background compile
+    if args.low_compile:  # section t3's candidate: low mode with the full mode's background compile
         # (the VAE stays without graphs: with them a low job ran out of its 3 GiB at once)
         options = {**(options or {}), "background_compile": True}
-    install_accel_hook(options, args.minimal_offload)
+    install_accel_hook(options)
     if os.environ.get("BENCH_NO_CUDNN_SDP"):  # PyTorch's own flash kernels, no runtime compile
         torch.backends.cuda.enable_cudnn_sdp(False)
     if args.memory_cap_gib and args.device == "cuda":
@@ -480,7 +434,7 @@ def child_main(args) -> dict:
     [first] = renderer.render(jobs[:1])
     sync(args.device)
     first_done = time.time()
-    accel = getattr(model.pipe, "_place_acceleration", None)
+    accel = model.acceleration
     out = {"vram_mode": model.vram_mode, "variant": args.variant,
            "cudnn_sdp": torch.backends.cuda.cudnn_sdp_enabled(),
            "process_start_to_imports_s": round(imports_started - spawned, 3),
@@ -517,7 +471,7 @@ def child_main(args) -> dict:
     return out
 
 
-# --- T5: the optimised image against plain diffusers -----------------------------------------
+# --- t5: the optimised image against plain diffusers -----------------------------------------
 
 def image_facts(image) -> dict:
     import numpy as np
@@ -656,7 +610,7 @@ ORDER = ("t4", "t3", "baseline", "t1", "t5", "t2")  # fresh processes first, on 
 
 
 def evaluate(results: dict) -> list[dict]:
-    """Each target of issue 5 against its measured figure (none for a smoke run)."""
+    """Each goal against its measured figure (none for a smoke run)."""
     rows = []
     if results.get("smoke"):
         return rows

@@ -1,59 +1,79 @@
-"""/place: dream on a patch of r/Place."""
+"""/place: dream on a patch of r/Place.
+
+Its options are the render parameters that pipeline.params marks `slash`: their types, bounds,
+choices and help come from that one definition, and each help ends with the default this bot
+really uses (the owner's PLACE_* setting). So the command is built with the cog, from the live
+Settings, rather than at import time.
+"""
 
 from __future__ import annotations
+
+import inspect
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
 
 from discord import Interaction, app_commands
 from discord.ext import commands
 
-from pipeline.canvases import CANVAS_KEYS
-from pipeline.params import MAX_RECURSIONS, MAX_SEED, MODEL_KEYS, RenderRequest
+from pipeline.params import PARAMS, Param, RenderRequest
 
-MAX_X = 2968  # the widest canvas (2023, 3000 tiles) minus the 32-tile crop
-MAX_Y = 1968
+DESCRIPTION = "Dream on a random 32x32 patch of r/Place with Stable Diffusion."
+SLASH_OPTIONS = tuple(name for name, spec in PARAMS.items() if spec.slash)
+
+Submit = Callable[[Interaction, RenderRequest], Awaitable[Any]]
+
+
+def option_type(spec: Param) -> Any:
+    """The option's annotation: a string (its choices are added apart) or a bounded number."""
+    if spec.choices or spec.kind is str:
+        return str | None
+    return app_commands.Range[spec.kind, spec.low, spec.high] | None
+
+
+def option_help(spec: Param, default: Any) -> str:
+    """The parameter's help and the default a user gets by leaving the option out."""
+    shown = spec.unset if default is None else spec.choice_name.format(default)
+    return f"{spec.help} (default: {shown})"
+
+
+def build_place_command(defaults: Mapping[str, Any], submit: Submit) -> app_commands.Command:
+    """The /place command, its options derived from the parameters and `defaults`."""
+
+    async def place(interaction: Interaction, **options: Any) -> None:
+        given = {name: value for name, value in options.items() if value is not None}
+        await submit(interaction, RenderRequest(**{**defaults, **given}))
+
+    # discord.py reads the options from the callback's signature: give it one per parameter
+    keyword = inspect.Parameter.KEYWORD_ONLY
+    place.__signature__ = inspect.Signature([
+        inspect.Parameter("interaction", inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                          annotation=Interaction),
+        *(inspect.Parameter(name, keyword, default=None, annotation=option_type(PARAMS[name]))
+          for name in SLASH_OPTIONS),
+    ])
+    app_commands.describe(**{name: option_help(PARAMS[name], defaults[name])
+                             for name in SLASH_OPTIONS})(place)
+    app_commands.choices(**{
+        name: [app_commands.Choice(name=PARAMS[name].choice_name.format(c), value=c)
+               for c in PARAMS[name].choices]
+        for name in SLASH_OPTIONS if PARAMS[name].choices
+    })(place)
+    return app_commands.Command(name="place", description=DESCRIPTION, callback=place)
 
 
 class PlaceCog(commands.Cog, name="Place"):
     def __init__(self, bot):
         self.bot = bot
+        self.command = build_place_command(bot.settings.render_defaults, self._submit)
 
-    @app_commands.command(name="place")
-    @app_commands.describe(
-        model="Stable Diffusion version (default: the server's choice)",
-        canvas="Which year's final r/Place canvas (default: random)",
-        x="Left edge of the 32x32 crop, in tiles (give x and y together)",
-        y="Top edge of the 32x32 crop, in tiles (give x and y together)",
-        seed="Random seed, to redo a picture exactly (default: random)",
-        strength="How much each pass repaints, above 0 up to 1 (default 0.8)",
-        recursions=f"Extra passes, each on the last one's output, 0-{MAX_RECURSIONS}",
-    )
-    @app_commands.choices(
-        model=[app_commands.Choice(name=f"SD {key}", value=key) for key in MODEL_KEYS],
-        canvas=[app_commands.Choice(name=key, value=key) for key in CANVAS_KEYS],
-    )
-    async def place(
-        self,
-        interaction: Interaction,
-        model: str | None = None,
-        canvas: str | None = None,
-        x: app_commands.Range[int, 0, MAX_X] | None = None,
-        y: app_commands.Range[int, 0, MAX_Y] | None = None,
-        seed: app_commands.Range[int, 0, MAX_SEED] | None = None,
-        strength: app_commands.Range[float, 0.0, 1.0] | None = None,
-        recursions: app_commands.Range[int, 0, MAX_RECURSIONS] | None = None,
-    ) -> None:
-        """Dream on a random 32x32 patch of r/Place with Stable Diffusion."""
-        settings = self.bot.settings
-        request = RenderRequest(
-            model=model or settings.default_model,
-            canvas=canvas,
-            x=x,
-            y=y,
-            seed=seed,
-            strength=settings.strength if strength is None else strength,
-            steps=settings.steps,
-            recursions=settings.recursions if recursions is None else recursions,
-        )
+    async def _submit(self, interaction: Interaction, request: RenderRequest) -> None:
         await self.bot.service.submit(interaction, request)
+
+    async def cog_load(self) -> None:
+        self.bot.tree.add_command(self.command)
+
+    async def cog_unload(self) -> None:
+        self.bot.tree.remove_command(self.command.name)
 
 
 async def setup(bot) -> None:

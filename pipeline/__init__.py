@@ -9,8 +9,9 @@
     [result] = Renderer(store).render([RenderRequest(model="1.4").resolve()])
     save_result(result, Path("out"))
 
-Modules: params (what to render), canvases (the r/Place canvases and crops), models (lazy
-loading, VRAM modes), engine (the recursion, batched), outputs (PNG/filmstrip/animation),
-cli (`python -m pipeline`). The package itself imports nothing heavy: torch loads only with
-models/engine, so tools that only validate input start fast.
+Modules: params (what to render: every render parameter, defined once), config (the PLACE_*
+settings the bot and the CLI share), canvases (the r/Place canvases in canvas_files/, and
+crops), models (lazy loading, VRAM modes), engine (the recursion, batched), outputs
+(PNG/filmstrip/animation), cli (`python -m pipeline`). The package itself imports nothing
+heavy: torch loads only with models/engine, so tools that only validate input start fast.
 """

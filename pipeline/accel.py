@@ -20,7 +20,7 @@ one from Python takes three times as long as running them (H100: 30 ms a step la
   CPU (the same integers) lets the CPU queue the next step while the GPU works.
 - Images converted on the GPU: the pipeline's PIL → tensor → PIL conversions run in float32
   NumPy on the CPU; the same operations on the GPU give the same bytes (this is the "stay in
-  tensors between passes" of issue 5, without changing engine.py or the uint8 round trip).
+  tensors between passes" idea, without changing engine.py or the uint8 round trip).
 - The VAE decodes one image at a time (diffusers' slicing): a batch then needs one decoder
   graph of bounded size instead of one per batch size, and no 8 GiB decode at batch 16.
   Batching it buys nothing: compiled, a decode costs 7.9 ms an image at batch 1, 9.4 at 4
@@ -31,9 +31,16 @@ one from Python takes three times as long as running them (H100: 30 ms a step la
   ships compiled, avoids that but made the full mode slower (H100, same machine: a warm job
   1.47 against 1.42 s before the compile; bench/README.md).
 
+A graph is captured per input shape, so nothing here assumes the empty prompt's: a job with
+a prompt runs classifier-free guidance, which doubles the UNet's batch (2 x the jobs) and gets
+its own graphs (and its own background compile) the first time that shape comes.
+
 Call `accelerate(pipe, device, vram_mode)` once the pipeline sits on its device (the end of
 pipeline.models._place_on_device). It does nothing on the CPU, and in `minimal` mode it skips
-the graphs: offloading moves the weights between calls, which a graph cannot follow.
+the graphs: offloading moves the weights between calls, which a graph cannot follow. The
+methods it replaces and the diffusers internals it relies on are named in
+pipeline/diffusers_internals.py; when diffusers no longer matches them, accelerate() logs what
+changed and leaves the plain pipeline as it is.
 """
 
 from __future__ import annotations
@@ -50,6 +57,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 from PIL import Image
+
+from pipeline import diffusers_internals as internals
 
 log = logging.getLogger(__name__)
 
@@ -187,8 +196,7 @@ def _graph_unet(unet, pool: GraphPool, twin=None, twin_below: int = 0) -> list[G
     twin_below replay graphs of the twin: at batch 1 channels_last convolutions are faster,
     at batch 16 the contiguous layout is (layout conversions around GroupNorm dominate).
     """
-    from diffusers.models.unets.unet_2d_condition import UNet2DConditionOutput
-
+    output_class = internals.unet_output_class()
     eager = unet.forward
 
     def plain_of(forward):
@@ -212,7 +220,7 @@ def _graph_unet(unet, pool: GraphPool, twin=None, twin_below: int = 0) -> list[G
                          return_dict=return_dict, **kwargs)
         use = small if small is not None and sample.shape[0] < twin_below else graphed
         output = use(sample, timestep, encoder_hidden_states)
-        return UNet2DConditionOutput(sample=output) if return_dict else (output,)
+        return output_class(sample=output) if return_dict else (output,)
 
     unet.forward = forward
     return [graphed] if small is None else [graphed, small]
@@ -273,7 +281,7 @@ def _fast_images(processor, device: torch.device) -> None:
             image.shape[1] != 3
         ):
             return slow_post(image, output_type, do_denormalize)
-        image = processor._denormalize_conditionally(image, do_denormalize)
+        image = internals.denormalize(processor, image, do_denormalize)
         # as pt_to_numpy and numpy_to_pil: float32, x * 255, round half to even, uint8
         pixels = (image.float() * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu()
         return [Image.fromarray(array) for array in pixels.numpy()]
@@ -284,11 +292,10 @@ def _fast_images(processor, device: torch.device) -> None:
 
 @dataclass
 class Acceleration:
-    """What accelerate() installed on a pipeline; undo() restores the plain pipeline."""
+    """What accelerate() installed on a pipeline (facts for the logs and the bench)."""
 
     vram_mode: str
     graphs: dict[str, GraphedCall] = field(default_factory=dict)
-    undo_steps: list[Callable[[], None]] = field(default_factory=list)
     unet_layout: str = "contiguous"
     twin: object = None  # the channels_last copy of the UNet, where one is kept
     compiler: object = None  # pipeline.compiler.BackgroundCompiler, where one runs
@@ -309,18 +316,17 @@ class Acceleration:
             "background_compile": self.compiler.describe() if self.compiler else None,
         }
 
-    def undo(self) -> None:
-        for graphed in self.graphs.values():
-            graphed.compiler = None  # no new requests; a compile under way finishes unused
-        for step in reversed(self.undo_steps):
-            step()
-        self.undo_steps.clear()
-        self.graphs.clear()
-        self.twin = None
 
-
-def _drop_attribute(obj, name: str) -> Callable[[], None]:
-    return lambda: obj.__dict__.pop(name, None)
+# the methods accelerate() replaces on the pipeline's objects (instance attributes that shadow
+# the class's methods; deleting them gives the plain pipeline back, which the bench does)
+PATCHED = (
+    ("scheduler", "set_timesteps"),
+    ("image_processor", "preprocess"),
+    ("image_processor", "postprocess"),
+    ("unet", "forward"),
+    ("vae.encoder", "forward"),
+    ("vae.decoder", "forward"),
+)
 
 
 UNET_LAYOUTS = ("auto", "contiguous", "channels_last")
@@ -342,79 +348,73 @@ def can_compile() -> bool:
     return torch.cuda.is_available() and torch.cuda.get_device_capability() >= (7, 0)
 
 
-def accelerate(pipe, device: str, vram_mode: str, *, cuda_graphs: bool = True,
-               unet_layout: str = "auto", vae_graphs: bool | None = None,
-               cpu_timesteps: bool = True, fast_images: bool = True,
+def accelerate(pipe, device: str, vram_mode: str, *, unet_layout: str = "auto",
                allow_cpu: bool = False,
                background_compile: bool | None = None) -> Acceleration | None:
-    """Install the speed-ups on a pipeline already placed per VRAM mode; None on the CPU.
+    """Install the speed-ups on a pipeline already placed per VRAM mode, once; None where it
+    installs nothing (on the CPU, or where diffusers changed what this module relies on).
 
     unet_layout: "contiguous", "channels_last", or "auto": in full mode, if TWIN_MIN_FREE is
     free, a channels_last twin of the UNet (1.6 GiB more) serves batches below TWIN_BELOW and
     the contiguous UNet the larger ones; otherwise the one UNet goes channels_last (batch 1,
-    the single user's wait, is what it speeds up).
-    vae_graphs (default: full mode only) saves about 2 ms a pass; low mode keeps the memory.
+    the single user's wait, is what it speeds up). The bench compares the layouts.
+    The VAE's graphs (about 2 ms a pass) are for full mode only; low mode keeps the memory.
     background_compile (default: full mode; never where Triton is unusable): compile each graphed
     shape with torch.compile in a background thread and swap it in once it checks out
     (pipeline/compiler.py); jobs never wait for it.
-
-    Calling it again replaces what an earlier call installed (the bench compares variants on
-    one loaded pipeline); the result is also kept as pipe._place_acceleration. allow_cpu
-    installs the byte-exact CPU-side parts on a CPU pipeline too (the bench's smoke run).
+    allow_cpu installs the byte-exact CPU-side parts on a CPU pipeline too (the bench's smoke
+    run and the tests, which prove them byte-exact).
     """
     if unet_layout not in UNET_LAYOUTS:
         raise ValueError(f"unet_layout {unet_layout!r} is unknown; choose one of {UNET_LAYOUTS}")
-    previous = getattr(pipe, "_place_acceleration", None)
-    if previous is not None:
-        previous.undo()
-        pipe._place_acceleration = None
     on_gpu = device == "cuda" and torch.cuda.is_available()
     if not on_gpu and not allow_cpu:
         return None
+    problems = internals.missing(pipe)
+    if problems:
+        import diffusers
+
+        log.warning("GPU speed-ups off: diffusers %s changed what pipeline/accel.py relies on "
+                    "(%s); running the plain pipeline, slower but the same images",
+                    diffusers.__version__, "; ".join(problems))
+        return None
     accel = Acceleration(vram_mode)
-    pipe._place_acceleration = accel
-    if cpu_timesteps:
-        _cpu_timesteps(pipe.scheduler)
-        accel.undo_steps.append(_drop_attribute(pipe.scheduler, "set_timesteps"))
-    if fast_images:
-        _fast_images(pipe.image_processor, torch.device(device))
-        for name in ("preprocess", "postprocess"):
-            accel.undo_steps.append(_drop_attribute(pipe.image_processor, name))
+    _cpu_timesteps(pipe.scheduler)
+    _fast_images(pipe.image_processor, torch.device(device))
     if vram_mode == "minimal" or not on_gpu:  # offload hooks move weights: no graphs
         return accel
+    _graph_models(pipe, accel, unet_layout, vram_mode)
+    if background_compile is None:
+        background_compile = vram_mode == "full"
+    if background_compile and can_compile():
+        from pipeline.compiler import BackgroundCompiler
+
+        accel.compiler = BackgroundCompiler()
+        for graphed in accel.graphs.values():
+            graphed.compiler = accel.compiler
+    log.info("GPU speed-ups on: %s", accel.describe())
+    return accel
+
+
+def _graph_models(pipe, accel: Acceleration, unet_layout: str, vram_mode: str) -> None:
+    """The UNet (in the layout asked for) and, in full mode, the VAE under CUDA graphs."""
     if not pipe.vae.use_slicing:
         pipe.vae.enable_slicing()
-        accel.undo_steps.append(pipe.vae.disable_slicing)
     twin = None
     layout = unet_layout
     if unet_layout == "auto":
         layout = "channels_last"
-        if vram_mode == "full" and cuda_graphs and _room_for_twin(pipe.unet.device):
+        if vram_mode == "full" and _room_for_twin(pipe.unet.device):
             layout = "contiguous"
             twin = copy.deepcopy(pipe.unet).to(memory_format=torch.channels_last)
             accel.twin = twin
     if layout == "channels_last":
         pipe.unet.to(memory_format=torch.channels_last)
-        accel.undo_steps.append(
-            functools.partial(pipe.unet.to, memory_format=torch.contiguous_format))
     accel.unet_layout = unet_layout
-    if cuda_graphs:
-        pool = GraphPool(pipe.unet.device)
-        for graphed in _graph_unet(pipe.unet, pool, twin, TWIN_BELOW):
-            accel.graphs[graphed.name] = graphed
-        accel.undo_steps.append(_drop_attribute(pipe.unet, "forward"))
-        if vae_graphs if vae_graphs is not None else vram_mode == "full":
-            for name in ("encoder", "decoder"):
-                coder = getattr(pipe.vae, name)
-                accel.graphs[f"vae_{name}"] = _graph_coder(coder, f"vae_{name}", pool)
-                accel.undo_steps.append(_drop_attribute(coder, "forward"))
-        if background_compile is None:
-            background_compile = vram_mode == "full"
-        if background_compile and can_compile():
-            from pipeline.compiler import BackgroundCompiler
-
-            accel.compiler = BackgroundCompiler()
-            for graphed in accel.graphs.values():
-                graphed.compiler = accel.compiler
-    log.info("GPU speed-ups on: %s", accel.describe())
-    return accel
+    pool = GraphPool(pipe.unet.device)
+    for graphed in _graph_unet(pipe.unet, pool, twin, TWIN_BELOW):
+        accel.graphs[graphed.name] = graphed
+    if vram_mode == "full":
+        for name in ("encoder", "decoder"):
+            coder = getattr(pipe.vae, name)
+            accel.graphs[f"vae_{name}"] = _graph_coder(coder, f"vae_{name}", pool)

@@ -1,5 +1,5 @@
-"""The three final r/Place canvases (shipped in pipeline/canvases/, see PROVENANCE.md there),
-and the crops taken from them.
+"""The three final r/Place canvases (shipped in pipeline/canvas_files/, see PROVENANCE.md
+there), and the crops taken from them.
 
 A canvas image is decoded once, on first use, and shared: the 2023 canvas is 3000x2000 and
 decoding it costs tens of milliseconds and 18 MB of RAM, so nothing loads at import time.
@@ -9,19 +9,31 @@ from __future__ import annotations
 
 import random
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image
 
-from pipeline.params import Crop
+from pipeline.errors import ParamError
 
-CANVAS_DIR = Path(__file__).with_name("canvases")
+CANVAS_DIR = Path(__file__).with_name("canvas_files")
 CANVAS_FILES = {"2017": "place2017.png", "2022": "place2022.png", "2023": "place2023.png"}
 CANVAS_KEYS = tuple(CANVAS_FILES)
 CROP_SIZE = 32
 OUTPUT_SIZE = 512
 BORING_FRACTION = 0.9  # one colour over this share of a crop: blank or unfinished area
 MAX_CROP_DRAWS = 20
+
+
+
+@dataclass(frozen=True)
+class Crop:
+    """A CROP_SIZE square of a canvas, by its top-left tile."""
+
+    canvas: str
+    x: int
+    y: int
+
 
 _images: dict[str, Image.Image] = {}
 _sizes: dict[str, tuple[int, int]] = {}
@@ -30,7 +42,7 @@ _lock = threading.Lock()
 
 def _check_key(canvas: str) -> None:
     if canvas not in CANVAS_FILES:
-        raise ValueError(f"canvas {canvas!r} is unknown; choose one of {', '.join(CANVAS_KEYS)}")
+        raise ParamError(f"canvas {canvas!r} is unknown; choose one of {', '.join(CANVAS_KEYS)}")
 
 
 def canvas_size(canvas: str) -> tuple[int, int]:
@@ -58,22 +70,27 @@ def crop_range(canvas: str) -> tuple[int, int]:
     return width - CROP_SIZE, height - CROP_SIZE
 
 
+def widest_crop_range() -> tuple[int, int]:
+    """The largest top-left (x, y) over all canvases: the bounds a form can offer before the
+    canvas is known (read from the PNG headers only)."""
+    ranges = [crop_range(key) for key in CANVAS_KEYS]
+    return max(x for x, _ in ranges), max(y for _, y in ranges)
+
+
 def check_crop_position(canvas: str | None, x: int | None, y: int | None) -> None:
-    """Raise ValueError unless (canvas, x, y) names a crop inside the canvas, or leaves it open."""
+    """Raise ParamError unless (canvas, x, y) names a crop inside the canvas, or leaves it open."""
     if canvas is not None:
         _check_key(canvas)
     if x is None and y is None:
         return
     if x is None or y is None:
-        raise ValueError("give both x and y (the crop's top-left corner), or neither")
+        raise ParamError("give both x and y (the crop's top-left corner), or neither")
     if canvas is None:
-        raise ValueError(
-            f"x and y need a canvas: choose one of {', '.join(CANVAS_KEYS)}"
-        )
+        raise ParamError(f"x and y need a canvas: choose one of {', '.join(CANVAS_KEYS)}")
     max_x, max_y = crop_range(canvas)
     if not (0 <= x <= max_x and 0 <= y <= max_y):
         width, height = canvas_size(canvas)
-        raise ValueError(
+        raise ParamError(
             f"({x}, {y}) is outside canvas {canvas} ({width}x{height}): "
             f"x must be 0-{max_x} and y 0-{max_y} for a {CROP_SIZE}x{CROP_SIZE} crop"
         )

@@ -1,56 +1,76 @@
 """`python -m pipeline`: render one dream into a folder, without Discord.
 
-Options mirror /place. Model ids come from PLACE_MODEL_1_4 / PLACE_MODEL_1_5 (or --model-id),
-so the same local folder or Hub id serves the bot and the CLI.
+Its flags are derived from the render parameters (pipeline.params), and their defaults are the
+owner's: the CLI reads `.env` and the PLACE_* variables through pipeline.config, as the bot
+does, so the same model folders, default model and strength serve both. torch is imported only
+once the arguments are parsed and checked: `--help` and a typo answer at once.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
+import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
-from pipeline.canvases import CANVAS_KEYS
-from pipeline.engine import Renderer
-from pipeline.errors import PipelineError
-from pipeline.models import ModelStore, quiet_libraries
-from pipeline.outputs import save_result
-from pipeline.params import (
-    DEFAULT_MODEL_IDS,
-    DEFAULT_RECURSIONS,
-    DEFAULT_STEPS,
-    DEFAULT_STRENGTH,
-    MODEL_KEYS,
-    RenderRequest,
+from pipeline.config import (
+    DEVICES,
+    VRAM_MODE_CHOICES,
+    EngineSettings,
+    SettingsError,
+    engine_settings_from_env,
+    load_environment,
+    model_variable,
 )
+from pipeline.errors import PipelineError
+from pipeline.params import PARAMS, Param, RenderRequest
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _flag_type(name: str, spec: Param):
+    def convert(raw: str) -> Any:
+        return spec.parse(name, raw)
+
+    convert.__name__ = spec.kind.__name__  # argparse names it in "invalid int value"
+    return convert
+
+
+def _flag_help(spec: Param, default: Any) -> str:
+    allowed = "" if spec.choices or spec.kind is str else f"; {spec.bounds_text()}"
+    shown = spec.unset if default is None else default
+    return f"{spec.help}{allowed} (default: {shown})".replace("%", "%%")
+
+
+def build_parser(engine: EngineSettings) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m pipeline",
-        description="Dream on a 32x32 patch of r/Place with Stable Diffusion img2img.",
+        description="Dream on a 32x32 patch of r/Place with Stable Diffusion img2img. "
+        "Defaults come from .env and the PLACE_* variables, as for the bot.",
     )
-    parser.add_argument("--model", choices=MODEL_KEYS, default="1.4", help="SD version")
+    for name, spec in PARAMS.items():
+        default = engine.render_defaults[name]
+        parser.add_argument(f"--{name}", type=_flag_type(name, spec),
+                            choices=spec.choices or None, default=default,
+                            help=_flag_help(spec, default))
+    variables = " / ".join(model_variable(key) for key in engine.model_ids)
     parser.add_argument("--model-id", help="Hub id or local diffusers folder for --model "
-                        "(default: PLACE_MODEL_1_4 / PLACE_MODEL_1_5, else the Hub model)")
-    parser.add_argument("--canvas", choices=CANVAS_KEYS, help="r/Place year (default: random)")
-    parser.add_argument("--x", type=int, help="crop's left edge, in tiles (give with --y)")
-    parser.add_argument("--y", type=int, help="crop's top edge, in tiles (give with --x)")
-    parser.add_argument("--seed", type=int, help="random seed (default: random, printed)")
-    parser.add_argument("--strength", type=float, default=DEFAULT_STRENGTH,
-                        help="how much each pass repaints, (0, 1] (default %(default)s)")
-    parser.add_argument("--steps", type=int, default=DEFAULT_STEPS,
-                        help="diffusion steps; a pass runs steps x strength (default %(default)s)")
-    parser.add_argument("--recursions", type=int, default=DEFAULT_RECURSIONS,
-                        help="passes after the first, 0-5 (default %(default)s)")
+                        f"(default: {variables}, else the Hub model)")
     parser.add_argument("--out", type=Path, default=Path("outputs"),
-                        help="folder for the files (default %(default)s)")
-    parser.add_argument("--device", choices=("auto", "cuda", "cpu"), default="auto")
-    parser.add_argument("--vram-mode", choices=("auto", "full", "low", "minimal"),
-                        default="auto")
+                        help="folder for the files (default: %(default)s)")
+    parser.add_argument("--device", choices=DEVICES, default=engine.device,
+                        help="(default: %(default)s, from PLACE_DEVICE)")
+    parser.add_argument("--vram-mode", choices=VRAM_MODE_CHOICES, default=engine.vram_mode,
+                        help="(default: %(default)s, from PLACE_VRAM_MODE)")
     return parser
+
+
+def check_writable(folder: Path) -> None:
+    """OSError unless files can be written in `folder` (created if missing): checked before a
+    model loads, so a typo in --out costs nothing."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=folder):
+        pass
 
 
 def _progress(passes: int):
@@ -65,30 +85,48 @@ def _progress(passes: int):
     return on_pass
 
 
+def _fail(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return 2
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    quiet_libraries()
-    model_ids = {
-        key: os.environ.get(f"PLACE_MODEL_{key.replace('.', '_')}") or default
-        for key, default in DEFAULT_MODEL_IDS.items()
-    }
+    try:
+        engine = engine_settings_from_env(load_environment())
+    except SettingsError as exc:
+        return _fail(str(exc))
+    args = build_parser(engine).parse_args(argv)
+    model_ids = dict(engine.model_ids)
     if args.model_id:
         model_ids[args.model] = args.model_id
     try:
-        job = RenderRequest(
-            model=args.model, canvas=args.canvas, x=args.x, y=args.y, seed=args.seed,
-            strength=args.strength, steps=args.steps, recursions=args.recursions,
-        ).resolve()
-        print(f"crop: canvas {job.crop.canvas} at ({job.crop.x}, {job.crop.y}); "
-              f"seed {job.seed}; model {job.model} ({model_ids[job.model]})", flush=True)
+        job = RenderRequest(**{name: getattr(args, name) for name in PARAMS}).resolve()
+    except PipelineError as exc:
+        return _fail(str(exc))
+    try:
+        check_writable(args.out)
+    except OSError as exc:
+        return _fail(f"--out {args.out}: cannot write there ({exc.strerror or exc})")
+    print(f"crop: canvas {job.crop.canvas} at ({job.crop.x}, {job.crop.y}); "
+          f"seed {job.seed}; model {job.model} ({model_ids[job.model]})", flush=True)
+    return _render(job, model_ids, args)
+
+
+def _render(job, model_ids: dict[str, str], args: argparse.Namespace) -> int:
+    # torch and diffusers load here, after every cheap check has passed
+    from pipeline.engine import Renderer
+    from pipeline.models import ModelStore, quiet_libraries
+    from pipeline.outputs import save_result
+
+    quiet_libraries()
+    try:
         # One job: a background compile (minutes) would never pay off here.
         store = ModelStore(model_ids, device=args.device, vram_mode=args.vram_mode,
                            compile="off")
         [result] = Renderer(store).render([job], on_pass=_progress(job.passes))
         paths = save_result(result, args.out)
-    except (ValueError, PipelineError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    except (PipelineError, ValueError, OSError) as exc:  # ValueError: a device not present
+        return _fail(str(exc))
     for kind, path in paths.items():
         print(f"{kind}: {path}")
     print(f"seed {job.seed}; {len(result.pass_seconds)} passes, "

@@ -24,7 +24,7 @@ import torch
 
 log = logging.getLogger(__name__)
 
-START_DELAY_S = 10.0  # let the first job after a load finish undisturbed (cold start, T4)
+START_DELAY_S = 10.0  # let the first job after a load finish undisturbed (a cold start)
 TOLERANCE = 2e-2  # largest |compiled - eager| / max|eager| accepted (fp16 rounding is ~1e-3)
 
 

@@ -7,6 +7,12 @@ class PipelineError(Exception):
     """Base of every error the engine raises on purpose."""
 
 
+class ParamError(PipelineError, ValueError):
+    """A render parameter is out of its bounds or malformed; the message names the bad value
+    and what is allowed, so it can be shown to the person who typed it. Also a ValueError:
+    it is one, and argument parsers treat it as such."""
+
+
 class ModelLoadError(PipelineError):
     """A model could not be loaded; the next job may try again."""
 

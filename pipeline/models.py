@@ -19,19 +19,19 @@ from __future__ import annotations
 import gc
 import logging
 import os
+import socket
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
 
+from pipeline.config import COMPILE_CHOICES, VRAM_MODES, model_variable
 from pipeline.errors import ModelLoadError
-from pipeline.params import COMPILE_CHOICES
 
 log = logging.getLogger(__name__)
 
 GIB = 1024**3
-VRAM_MODES = ("full", "low", "minimal")
 FULL_MODE_MIN_FREE = 10 * GIB  # room for batches of several jobs at full speed
 LOW_MODE_MIN_FREE = 3.5 * GIB
 LOW_MODE_CAP = 3 * GIB  # what `low` promises; peak allocated is 2.5 GiB with a batch of 4
@@ -90,6 +90,40 @@ class LoadedModel:
     device: str
     dtype: torch.dtype
     vram_mode: str
+    acceleration: object = None  # pipeline.accel.Acceleration, where speed-ups were installed
+
+
+# How a Hub that cannot be reached shows up below diffusers' OSError: builtin socket errors, the
+# HTTP clients' connection errors (httpx, requests) and huggingface_hub's offline mode.
+_CONNECTION_ERRORS = {"ConnectError", "ConnectTimeout", "ConnectionError", "OfflineModeIsEnabled"}
+
+
+def _hub_unreachable(exc: BaseException) -> BaseException | None:
+    """The connection error behind `exc`, if loading failed because the Hub was unreachable."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, ConnectionError | TimeoutError | socket.gaierror) or \
+                type(exc).__name__ in _CONNECTION_ERRORS:
+            return exc
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def explain_load_failure(key: str, model_id: str, exc: BaseException) -> str:
+    """What went wrong, in words an owner can act on. diffusers says of an unreachable Hub that
+    "outgoing traffic has been disabled", which the owner never did."""
+    unreachable = _hub_unreachable(exc)
+    if unreachable is None:
+        return _describe(exc)
+    variable = model_variable(key)
+    if type(unreachable).__name__ == "OfflineModeIsEnabled":
+        why = "HF_HUB_OFFLINE is set, so the Hugging Face Hub is not asked"
+    else:
+        why = f"the Hugging Face Hub could not be reached ({_describe(unreachable)})"
+    return (f"{why} and {model_id} is not fully downloaded in the local cache: check this "
+            f"machine's network connection (or proxy), or download the model where the Hub can "
+            f"be reached and set {variable} to its local diffusers folder")
 
 
 def _describe(exc: BaseException) -> str:
@@ -190,11 +224,11 @@ class ModelStore:
                  str(dtype).removeprefix("torch."), mode)
         try:
             pipe = self._from_pretrained(model_id, dtype, device)
-            embeds = _place_on_device(pipe, device, mode, compile=self.compile)
+            embeds, accel = _place_on_device(pipe, device, mode, compile=self.compile)
         except Exception as exc:
             _free_memory()
-            raise ModelLoadError(key, model_id, _describe(exc)) from exc
-        return LoadedModel(key, model_id, pipe, embeds, device, dtype, mode)
+            raise ModelLoadError(key, model_id, explain_load_failure(key, model_id, exc)) from exc
+        return LoadedModel(key, model_id, pipe, embeds, device, dtype, mode, accel)
 
     def _from_pretrained(self, model_id: str, dtype: torch.dtype, device: str):
         from diffusers import StableDiffusionImg2ImgPipeline
@@ -224,9 +258,10 @@ def compiles_in_background(setting: str, mode: str) -> bool:
     return {"auto": mode == "full", "on": mode in ("full", "low"), "off": False}[setting]
 
 
-def _place_on_device(pipe, device: str, mode: str, *, compile: str = "auto") -> torch.Tensor:
-    """Move the pipeline's parts per VRAM mode; return the empty prompt's embedding."""
-    from pipeline.accel import accelerate
+def _place_on_device(pipe, device: str, mode: str, *, compile: str = "auto"):
+    """Move the pipeline's parts per VRAM mode; return the empty prompt's embedding and the
+    speed-ups installed (pipeline.accel.Acceleration, or None)."""
+    from pipeline import accel
 
     pipe.set_progress_bar_config(disable=True)
     if mode == "minimal":
@@ -240,8 +275,9 @@ def _place_on_device(pipe, device: str, mode: str, *, compile: str = "auto") -> 
         _free_memory()
         _cap_process_memory(LOW_MODE_CAP)
     # CUDA graphs etc. (nothing on the CPU)
-    accelerate(pipe, device, mode, background_compile=compiles_in_background(compile, mode))
-    return embeds
+    installed = accel.accelerate(pipe, device, mode,
+                                 background_compile=compiles_in_background(compile, mode))
+    return embeds, installed
 
 
 def _offload_by_layer(pipe) -> torch.Tensor:

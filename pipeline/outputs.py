@@ -6,17 +6,20 @@ from __future__ import annotations
 import io
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PIL import Image, PngImagePlugin
 
-from pipeline.engine import RenderResult
+if TYPE_CHECKING:  # the engine imports torch; reading metadata must not
+    from pipeline.engine import RenderResult
 
 METADATA_KEY = "place-dream"  # one JSON text chunk holding every parameter
 FRAME_MS = 700
 
 
 def job_metadata(result: RenderResult) -> dict:
-    """Everything needed to reproduce the image: canvas, x, y, model (key and id), seed..."""
+    """Everything needed to reproduce the image: every render parameter (RenderJob.to_dict,
+    with its schema version, so RenderJob.from_dict reads it back) and the model's id."""
     return {**result.job.to_dict(), "model_id": result.model_id}
 
 

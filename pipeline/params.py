@@ -1,13 +1,33 @@
 """What a render is asked to do (RenderRequest) and what it will do once resolved (RenderJob).
 
+Every render parameter is defined once, as a field of RenderRequest whose Param says its
+bounds, choices, help text and how it travels. Everything else is derived from that one
+definition: the /place options, the CLI flags, the owner's PLACE_* defaults, the journal row,
+the button payload, the embed fields and the PNG metadata. Adding a parameter means adding
+one field here, plus the logic that uses it.
+
 A request may leave the crop and the seed open; resolving fixes both, so that a RenderJob holds
-every parameter needed to reproduce its image, and its metadata can be written into the PNG.
+every parameter needed to reproduce its image.
 """
 
 from __future__ import annotations
 
 import random
-from dataclasses import asdict, dataclass, replace
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+
+from pipeline.canvases import (
+    CANVAS_KEYS,
+    Crop,
+    check_crop_position,
+    random_crop,
+    widest_crop_range,
+)
+from pipeline.errors import ParamError
+
+__all__ = ["PARAMS", "Crop", "Param", "ParamError", "RenderJob", "RenderRequest"]
 
 MODEL_KEYS = ("1.4", "1.5")
 DEFAULT_MODEL_IDS = {
@@ -18,65 +38,146 @@ DEFAULT_MODEL_IDS = {
 MAX_RECURSIONS = 5
 MAX_STEPS = 150
 MAX_SEED = 2**32 - 1
-DEFAULT_STRENGTH = 0.8  # what the original script really ran (its strength=0.05 never applied)
-DEFAULT_STEPS = 50
-DEFAULT_RECURSIONS = 3  # a first pass plus 3 recursions: the original's 4 passes
-# the background torch.compile (pipeline.models.compiles_in_background); here, free of torch,
-# so that the bot's settings check can name the choices before torch is imported
-COMPILE_CHOICES = ("auto", "on", "off")
+MAX_X, MAX_Y = widest_crop_range()
+
+_PARAM = "param"  # the key of a field's metadata that holds its Param
+
+
+@dataclass(frozen=True)
+class Param:
+    """How one render parameter is checked, offered, shown and carried."""
+
+    label: str  # its title where a person reads it (the embed)
+    help: str  # one line for a person, without the default (each surface adds the live one)
+    kind: type = int  # int, float or str
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False  # (low, high] instead of [low, high]
+    choices: tuple[str, ...] = ()
+    choice_name: str = "{}"  # how a choice is named in a menu
+    unset: str = "random"  # what leaving it out means, where its default is None
+    setting: str | None = None  # the PLACE_* variable an owner sets its default with
+    slash: bool = True  # an option of /place (else only the owner's setting and the CLI)
+    tag: str | None = None  # its key in a button's payload; None: buttons do not carry it
+    source: bool = False  # picks the picture's source: New crop draws it anew
+    batches: bool = False  # jobs share a pipeline call only when they agree on it
+
+    def bounds_text(self) -> str:
+        """What is allowed, as a person reads it: '0-5', '(0, 1]', '1.4, 1.5'."""
+        if self.choices:
+            return ", ".join(self.choices)
+        if self.kind is float:
+            return f"{'(' if self.low_open else '['}{self.low:g}, {self.high:g}]"
+        return f"{self.low:d}-{self.high:d}"
+
+    def accepts(self) -> str:
+        """The kind and bounds together, for a message about a setting or flag."""
+        if self.choices:
+            return f"one of {self.bounds_text()}"
+        if self.kind is float:
+            return f"a number in {self.bounds_text()}"
+        if self.kind is int:
+            return f"a whole number {self.bounds_text()}"
+        return "text"
+
+    def parse(self, name: str, raw: Any) -> Any:
+        """A typed value from text (a flag, a payload, an env variable) or a JSON value; ParamError
+        naming the value when it is not of this parameter's kind. Bounds are check()'s job."""
+        if isinstance(raw, str) and self.kind is not str:
+            try:
+                return self.kind(raw.strip())
+            except ValueError:
+                raise ParamError(f"{name} {raw!r} is not {self.accepts()}") from None
+        if self.kind is float and isinstance(raw, int | float) and not isinstance(raw, bool):
+            return float(raw)
+        if isinstance(raw, self.kind) and not isinstance(raw, bool):
+            return raw
+        raise ParamError(f"{name} {raw!r} is not {self.accepts()}")
+
+    def check(self, name: str, value: Any) -> None:
+        """ParamError naming the value and what is allowed, unless it is within bounds."""
+        if value is None:
+            return
+        if self.choices:
+            if value not in self.choices:
+                raise ParamError(f"{name} {value!r} is unknown; choose one of {self.bounds_text()}")
+            return
+        if self.low is None or self.high is None:
+            return
+        below = value <= self.low if self.low_open else value < self.low
+        if below or value > self.high:
+            allowed = self.bounds_text()
+            raise ParamError(f"{name} must be {'in ' if self.kind is float else ''}{allowed} "
+                             f"but is {value}")
+
+    def value_pattern(self) -> str:
+        """A regex for this parameter's value as encode_value writes it."""
+        if self.choices:
+            return "|".join(re.escape(c) for c in sorted(self.choices, key=len, reverse=True))
+        if self.kind is float:
+            return r"[0-9.e+-]{1,24}"
+        return r"\d{1,20}"
+
+    def encode_value(self, value: Any) -> str:
+        # repr: the shortest text that reads back as the same float
+        return repr(value) if self.kind is float else str(value)
+
+
+def param(default: Any, **spec: Any) -> Any:
+    """A RenderRequest field with its Param."""
+    return field(default=default, metadata={_PARAM: Param(**spec)})
 
 
 def check_steps_strength(steps: int, strength: float) -> None:
     """diffusers runs int(steps * strength) denoising steps; zero would leave the image as is."""
     if int(steps * strength) < 1:
-        raise ValueError(
+        raise ParamError(
             f"steps x strength = {steps} x {strength} = {steps * strength:g} runs no denoising "
             "step: it must be at least 1 (raise steps or strength)"
         )
 
 
 @dataclass(frozen=True)
-class Crop:
-    canvas: str
-    x: int
-    y: int
-
-
-@dataclass(frozen=True)
 class RenderRequest:
     """A user's wish. None means "choose for me" (random canvas/crop/seed)."""
 
-    model: str = "1.4"
-    canvas: str | None = None
-    x: int | None = None
-    y: int | None = None
-    seed: int | None = None
-    strength: float = DEFAULT_STRENGTH
-    steps: int = DEFAULT_STEPS
-    recursions: int = DEFAULT_RECURSIONS
+    model: str = param(
+        "1.4", label="Model", help="Stable Diffusion version", kind=str, choices=MODEL_KEYS,
+        choice_name="SD {}", setting="PLACE_DEFAULT_MODEL", tag="m", batches=True)
+    canvas: str | None = param(
+        None, label="Canvas", help="Which year's final r/Place canvas", kind=str,
+        choices=CANVAS_KEYS, tag="c", source=True)
+    x: int | None = param(
+        None, label="x", help="Left edge of the 32x32 crop, in tiles (give x and y together)",
+        low=0, high=MAX_X, tag="x", source=True)
+    y: int | None = param(
+        None, label="y", help="Top edge of the 32x32 crop, in tiles (give x and y together)",
+        low=0, high=MAX_Y, tag="y", source=True)
+    seed: int | None = param(
+        None, label="Seed", help="Random seed, to redo a picture exactly", low=0, high=MAX_SEED)
+    # 0.8: what the original script really ran (its strength=0.05 never applied)
+    strength: float = param(
+        0.8, label="Strength", help="How much each pass repaints, above 0 up to 1", kind=float,
+        low=0.0, high=1.0, low_open=True, setting="PLACE_STRENGTH", tag="s", batches=True)
+    steps: int = param(
+        50, label="Steps", help="Diffusion steps; a pass runs steps x strength of them", low=1,
+        high=MAX_STEPS, setting="PLACE_STEPS", slash=False, tag="t", batches=True)
+    # 3: a first pass plus 3 recursions, the original's 4 passes
+    recursions: int = param(
+        3, label="Recursions", help="Extra passes, each on the last one's output", low=0,
+        high=MAX_RECURSIONS, setting="PLACE_RECURSIONS", tag="r", batches=True)
 
     def validate(self) -> RenderRequest:
-        """Raise ValueError naming the first bad value and what is allowed; return self."""
-        from pipeline.canvases import check_crop_position
-
-        if self.model not in MODEL_KEYS:
-            raise ValueError(f"model {self.model!r} is unknown; choose one of {MODEL_KEYS}")
-        if not (0.0 < self.strength <= 1.0):
-            raise ValueError(f"strength must be in (0, 1] but is {self.strength}")
-        if not (1 <= self.steps <= MAX_STEPS):
-            raise ValueError(f"steps must be 1-{MAX_STEPS} but is {self.steps}")
-        if not (0 <= self.recursions <= MAX_RECURSIONS):
-            raise ValueError(f"recursions must be 0-{MAX_RECURSIONS} but is {self.recursions}")
-        if self.seed is not None and not (0 <= self.seed <= MAX_SEED):
-            raise ValueError(f"seed must be 0-{MAX_SEED} but is {self.seed}")
-        check_steps_strength(self.steps, self.strength)
+        """Raise ParamError naming the first bad value and what is allowed; return self."""
+        # The crop first: it knows the chosen canvas's own bounds, tighter than x's and y's.
         check_crop_position(self.canvas, self.x, self.y)
+        for name, spec in PARAMS.items():
+            spec.check(name, getattr(self, name))
+        check_steps_strength(self.steps, self.strength)
         return self
 
     def resolve(self, rng: random.Random | None = None) -> RenderJob:
         """Fix the crop and the seed (drawing them at random where not given)."""
-        from pipeline.canvases import random_crop
-
         self.validate()
         rng = rng or random.Random()
         if self.x is not None:
@@ -84,47 +185,90 @@ class RenderRequest:
         else:
             crop = random_crop(rng, self.canvas)
         seed = self.seed if self.seed is not None else rng.randint(0, MAX_SEED)
-        return RenderJob(
-            model=self.model,
-            crop=crop,
-            seed=seed,
-            strength=self.strength,
-            steps=self.steps,
-            passes=self.recursions + 1,
-        )
+        values = {**self.values(), "canvas": crop.canvas, "x": crop.x, "y": crop.y, "seed": seed}
+        return RenderJob(**values)
+
+    def values(self, names: Iterable[str] | None = None) -> dict[str, Any]:
+        """{name: value} of the named parameters (all by default), in definition order."""
+        return {name: getattr(self, name) for name in (PARAMS if names is None else names)}
+
+
+PARAMS: dict[str, Param] = {f.name: f.metadata[_PARAM] for f in fields(RenderRequest)}
+RENDER_DEFAULTS: dict[str, Any] = {f.name: f.default for f in fields(RenderRequest)}
+
+# What a button carries: Re-roll keeps the picture's source and draws a new seed; New crop
+# draws both anew.
+RESEED_FIELDS = tuple(name for name, p in PARAMS.items() if p.tag and name != "seed")
+RECROP_FIELDS = tuple(name for name in RESEED_FIELDS if not PARAMS[name].source)
+
+SCHEMA_VERSION = 2  # of RenderJob.to_dict; 1 had no "schema" key and stored passes, not recursions
 
 
 @dataclass(frozen=True)
-class RenderJob:
+class RenderJob(RenderRequest):
     """A fully determined render: same job on the same device and dtype, same images."""
 
-    model: str
-    crop: Crop
-    seed: int
-    strength: float
-    steps: int
-    passes: int
+    def __post_init__(self) -> None:
+        unset = [name for name in ("canvas", "x", "y", "seed") if getattr(self, name) is None]
+        if unset:
+            raise ParamError(f"a render job needs {', '.join(unset)}; resolve a request first")
+
+    @property
+    def crop(self) -> Crop:
+        return Crop(self.canvas, self.x, self.y)
+
+    @property
+    def passes(self) -> int:
+        return self.recursions + 1
 
     @property
     def batch_key(self) -> tuple:
         """Jobs with equal keys can share one pipeline call."""
-        return (self.model, self.steps, self.strength, self.passes)
+        return tuple(getattr(self, name) for name, p in PARAMS.items() if p.batches)
 
     def with_seed(self, seed: int) -> RenderJob:
         return replace(self, seed=seed)
 
-    def to_dict(self) -> dict:
-        data = asdict(self)
-        crop = data.pop("crop")
-        return {**crop, **data}
+    def to_dict(self) -> dict[str, Any]:
+        """A journal row / metadata record: every parameter and the schema version."""
+        return {"schema": SCHEMA_VERSION, **self.values()}
 
     @classmethod
-    def from_dict(cls, data: dict) -> RenderJob:
-        return cls(
-            model=str(data["model"]),
-            crop=Crop(str(data["canvas"]), int(data["x"]), int(data["y"])),
-            seed=int(data["seed"]),
-            strength=float(data["strength"]),
-            steps=int(data["steps"]),
-            passes=int(data["passes"]),
-        )
+    def from_dict(cls, data: Mapping[str, Any]) -> RenderJob:
+        """Read a row written by this or an older version: a parameter it lacks takes its
+        default, a key it does not know is ignored, and a malformed or out-of-bounds value
+        raises ParamError (so a caller can skip the row and say why)."""
+        row = _upgrade(dict(data))
+        values = {name: spec.parse(name, row[name]) for name, spec in PARAMS.items()
+                  if row.get(name) is not None}
+        return cls(**values).validate()
+
+
+def _upgrade(row: dict[str, Any]) -> dict[str, Any]:
+    """Bring a row of an older schema to the current one."""
+    if "schema" not in row and "passes" in row and "recursions" not in row:
+        row["recursions"] = PARAMS["recursions"].parse("passes", row["passes"]) - 1
+    return row
+
+
+# The button payload: ":<tag><value>" per carried parameter. Every group is optional, so a
+# button made before a parameter existed still parses (the parameter takes its default).
+
+
+def encode_payload(request: RenderRequest, names: Iterable[str]) -> str:
+    """The named parameters of a request, as a custom_id fragment."""
+    return "".join(f":{PARAMS[n].tag}{PARAMS[n].encode_value(getattr(request, n))}"
+                   for n in names)
+
+
+def payload_pattern(names: Iterable[str]) -> str:
+    """A regex fragment, with one named group per parameter, matching encode_payload's text."""
+    return "".join(f"(?::{PARAMS[n].tag}(?P<{n}>{PARAMS[n].value_pattern()}))?" for n in names)
+
+
+def decode_payload(groups: Mapping[str, str | None]) -> RenderRequest:
+    """A RenderRequest from a payload_pattern match's groups (other groups are ignored).
+    Values are typed here and bounds-checked by validate(), as any request is."""
+    values = {name: PARAMS[name].parse(name, text) for name, text in groups.items()
+              if name in PARAMS and text is not None}
+    return RenderRequest(**values)

@@ -146,3 +146,16 @@ class PlaceBot(commands.Bot):
             heartbeat.cancel()
         await super().close()
         self.journal.close()
+
+
+class ShardedPlaceBot(PlaceBot, commands.AutoShardedBot):
+    """The same bot over several gateway connections (PLACE_SHARDS): Discord requires shards
+    past 2,500 servers. Everything else is PlaceBot's."""
+
+
+def build_bot(settings: Settings, **options) -> PlaceBot:
+    """PlaceBot, or ShardedPlaceBot when PLACE_SHARDS is set ("auto": Discord's count)."""
+    if settings.shards is None:
+        return PlaceBot(settings, **options)
+    count = None if settings.shards == "auto" else int(settings.shards)
+    return ShardedPlaceBot(settings, shard_count=count, **options)

@@ -29,7 +29,7 @@ from pipeline.outputs import (
     save_result,
 )
 from placebot.jobqueue import Job, JobState
-from placebot.messages import user_message
+from placebot.messages import UserFacingError, user_message
 from placebot.views import cancel_view, result_embed, result_view
 
 if TYPE_CHECKING:
@@ -132,7 +132,8 @@ def encode_result_files(result: RenderResult, size_limit: int) -> list[tuple[str
         files = option()
         if sum(len(data) for _, data in files) <= size_limit:
             return files
-    raise ValueError(f"even a small JPEG exceeds this server's upload limit of {size_limit} bytes")
+    raise UserFacingError(
+        f"even a small JPEG exceeds this server's upload limit of {size_limit} bytes")
 
 
 def preview_file(frames: list[Image.Image]) -> discord.File:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import discord
 
-from pipeline.errors import PipelineError
+from pipeline.errors import ParamError, PipelineError
 from pipeline.params import RenderJob, RenderRequest
 from placebot.delivery import Delivery
 from placebot.jobqueue import Job, QueueRefusal
@@ -48,7 +48,7 @@ class PlaceService:
             request.validate()
             self._check_cooldown(user_id)
             self.bot.queue.reserve(user_id)
-        except (ValueError, QueueRefusal) as exc:
+        except (ParamError, QueueRefusal) as exc:
             await interaction.response.send_message(user_message(exc), ephemeral=True)
             return None
         try:

@@ -13,7 +13,16 @@ from dataclasses import dataclass
 import discord
 
 from pipeline.engine import RenderResult
-from pipeline.params import RenderJob, RenderRequest
+from pipeline.params import (
+    PARAMS,
+    RECROP_FIELDS,
+    RESEED_FIELDS,
+    RenderJob,
+    RenderRequest,
+    decode_payload,
+    encode_payload,
+    payload_pattern,
+)
 from placebot.jobqueue import Job
 
 PREFIX = "place"
@@ -28,13 +37,13 @@ class ButtonAction:
 
 
 def reroll_id(job: RenderJob) -> str:
-    c = job.crop
-    return (f"{PREFIX}:reroll:{job.model}:{c.canvas}:{c.x}:{c.y}:{job.strength:g}:"
-            f"{job.steps}:{job.passes}")
+    """Same source and parameters, a new seed."""
+    return f"{PREFIX}:reroll{encode_payload(job, RESEED_FIELDS)}"
 
 
 def newcrop_id(job: RenderJob) -> str:
-    return f"{PREFIX}:newcrop:{job.model}:{job.strength:g}:{job.steps}:{job.passes}"
+    """Same parameters, a new source (crop) and seed."""
+    return f"{PREFIX}:newcrop{encode_payload(job, RECROP_FIELDS)}"
 
 
 def delete_id(owner_id: int) -> str:
@@ -46,32 +55,23 @@ def cancel_id(job_id: str, owner_id: int) -> str:
 
 
 _PATTERNS = {
-    "reroll": re.compile(r"(?P<model>[\d.]+):(?P<canvas>\d{4}):(?P<x>\d+):(?P<y>\d+):"
-                         r"(?P<strength>[\d.]+):(?P<steps>\d+):(?P<passes>\d+)"),
-    "newcrop": re.compile(r"(?P<model>[\d.]+):(?P<strength>[\d.]+):(?P<steps>\d+):"
-                          r"(?P<passes>\d+)"),
-    "delete": re.compile(r"(?P<owner>\d{1,20})"),
-    "cancel": re.compile(r"(?P<job>[0-9a-f]{12}):(?P<owner>\d{1,20})"),
+    "reroll": re.compile(f"{PREFIX}:reroll{payload_pattern(RESEED_FIELDS)}"),
+    "newcrop": re.compile(f"{PREFIX}:newcrop{payload_pattern(RECROP_FIELDS)}"),
+    "delete": re.compile(rf"{PREFIX}:delete:(?P<owner>\d{{1,20}})"),
+    "cancel": re.compile(rf"{PREFIX}:cancel:(?P<job>[0-9a-f]{{12}}):(?P<owner>\d{{1,20}})"),
 }
 
 
 def parse_custom_id(custom_id: str) -> ButtonAction:
     """ValueError unless custom_id is one this bot makes (values are validated later)."""
-    prefix, _, rest = custom_id.partition(":")
-    action, _, args = rest.partition(":")
-    pattern = _PATTERNS.get(action)
-    match = pattern.fullmatch(args) if pattern and prefix == PREFIX else None
+    matches = ((action, pattern.fullmatch(custom_id)) for action, pattern in _PATTERNS.items())
+    action, match = next(((action, m) for action, m in matches if m), ("", None))
     if match is None:
         raise ValueError(f"unknown button {custom_id[:60]!r}")
     parts = match.groupdict()
     if action in ("delete", "cancel"):
         return ButtonAction(action, owner_id=int(parts["owner"]), job_id=parts.get("job"))
-    crop = {"canvas": parts["canvas"], "x": int(parts["x"]), "y": int(parts["y"])} \
-        if action == "reroll" else {}
-    request = RenderRequest(model=parts["model"], strength=float(parts["strength"]),
-                            steps=int(parts["steps"]), recursions=int(parts["passes"]) - 1,
-                            **crop)
-    return ButtonAction(action, request=request)
+    return ButtonAction(action, request=decode_payload(parts))
 
 
 class PlaceButton(discord.ui.DynamicItem[discord.ui.Button], template=r"(?P<custom_id>.+)"):
@@ -120,11 +120,11 @@ def result_embed(result: RenderResult, image_name: str) -> discord.Embed:
         colour=discord.Colour.from_rgb(255, 69, 0),
     )
     for name, value in (
-        ("Canvas", crop.canvas), ("x", crop.x), ("y", crop.y), ("Model", result.model_id),
-        ("Seed", job.seed), ("Strength", f"{job.strength:g}"), ("Steps", job.steps),
-        ("Passes", job.passes), ("Time", f"{result.seconds:.1f} s"),
+        *((spec.label, spec.encode_value(value)) for key, spec in PARAMS.items()
+          if (value := getattr(job, key)) is not None),
+        ("Model id", result.model_id), ("Time", f"{result.seconds:.1f} s"),
     ):
-        embed.add_field(name=name, value=str(value), inline=True)
+        embed.add_field(name=name, value=value, inline=True)
     embed.set_image(url=f"attachment://{image_name}")
     if result.nsfw_flagged:
         embed.set_footer(text="The safety checker blacked out at least one pass.")

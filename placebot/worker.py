@@ -89,6 +89,7 @@ class Worker:
         self._stopping = False
         self._interrupt_for_shutdown = False  # read by the render thread between steps
         self._task: asyncio.Task | None = None
+        self._taken: list[Job] = []  # the batch being rendered
         # Its own thread: the default pool serves quick work (crops, journal) meanwhile, and a
         # stop need not wait for a render that cannot be interrupted (a model download).
         self._render_thread = concurrent.futures.ThreadPoolExecutor(1, "render")
@@ -129,7 +130,7 @@ class Worker:
     async def _leave_running(self, notify_s: float) -> None:
         """The running batch would not stop: its jobs stay in the journal (their try given
         back, the shutdown is not their fault) and their users are told so before we go."""
-        jobs = self.queue.running
+        jobs = [job for job in self._taken if job.state is JobState.RUNNING]
         for job in jobs:
             job.state = JobState.QUEUED
         await self._journal("mark_returned", [job.id for job in jobs])
@@ -169,9 +170,11 @@ class Worker:
             # against this job, and only against this one.
             await self._journal("mark_taken", [job.id for job in live])
             self.idle.clear()
+            self._taken = live
             try:
                 await self._run_batch(live)
             finally:
+                self._taken = []
                 self.idle.set()
         self.queue.finish(batch)
         await self._safely(self.reporter.queue_moved())
@@ -198,7 +201,7 @@ class Worker:
                 for job in jobs:
                     await self._run_alone(job)
                 return
-            if not isinstance(exc, (PipelineError, ValueError)):
+            if not isinstance(exc, PipelineError):
                 log.exception("unexpected error rendering jobs %s", [j.id for j in jobs])
             else:
                 log.warning("jobs %s failed: %s", [j.id for j in jobs], exc)

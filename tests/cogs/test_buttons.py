@@ -7,7 +7,8 @@ from tests.support.bot_harness import wait_result
 
 FORGED = [
     "place:reroll:../../etc/passwd",
-    "place:reroll:1.4:2017:3:4:0.5:4:99",  # 98 recursions
+    "place:reroll:m1.4:c2017:x3:y4:s0.5:t4:r98",  # 98 recursions
+    "place:reroll:1.4:2017:3:4:0.5:4:4",  # the first version's format
     "place:delete:not-a-user",
     "place:explode:1",
     "someone-elses-button",
@@ -38,7 +39,7 @@ async def test_cancel_of_a_finished_job_says_so(fake, start_bot):
 
 def test_custom_ids_carry_no_path_or_free_text():
     """Only digits and dots reach a parsed request: no user text can reach a file name."""
-    action = parse_custom_id("place:reroll:1.5:2022:10:20:0.8:50:4")
+    action = parse_custom_id("place:reroll:m1.5:c2022:x10:y20:s0.8:t50:r3")
     assert (action.request.canvas, action.request.x, action.request.recursions) == ("2022", 10, 3)
     with pytest.raises(ValueError, match="unknown button"):
-        parse_custom_id("place:reroll:1.5:../..:10:20:0.8:50:4")
+        parse_custom_id("place:reroll:m1.5:c../..:x10:y20:s0.8:t50:r3")

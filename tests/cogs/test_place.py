@@ -44,8 +44,8 @@ async def test_place_without_options_defers_and_posts_the_result(fake, start_bot
     assert len(names) == 3 and names[0].endswith(".png") and "_strip" in names[1]
     assert names[2].endswith(".webp")  # the passes as an animation
     fields = embed_fields(result)
-    assert fields["Model"] == str(tiny_model_dir)  # the model id: a local folder here
-    assert fields["Passes"] == "2" and fields["Strength"] == "0.5"
+    assert fields["Model id"] == str(tiny_model_dir)  # a local folder here
+    assert fields["Recursions"] == "1" and fields["Strength"] == "0.5"
     assert read_metadata(result.attachments[0][1])["seed"] == int(fields["Seed"])
     ids = custom_ids(result)
     assert [i.split(":")[1] for i in ids] == ["reroll", "newcrop", "delete"]
@@ -60,7 +60,7 @@ async def test_place_with_every_option(fake, start_bot):
         result = await wait_result(fake, interaction)
     fields = embed_fields(result)
     assert (fields["Canvas"], fields["x"], fields["y"], fields["Seed"], fields["Strength"],
-            fields["Passes"]) == ("2023", "1500", "800", "42", "0.75", "3")
+            fields["Recursions"]) == ("2023", "1500", "800", "42", "0.75", "2")
     assert "SD 1.5" in result.embeds[0]["title"]
 
 
@@ -91,7 +91,7 @@ async def test_bad_input_is_refused_ephemerally_before_queuing(fake, start_bot):
             callback = interaction.callbacks[0]
             assert callback["type"] == 4 and callback["data"]["flags"] & 64
             assert expected in callback["data"]["content"]
-        assert len(bot.queue) == 0 and bot.journal.recover() == ([], [])
+        assert len(bot.queue) == 0 and bot.journal.recover().retry == []
 
 
 async def test_waiting_users_see_their_position_updated(fake, start_bot, gated):

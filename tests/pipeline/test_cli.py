@@ -2,7 +2,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from pipeline.cli import build_parser
+from pipeline.config import EngineSettings, engine_settings_from_env
 from pipeline.outputs import read_metadata
+from pipeline.params import PARAMS
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -41,3 +46,71 @@ def test_cli_model_load_failure_is_one_line_and_exit_2(tmp_path):
                 env_model=tmp_path / "missing")
     assert done.returncode == 2
     assert done.stderr.strip().startswith("error: could not load model 1.4")
+
+
+def _run_in(folder, *args, env=None):
+    """The CLI run from `folder` (where a .env may lie), with only `env` set."""
+    full_env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1",
+                **(env or {})}
+    return subprocess.run([sys.executable, "-m", "pipeline", *args], cwd=folder, env=full_env,
+                          capture_output=True, text=True, timeout=240)
+
+
+def test_every_parameter_has_a_flag_with_its_bounds_and_choices():
+    """The flags are derived from the one definition: each parameter, its choices, its type."""
+    parser = build_parser(EngineSettings())
+    actions = {action.dest: action for action in parser._actions}
+    for name, spec in PARAMS.items():
+        assert actions[name].option_strings == [f"--{name}"]
+        assert tuple(actions[name].choices or ()) == spec.choices
+        assert spec.help in actions[name].help
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--seed", "many"])
+
+
+def test_flag_defaults_are_the_owners_settings():
+    """--help shows PLACE_STRENGTH's and PLACE_DEFAULT_MODEL's values, not the engine's."""
+    engine = engine_settings_from_env({"PLACE_STRENGTH": "0.6", "PLACE_DEFAULT_MODEL": "1.5"})
+    args = build_parser(engine).parse_args([])
+    assert (args.strength, args.model) == (0.6, "1.5")
+
+
+def test_help_is_fast_because_torch_is_not_imported():
+    """Parsing the flags imports no torch (it takes seconds to load)."""
+    code = ("import sys\nfrom pipeline.cli import main\ntry:\n    main(['--help'])\n"
+            "except SystemExit:\n    pass\nprint('torch loaded:', 'torch' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120)
+    assert "torch loaded: False" in done.stdout, done.stderr
+
+
+def test_cli_reads_dotenv_and_the_default_model(tiny_model_dir, tmp_path):
+    """.env in the working folder names the default model and its folder, as for the bot."""
+    (tmp_path / ".env").write_text(f"PLACE_DEFAULT_MODEL=1.5\nPLACE_MODEL_1_5={tiny_model_dir}\n"
+                                   f"PLACE_MODEL_1_4={tmp_path / 'missing'}\nPLACE_STEPS=2\n"
+                                   "PLACE_STRENGTH=0.5\nPLACE_RECURSIONS=0\n")
+    done = _run_in(tmp_path, "--seed", "3", "--device", "cpu", "--out", "out")
+    assert done.returncode == 0, done.stderr
+    [final] = (tmp_path / "out").glob("*_p1.png")
+    metadata = read_metadata(final.read_bytes())
+    assert (metadata["model"], metadata["steps"], metadata["model_id"]) == (
+        "1.5", 2, str(tiny_model_dir))
+
+
+def test_cli_refuses_an_unwritable_out_before_loading_a_model(tmp_path):
+    """--out under a file: one line naming it, exit 2, and no model load was tried."""
+    (tmp_path / "a-file").write_text("")
+    done = _run_in(tmp_path, "--out", str(tmp_path / "a-file" / "out"),
+                   env={"PLACE_MODEL_1_4": str(tmp_path / "missing")})
+    assert done.returncode == 2
+    assert done.stderr.startswith(f"error: --out {tmp_path / 'a-file' / 'out'}: cannot write")
+    assert "could not load model" not in done.stderr and "crop:" not in done.stdout
+
+
+def test_cli_reports_a_malformed_setting_in_one_line(tmp_path):
+    """A bad PLACE_STRENGTH in .env stops the CLI as it stops the bot."""
+    (tmp_path / ".env").write_text("PLACE_STRENGTH=strong\n")
+    done = _run_in(tmp_path, "--help")
+    assert done.returncode == 2
+    assert done.stderr.strip() == ("error: PLACE_STRENGTH: 'strong' is not valid; "
+                                   "accepts a number in (0, 1]")

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 
 from pipeline.errors import ModelLoadError
@@ -9,6 +11,7 @@ from pipeline.models import (
 )
 
 GIB = 1024**3
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_model_loads_lazily_and_once(tiny_model_dir):
@@ -109,3 +112,33 @@ def test_place_compile_decides_which_vram_modes_compile_in_the_background(settin
 def test_an_unknown_compile_setting_is_refused_naming_the_choices():
     with pytest.raises(ValueError, match=r"'sometimes'.*'auto', 'on', 'off'"):
         ModelStore({}, compile="sometimes")
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_an_unreachable_hub_says_what_happened_and_what_to_do(tmp_path):
+    """A Hub id while the Hub cannot be reached: the error names the network and the setting."""
+    import subprocess
+    import sys
+
+    code = ("from pipeline.models import ModelStore\n"
+            "try:\n"
+            "    ModelStore({'1.4': 'CompVis/stable-diffusion-v1-4'}, device='cpu').get('1.4')\n"
+            "except Exception as exc:\n"
+            "    print(exc)\n")
+    env = {"PATH": "/usr/bin:/bin", "HF_HOME": str(tmp_path / "hf"),
+           "HF_ENDPOINT": f"http://127.0.0.1:{_closed_port()}", "HF_HUB_ETAG_TIMEOUT": "5"}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                          text=True, timeout=300, cwd=ROOT)
+    message = done.stdout.strip()
+    assert message.startswith("could not load model 1.4 (CompVis/stable-diffusion-v1-4): "
+                              "the Hugging Face Hub could not be reached ("), done.stderr
+    assert "check this machine's network connection" in message
+    assert "set PLACE_MODEL_1_4 to its local diffusers folder" in message
+    assert "outgoing traffic" not in message

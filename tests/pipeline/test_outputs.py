@@ -10,7 +10,7 @@ from pipeline.outputs import (
     read_metadata,
     save_result,
 )
-from pipeline.params import RenderJob, RenderRequest
+from pipeline.params import PARAMS, RenderJob, RenderRequest
 from tests.conftest import FAST
 
 
@@ -31,7 +31,7 @@ def test_png_metadata_round_trips_every_parameter(renderer):
     metadata = read_metadata(png_bytes(result.final, job_metadata(result)))
     assert RenderJob.from_dict(metadata) == result.job
     assert metadata["model_id"] == result.model_id
-    assert set(metadata) >= {"canvas", "x", "y", "model", "seed", "strength", "steps", "passes"}
+    assert set(metadata) >= {"schema", *PARAMS}
 
 
 def test_animation_has_one_frame_per_image(renderer):

@@ -96,7 +96,7 @@ async def test_channel_that_refuses_the_bot_gets_a_dm_instead(fake, start_bot, g
         dm = await fake.wait_for(lambda: [m for m in fake.messages.values()
                                           if m.embeds and m.channel_id != str(fake.channel_id)])
     assert fake.channels[dm[0].channel_id]["type"] == 1  # a DM channel
-    assert embed_fields(dm[0])["Passes"] == "2"
+    assert embed_fields(dm[0])["Recursions"] == "1"
 
 
 async def test_job_past_the_timeout_is_stopped_and_its_user_told(fake, start_bot, gated):

@@ -2,13 +2,13 @@ import asyncio
 
 import pytest
 
-from pipeline.params import Crop, RenderJob
+from pipeline.params import RenderJob
 from placebot.jobqueue import Job, JobQueue, JobState, QueueClosed, QueueFull, UserLimitReached
 
 
 def _job(user, steps=50, model="1.4"):
-    render = RenderJob(model=model, crop=Crop("2017", 0, 0), seed=1, strength=0.8, steps=steps,
-                       passes=4)
+    render = RenderJob(model=model, canvas="2017", x=0, y=0, seed=1, strength=0.8, steps=steps,
+                       recursions=3)
     return Job(user_id=user, render=render)
 
 

@@ -70,7 +70,7 @@ async def test_sigterm_finishes_the_running_job_and_exits_within_10_seconds(
     await asyncio.wait_for(runner, 10)
     assert time.monotonic() - started < 10
     assert bot.is_closed() and job.original.embeds
-    assert type(bot.journal)(tmp_path / "data" / "jobs.sqlite3").recover() == ([], [])
+    assert type(bot.journal)(tmp_path / "data" / "jobs.sqlite3").recover().retry == []
 
 
 async def test_buttons_of_a_result_keep_working_after_a_restart(fake, start_bot, tmp_path):

@@ -42,7 +42,8 @@ def test_every_variable_is_read():
     [
         ({}, "DISCORD_TOKEN: is not set"),
         ({"PLACE_STRENGTH": "abc"}, r"PLACE_STRENGTH: 'abc' is not valid; accepts a number"),
-        ({"PLACE_STRENGTH": "1.5"}, r"PLACE_STRENGTH: 1.5 is out of range; accepts \(0, 1\]"),
+        ({"PLACE_STRENGTH": "1.5"},
+         r"PLACE_STRENGTH: 1.5 is out of range; accepts a number in \(0, 1\]"),
         ({"PLACE_DEFAULT_MODEL": "2.1"}, "PLACE_DEFAULT_MODEL: '2.1' is not valid; accepts one"),
         ({"PLACE_VRAM_MODE": "tiny"}, "PLACE_VRAM_MODE: 'tiny' is not valid"),
         ({"PLACE_RECURSIONS": "9"}, "PLACE_RECURSIONS: 9 is out of range; accepts a whole"),
@@ -83,3 +84,9 @@ def test_bot_with_malformed_value_exits_2_naming_it(tmp_path):
                           timeout=60)
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert "PLACE_STRENGTH: 'abc' is not valid" in done.stderr and TOKEN not in done.stderr
+
+
+def test_log_level_is_read_in_any_case():
+    """`PLACE_LOG_LEVEL=info` means INFO, as the upper-case name does."""
+    settings = settings_from_env({"DISCORD_TOKEN": TOKEN, "PLACE_LOG_LEVEL": "info"})
+    assert settings.log_level == "INFO"

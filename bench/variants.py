@@ -1,0 +1,64 @@
+"""Switching one loaded pipeline between variants of pipeline/accel.py, for the bench only.
+
+The product installs its speed-ups once per loaded model and never takes them back; the bench
+compares variants (no speed-ups, UNet layouts) on one pipeline, so it owns the undo: the
+methods accel.py replaces are instance attributes (accel.PATCHED), and deleting them gives the
+class's plain methods back.
+"""
+
+from __future__ import annotations
+
+import torch
+
+_installed: dict[int, object] = {}  # id(pipe) -> the Acceleration the bench installed on it
+
+
+def install_accel_hook(options: dict | None) -> None:
+    """Make ModelStore's loads install accel with `options` (None: install nothing).
+
+    models._place_on_device calls pipeline.accel.accelerate by its module attribute, so this
+    wraps that attribute; calling it again replaces the options.
+    """
+    import pipeline.accel as accel
+
+    original = getattr(accel, "_bench_original_accelerate", accel.accelerate)
+    accel._bench_original_accelerate = original
+
+    def accelerate(pipe, device, mode, **kwargs):
+        if options is None:
+            return None
+        installed = original(pipe, device, mode, **{**kwargs, "allow_cpu": True, **options})
+        _installed[id(pipe)] = installed
+        return installed
+
+    accel.accelerate = accelerate
+
+
+def strip_acceleration(pipe) -> None:
+    """Give `pipe` back its plain diffusers methods, contiguous UNet and unsliced VAE."""
+    from pipeline.accel import PATCHED
+
+    installed = _installed.pop(id(pipe), None)
+    if installed is not None:
+        for graphed in installed.graphs.values():
+            graphed.compiler = None  # no new requests; a compile under way finishes unused
+    for path, name in PATCHED:
+        owner = pipe
+        for part in path.split("."):
+            owner = getattr(owner, part)
+        owner.__dict__.pop(name, None)
+    pipe.unet.to(memory_format=torch.contiguous_format)
+    pipe.vae.disable_slicing()
+
+
+def set_variant(pipe, device: str, mode: str, options: dict | None) -> object:
+    """Strip what an earlier variant installed, then install `options` (None: nothing)."""
+    import pipeline.accel as accel
+
+    strip_acceleration(pipe)
+    if options is None:
+        return None
+    original = getattr(accel, "_bench_original_accelerate", accel.accelerate)
+    installed = original(pipe, device, mode, allow_cpu=True, **options)
+    _installed[id(pipe)] = installed
+    return installed

@@ -1,0 +1,133 @@
+"""The engine's settings, read once from the environment (and `.env`): the same code serves the
+bot (placebot.settings builds on it) and the CLI, so both read the same PLACE_* variables.
+
+Read here: the model ids (PLACE_MODEL_1_4, PLACE_MODEL_1_5), the owner's default for each render
+parameter that has a setting (PLACE_DEFAULT_MODEL, PLACE_STRENGTH, ...: see pipeline.params),
+PLACE_DEVICE, PLACE_VRAM_MODE and PLACE_COMPILE. Free of torch, so a settings check or
+`--help` starts fast.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pipeline.errors import ParamError
+from pipeline.params import (
+    DEFAULT_MODEL_IDS,
+    MODEL_KEYS,
+    PARAMS,
+    RENDER_DEFAULTS,
+    check_steps_strength,
+)
+
+DEVICES = ("auto", "cuda", "cpu")
+GPU_INDEX = re.compile(r"cuda:(\d+)")  # one GPU of several (a worker per GPU): cuda:0, cuda:1
+VRAM_MODES = ("full", "low", "minimal")  # what pipeline.models loads in, highest first
+VRAM_MODE_CHOICES = ("auto", *VRAM_MODES)  # auto: chosen by the GPU's free memory
+COMPILE_CHOICES = ("auto", "on", "off")  # the background torch.compile (pipeline.models)
+
+
+class SettingsError(Exception):
+    """A configuration value is missing or malformed."""
+
+    def __init__(self, variable: str, message: str):
+        super().__init__(f"{variable}: {message}")
+        self.variable = variable
+
+
+def model_variable(key: str) -> str:
+    """The variable naming the Hub id or local folder of model `key`: PLACE_MODEL_1_4."""
+    return f"PLACE_MODEL_{key.replace('.', '_')}"
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    model_ids: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_MODEL_IDS))
+    device: str = "auto"
+    vram_mode: str = "auto"
+    compile: str = "auto"
+    # the owner's default for every render parameter (None: chosen per job, e.g. the seed)
+    render_defaults: Mapping[str, Any] = field(default_factory=lambda: dict(RENDER_DEFAULTS))
+
+
+def text(env: Mapping[str, str], name: str, default: str | None) -> str | None:
+    """The variable's value, stripped; `default` when unset or blank."""
+    value = env.get(name, "").strip()
+    return value if value else default
+
+
+def parsed(env: Mapping[str, str], name: str, default: Any, convert: Callable, accepts: str):
+    """The variable converted; SettingsError naming it and what it accepts if that fails."""
+    raw = text(env, name, None)
+    if raw is None:
+        return default
+    try:
+        return convert(raw)
+    except ValueError:
+        raise SettingsError(name, f"{raw!r} is not valid; accepts {accepts}") from None
+
+
+def choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...],
+           fold: Callable[[str], str] | None = None) -> str:
+    """One of `choices` (after `fold`, e.g. str.upper, where case does not matter)."""
+    value = text(env, name, default)
+    if fold is not None:
+        value = fold(value)
+    if value not in choices:
+        raise SettingsError(name, f"{value!r} is not valid; accepts one of {', '.join(choices)}")
+    return value
+
+
+def _render_default(env: Mapping[str, str], name: str) -> Any:
+    """The owner's default for a render parameter, checked against the parameter's bounds."""
+    spec = PARAMS[name]
+    if spec.setting is None:
+        return RENDER_DEFAULTS[name]
+    value = parsed(env, spec.setting, RENDER_DEFAULTS[name], lambda raw: spec.parse(name, raw),
+                   spec.accepts())
+    try:
+        spec.check(name, value)
+    except ParamError:
+        problem = "is not valid" if spec.choices else "is out of range"
+        message = f"{value!r} {problem}; accepts {spec.accepts()}"
+        raise SettingsError(spec.setting, message) from None
+    return value
+
+
+def _device(env: Mapping[str, str]) -> str:
+    value = text(env, "PLACE_DEVICE", "auto")
+    if value in DEVICES or GPU_INDEX.fullmatch(value):
+        return value
+    raise SettingsError("PLACE_DEVICE", f"{value!r} is not valid; accepts one of "
+                        f"{', '.join(DEVICES)}, or cuda:N for the GPU numbered N")
+
+
+def engine_settings_from_env(env: Mapping[str, str]) -> EngineSettings:
+    """Build EngineSettings from an environment mapping, validating every value."""
+    defaults = {name: _render_default(env, name) for name in PARAMS}
+    try:
+        check_steps_strength(defaults["steps"], defaults["strength"])
+    except ParamError as exc:
+        raise SettingsError(PARAMS["steps"].setting, str(exc)) from None
+    return EngineSettings(
+        model_ids={key: text(env, model_variable(key), DEFAULT_MODEL_IDS[key])
+                   for key in MODEL_KEYS},
+        device=_device(env),
+        vram_mode=choice(env, "PLACE_VRAM_MODE", "auto", VRAM_MODE_CHOICES),
+        compile=choice(env, "PLACE_COMPILE", "auto", COMPILE_CHOICES),
+        render_defaults=defaults,
+    )
+
+
+def load_environment(env_file: str | os.PathLike | None = ".env") -> Mapping[str, str]:
+    """The environment, after reading `.env` into it (a variable already set wins)."""
+    from dotenv import load_dotenv
+
+    if env_file is not None and Path(env_file).is_file():
+        load_dotenv(env_file, override=False)
+    return os.environ

@@ -1,0 +1,141 @@
+"""`python -m pipeline.download`: fetch the bot's models ahead of time and check them.
+
+Without it the first /place downloads 2-4 GB while its user waits. This downloads the files the
+bot will load (the fp16 weights for a GPU, fp32 for a CPU) into the Hugging Face cache, with a
+progress bar per file, then checks each weight file's SHA-256 against the one the Hub
+publishes. The model ids are the bot's: PLACE_MODEL_1_4 / PLACE_MODEL_1_5 from the environment
+or `.env`. A model that is a local folder needs nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import sys
+from pathlib import Path
+
+from pipeline.config import DEVICES, SettingsError, engine_settings_from_env, load_environment
+from pipeline.params import MODEL_KEYS
+
+CHUNK = 16 * 1024 * 1024
+
+
+class DownloadError(Exception):
+    """A model could not be downloaded or did not match what the Hub publishes."""
+
+
+def configured_model_ids(env_file: str | os.PathLike = ".env") -> dict[str, str]:
+    """The model ids the bot reads: PLACE_MODEL_1_4 / _1_5 from the environment or `.env`."""
+    return dict(engine_settings_from_env(load_environment(env_file)).model_ids)
+
+
+def download(model_id: str, *, fp16: bool, safety_checker: bool) -> Path:
+    """Download what StableDiffusionImg2ImgPipeline.from_pretrained would, as the bot loads it
+    (pipeline.models.ModelStore): the fp16 variant where the repository has one."""
+    from diffusers import StableDiffusionImg2ImgPipeline
+
+    extra = {} if safety_checker else {"safety_checker": None}  # a passed part is not fetched
+    if fp16:
+        try:
+            return Path(StableDiffusionImg2ImgPipeline.download(model_id, variant="fp16", **extra))
+        except ValueError as exc:
+            if "variant" not in str(exc):
+                raise
+    return Path(StableDiffusionImg2ImgPipeline.download(model_id, **extra))
+
+
+def published_sha256(model_id: str, revision: str | None = None) -> dict[str, str]:
+    """The SHA-256 the Hub publishes for each large (LFS) file of the repository."""
+    from huggingface_hub import HfApi
+
+    info = HfApi().model_info(model_id, revision=revision, files_metadata=True)
+    return {file.rfilename: file.lfs.sha256 for file in info.siblings or () if file.lfs}
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        while chunk := stream.read(CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def verify(folder: Path, expected: dict[str, str]) -> int:
+    """Check every downloaded file the Hub has a checksum for; return how many were checked.
+    DownloadError names the first file whose content differs."""
+    checked = 0
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        name = path.relative_to(folder).as_posix()
+        if name not in expected:
+            continue
+        if sha256_of(path) != expected[name]:
+            raise DownloadError(f"{name} in {folder} does not match the Hub's checksum: delete "
+                                "that folder and run this command again")
+        checked += 1
+    if checked == 0:
+        raise DownloadError(f"no weight file with a published checksum was found in {folder}")
+    return checked
+
+
+def fetch_model(key: str, model_id: str, *, fp16: bool, safety_checker: bool) -> str:
+    """Download and verify one model; return a line saying what was done."""
+    from pipeline.models import explain_load_failure
+
+    if Path(model_id).expanduser().is_dir():
+        return f"model {key}: {model_id} is a local folder; nothing to download"
+    try:
+        folder = download(model_id, fp16=fp16, safety_checker=safety_checker)
+        checked = verify(folder, published_sha256(model_id))
+    except DownloadError:
+        raise
+    except Exception as exc:
+        raise DownloadError(f"could not download model {key} ({model_id}): "
+                            f"{explain_load_failure(key, model_id, exc)}") from exc
+    size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) / 1e9
+    return f"model {key}: {model_id} ready in {folder} ({size:.1f} GB, {checked} files verified)"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m pipeline.download",
+        description="Download the bot's models (PLACE_MODEL_1_4 / PLACE_MODEL_1_5) into the "
+                    "Hugging Face cache before the first /place, and verify them.")
+    parser.add_argument("--model", choices=(*MODEL_KEYS, "all"), default="all",
+                        help="which model (default: %(default)s)")
+    parser.add_argument("--device", choices=DEVICES, default="auto",
+                        help="the files for this device: cuda the fp16 weights (2 GB a model), "
+                             "cpu the fp32 ones (4 GB); auto: this machine's (default)")
+    parser.add_argument("--safety-checker", action="store_true",
+                        help="also fetch the NSFW checker (for PLACE_SAFETY_CHECKER=true)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from pipeline.models import quiet_libraries
+
+    quiet_libraries()
+    if args.device == "auto":
+        import torch
+
+        args.device = "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        model_ids = configured_model_ids()
+    except SettingsError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+    keys = MODEL_KEYS if args.model == "all" else (args.model,)
+    for key in keys:
+        print(f"model {key}: {model_ids[key]} ({args.device} files)", flush=True)
+        try:
+            print(fetch_model(key, model_ids[key], fp16=args.device == "cuda",
+                              safety_checker=args.safety_checker), flush=True)
+        except DownloadError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

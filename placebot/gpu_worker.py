@@ -1,0 +1,142 @@
+"""A render worker of the distributed mode: `python -m placebot.gpu_worker`.
+
+It reads the same settings as the bot (`.env`, PLACE_*; no DISCORD_TOKEN needed), takes
+batches of jobs from Redis at PLACE_REDIS_URL and renders them on one GPU (PLACE_DEVICE=cuda:1
+for the second), with the same lazy model loading, VRAM modes, compile and batching as the
+bot's own worker: it runs placebot.worker.Worker on a Redis job source. Start one per GPU, on
+any machine that reaches Redis. SIGTERM/SIGINT: the running batch gets a grace period, then
+its jobs go back to the queue for another worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+from dataclasses import replace
+from urllib.parse import urlsplit
+
+from placebot.settings import Settings, SettingsError, check_device, load_settings
+
+log = logging.getLogger("placebot.gpu_worker")
+
+STOP_GRACE_S = 6.0  # as the bot: within Docker's 10 s
+
+
+def _facts(settings: Settings, renderer, reporter, worker, name: str):
+    import socket
+
+    def facts() -> dict:
+        store = renderer.store.describe()
+        return {"host": socket.gethostname(), "gpu": _gpu_name(settings.device),
+                "device": store["device"], "vram_mode": store["vram_mode"],
+                "loaded": store["loaded"], "jobs_done": reporter.jobs_done,
+                "average_s": worker.timer.average, "worker": name}
+
+    return facts
+
+
+def _gpu_name(device: str) -> str:
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES", "")
+    if device not in ("cuda", "auto"):
+        return device
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            return f"{torch.cuda.get_device_name(0)} (GPU {visible or 0})"
+    except Exception:  # a status line must never stop the worker
+        log.debug("no GPU name", exc_info=True)
+    return "cpu"
+
+
+async def run_worker(settings: Settings, *, renderer=None, timings=None, name=None,
+                     stop: asyncio.Event | None = None) -> None:
+    """Render jobs from Redis until `stop` is set (or SIGTERM/SIGINT when it is None)."""
+    from pipeline.engine import Renderer
+    from pipeline.models import ModelStore
+    from placebot.redisqueue import keys
+    from placebot.redisqueue.connection import Outage, connect
+    from placebot.redisqueue.store import RedisJobStore
+    from placebot.redisqueue.worker_side import (
+        RedisJobSource,
+        RedisReporter,
+        until_reachable,
+        worker_name,
+    )
+    from placebot.worker import Worker
+
+    name = name or worker_name()
+    client = connect(settings.redis_url)
+    store = RedisJobStore(client, timings)
+    await until_reachable(Outage(log, f"worker {name}"), store.ensure_groups, give_up_s=1e9)
+    renderer = renderer or Renderer(ModelStore(
+        settings.model_ids, device=settings.device, vram_mode=settings.vram_mode,
+        safety_checker=settings.safety_checker, compile=settings.compile))
+    source = RedisJobSource(store, renderer, name)
+    reporter = RedisReporter(source)
+    worker = Worker(source, renderer, reporter, max_batch=settings.max_batch,  # type: ignore[arg-type]
+                    job_timeout_s=settings.job_timeout_s)
+    stop = stop or _stop_on_signals()
+    duties = [asyncio.create_task(source.beat_forever(
+                  _facts(settings, renderer, reporter, worker, name)), name="beat"),
+              asyncio.create_task(source.watch_cancels_forever(), name="cancels")]
+    log.info("render worker %s taking jobs from Redis (batches of up to %d)", name,
+             settings.max_batch)
+    worker.start()
+    await stop.wait()
+    log.info("render worker %s stopping", name)
+    await worker.stop(STOP_GRACE_S)
+    await source.drain()
+    for task in duties:
+        task.cancel()
+    with contextlib.suppress(Exception):  # off the list at once, not after its time to live
+        await client.zrem(keys.WORKERS, name)
+    await client.aclose()
+
+
+def _stop_on_signals() -> asyncio.Event:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    return stop
+
+
+def main() -> int:
+    try:
+        settings = load_settings(need_token=False)
+        if settings.redis_url is None:
+            raise SettingsError("PLACE_REDIS_URL", "is not set; a render worker takes its jobs "
+                                "from Redis (redis://:password@host:6379/0)")
+    except SettingsError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+    from placebot.gpu import pin_gpu
+
+    settings = replace(settings, device=pin_gpu(settings.device))
+    try:
+        check_device(settings)
+    except SettingsError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+    os.environ.setdefault("CUDA_CACHE_PATH", str(settings.data_dir.resolve() / "cuda-cache"))
+    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR",
+                          str(settings.data_dir.resolve() / "inductor-cache"))
+    from pipeline.models import quiet_libraries
+    from placebot.logs import setup_logging
+
+    setup_logging(settings.log_level, urlsplit(settings.redis_url).password or "")
+    quiet_libraries()
+    asyncio.run(run_worker(settings))
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)  # a background compile thread must not hold the exit (as bot.py)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

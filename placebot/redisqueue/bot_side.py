@@ -1,0 +1,259 @@
+"""A bot process's end of the Redis queue: admission of jobs, Cancel, positions, worker facts,
+and the events from the workers turned into the same Reporter calls the in-process worker
+makes (loading, started, progress, finished, failed, cancelled, restarting).
+
+Events are read in the consumer group `bots`: any bot process may deliver any job (a job it
+did not accept itself is rebuilt from its record in Redis by `rebuild`), one event is handled
+by one bot, and a bot that dies with events in hand has them claimed by another. A job's
+events are handled in order; different jobs' concurrently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+from redis.exceptions import ResponseError
+
+from pipeline.errors import PipelineError
+from placebot.jobqueue import Job, JobState
+from placebot.redisqueue.codec import (
+    InvalidJob,
+    decode_context,
+    decode_progress,
+    decode_render,
+    decode_result,
+    text,
+)
+from placebot.redisqueue.connection import BLOCK_MS, UNREACHABLE, Outage
+from placebot.redisqueue.store import RedisJobStore
+from placebot.redisqueue.worker_side import RETRY_S, worker_name
+
+log = logging.getLogger(__name__)
+
+READ_COUNT = 256  # events taken in one read
+CONCURRENT_EVENTS = 64  # events handled at once (Discord edits and uploads overlap)
+ENDINGS = ("done", "failed", "cancelled")
+
+
+class RemoteJobError(PipelineError):
+    """A job's failure as a worker described it (already written for the user)."""
+
+
+def plain_job(record: dict) -> Job:
+    """A job rebuilt from its Redis record, its context left as the stored mapping."""
+    return Job(user_id=int(record["user"]), render=decode_render(record["render"]),
+               context=decode_context(record["context"]), id=record["id"])
+
+
+class RedisBotQueue:
+    """Admission and delivery for one bot process. `local` holds the jobs this process
+    accepted (with their live interaction); others are rebuilt with `rebuild`."""
+
+    def __init__(self, store: RedisJobStore, reporter, *, user_max: int, queue_max: int,
+                 cooldown_s: float = 0.0,
+                 rebuild: Callable[[dict], Job | Awaitable[Job]] = plain_job,
+                 name: str | None = None):
+        self.store = store
+        self.reporter = reporter
+        self.user_max = user_max
+        self.queue_max = queue_max
+        self.cooldown_s = cooldown_s
+        self.rebuild = rebuild
+        self.name = name or worker_name()
+        self.outage = Outage(log, f"bot {self.name}")
+        self.local: dict[str, Job] = {}
+        self._chains: dict[str, asyncio.Future] = {}  # each job's last event task
+        self._in_hand: set[str] = set()  # event ids being handled (kept alive)
+        self._to_ack: list[str] = []
+        self._delivered: list[str] = []
+        self._ack_wanted = asyncio.Event()
+        self._slots = asyncio.Semaphore(CONCURRENT_EVENTS)
+        self._tasks: list[asyncio.Task] = []
+
+    # ----- admission
+    async def submit(self, job: Job, context: dict) -> int:
+        """Admit and queue a resolved job (QueueRefusal when refused); return its position."""
+        await self.store.reserve(job.id, job.user_id, user_max=self.user_max,
+                                 queue_max=self.queue_max)
+        try:
+            position = await self.store.enqueue(job.id, job.user_id, job.render, context,
+                                                cooldown_s=self.cooldown_s)
+        except BaseException:
+            await self.store.release(job.id, job.user_id)
+            raise
+        self.local[job.id] = job
+        return position
+
+    async def cancel(self, job_id: str, user_id: int, reason: str) -> str:
+        """'cancelled' (was waiting), 'stopping' (running), or 'ended'/'unknown'/'not_yours'."""
+        outcome = await self.store.cancel(job_id, user_id, reason)
+        job = self.local.get(job_id)
+        if job is not None and outcome in ("cancelled", "stopping"):
+            job.request_cancel(reason)
+        return outcome
+
+    # ----- events
+    def start(self) -> None:
+        self._tasks = [asyncio.create_task(self._read_forever(), name="redis-events"),
+                       asyncio.create_task(self._ack_forever(), name="redis-acks"),
+                       asyncio.create_task(self._claim_forever(), name="redis-claims")]
+
+    async def stop(self) -> None:
+        """Stop reading; let the events in hand finish and be acknowledged."""
+        for task in self._tasks[:1] + self._tasks[2:]:
+            task.cancel()
+        pending = [f for f in self._chains.values() if not f.done()]
+        if pending:
+            await asyncio.wait(pending, timeout=10)
+        await self._flush_acks()
+        self._tasks[1].cancel()
+
+    async def _read_forever(self) -> None:
+        while True:
+            try:
+                events = await self.store.read_events(self.name, READ_COUNT, BLOCK_MS)
+                self.outage.back()
+            except UNREACHABLE as exc:
+                self.outage.lost(exc)
+                await asyncio.sleep(RETRY_S)
+                continue
+            except ResponseError as exc:
+                if "NOGROUP" not in str(exc):
+                    raise
+                await self.store.ensure_groups()
+                continue
+            for entry_id, fields in events:
+                await self._handle_in_order(entry_id, fields)
+
+    async def _claim_forever(self) -> None:
+        """Take over the events a dead bot process held; keep this one's from looking dead."""
+        timings = self.store.timings
+        while True:
+            await asyncio.sleep(timings.beat_s)
+            try:
+                await self.store.keep_events_alive(self.name, list(self._in_hand))
+                claimed = await self.store.claim_events(self.name, timings.claim_idle_s,
+                                                        READ_COUNT)
+            except UNREACHABLE:
+                continue  # _read_forever reports the outage
+            if claimed:
+                log.warning("took over %d event(s) from a silent bot process", len(claimed))
+            for entry_id, fields in claimed:
+                await self._handle_in_order(entry_id, fields)
+
+    async def _handle_in_order(self, entry_id: str, fields: dict) -> None:
+        job_id = text(fields.get(b"job"))
+        await self._slots.acquire()
+        self._in_hand.add(entry_id)
+        before = self._chains.get(job_id)
+
+        async def run() -> None:
+            try:
+                if before is not None:
+                    await asyncio.wait([before])
+                await self._handle(entry_id, job_id, text(fields.get(b"kind")), fields)
+            finally:
+                self._slots.release()
+                self._in_hand.discard(entry_id)
+                if self._chains.get(job_id) is task:
+                    del self._chains[job_id]
+
+        task = asyncio.ensure_future(run())
+        self._chains[job_id] = task
+
+    async def _handle(self, entry_id: str, job_id: str, kind: str, fields: dict) -> None:
+        delivered = False
+        try:
+            delivered = await self._dispatch(job_id, kind, fields)
+        except UNREACHABLE as exc:
+            self.outage.lost(exc)
+            return  # not acknowledged: read again by this or another bot once Redis is back
+        except Exception:
+            log.exception("could not handle the %s event of job %s", kind, job_id)
+        self._to_ack.append(entry_id)
+        if delivered:
+            self._delivered.append(job_id)
+        self._ack_wanted.set()
+
+    async def _job(self, job_id: str) -> Job | None:
+        job = self.local.get(job_id)
+        if job is not None:
+            return job
+        record = await self.store.job(job_id)
+        if not record.get("render"):
+            return None
+        job = self.rebuild(record)
+        return await job if isinstance(job, Awaitable) else job
+
+    async def _dispatch(self, job_id: str, kind: str, fields: dict) -> bool:
+        """Tell the reporter; True when the job's ending was delivered."""
+        if kind in ENDINGS and await self.store.is_delivered(job_id):
+            log.info("job %s was already answered; its repeated %s is skipped", job_id, kind)
+            return False
+        try:
+            job = await self._job(job_id)
+        except InvalidJob as exc:
+            log.error("job %s in Redis is unreadable (%s); its event is dropped", job_id, exc)
+            return False
+        if job is None:
+            log.warning("event %s of unknown job %s dropped", kind, job_id)
+            return False
+        if kind in ("loading", "started"):
+            job.state = JobState.RUNNING
+            await getattr(self.reporter, kind)([job])
+            return False
+        if kind == "progress":
+            number, frames = decode_progress(fields, job.render)
+            if job.state in (JobState.QUEUED, JobState.RUNNING):
+                job.state = JobState.RUNNING
+                await self.reporter.progress(job, number, frames)
+            return False
+        if kind == "restarting":
+            job.state = JobState.QUEUED
+            await self.reporter.restarting(job)
+            return False
+        self.local.pop(job_id, None)
+        return await self._end(job, kind, fields)
+
+    async def _end(self, job: Job, kind: str, fields: dict) -> bool:
+        if kind == "cancelled":
+            job.state = JobState.CANCELLED
+            await self.reporter.cancelled(job)
+            return True
+        if kind == "failed":
+            job.state = JobState.FAILED
+            await self.reporter.failed(job, RemoteJobError(text(fields.get(b"error"))))
+            return True
+        job.state = JobState.DONE
+        try:
+            result = decode_result(fields, job.render)
+            await self.reporter.finished(job, result)
+        except Exception as exc:  # as the in-process worker: the user hears of the failure
+            log.exception("could not deliver the result of job %s", job.id)
+            job.state = JobState.FAILED
+            await self.reporter.failed(job, exc)
+        return True
+
+    async def _ack_forever(self) -> None:
+        while True:
+            await self._ack_wanted.wait()
+            self._ack_wanted.clear()
+            try:
+                await self._flush_acks()
+            except UNREACHABLE as exc:
+                self.outage.lost(exc)
+                await asyncio.sleep(RETRY_S)
+                self._ack_wanted.set()
+
+    async def _flush_acks(self) -> None:
+        if not self._to_ack:
+            return
+        entries, delivered = self._to_ack, self._delivered
+        self._to_ack, self._delivered = [], []
+        try:
+            await self.store.ack_events(entries, delivered)
+        except BaseException:
+            self._to_ack[:0], self._delivered[:0] = entries, delivered
+            raise

@@ -1,0 +1,62 @@
+"""Every Redis key name and every timing of the distributed mode, defined once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pipeline.params import MODEL_KEYS
+
+PREFIX = "place:"
+WORKER_GROUP = "workers"
+BOT_GROUP = "bots"
+
+
+@dataclass(frozen=True)
+class Timings:
+    """How long things may take before another process steps in (seconds)."""
+
+    claim_idle_s: float = 30.0  # a job unacknowledged this long, its worker silent: take it over
+    beat_s: float = 5.0  # worker heartbeat and refresh of its pending entries' idle time
+    affinity_wait_s: float = 5.0  # a job waits this long for a worker that has its model
+    reservation_s: float = 30.0  # a bot's place held while it prepares a job
+    keep_ended_s: float = 86400.0  # an ended job's hash stays this long (idempotency key)
+    max_deliveries: int = 3  # a job handed out this many times without an ending is dropped
+
+    @property
+    def worker_ttl_s(self) -> float:
+        """A worker that has not beaten for this long is off the list."""
+        return 3 * self.beat_s
+
+
+def job(job_id: str) -> str:
+    return f"{PREFIX}job:{job_id}"
+
+
+def stream(model: str) -> str:
+    return f"{PREFIX}jobs:{model}"
+
+
+def model_of_stream(name: str) -> str:
+    return name.removeprefix(f"{PREFIX}jobs:")
+
+
+STREAMS = tuple(stream(model) for model in MODEL_KEYS)
+EVENTS = f"{PREFIX}events"
+WAITING = f"{PREFIX}waiting"  # zset: job id -> admission sequence (positions, queue bound)
+RUNNING = f"{PREFIX}running"  # zset: job id -> time taken
+RESERVED = f"{PREFIX}reserved"  # zset: job id -> expiry of a bot's reservation
+SEQUENCE = f"{PREFIX}seq"
+WORKERS = f"{PREFIX}workers"  # zset: worker name -> last heartbeat (ms)
+
+
+def user(user_id: int | str) -> str:
+    """zset of the user's jobs: reservations score their expiry, accepted jobs +inf."""
+    return f"{PREFIX}user:{user_id}"
+
+
+def cooldown(user_id: int | str) -> str:
+    return f"{PREFIX}cooldown:{user_id}"
+
+
+def worker(name: str) -> str:
+    return f"{PREFIX}worker:{name}"

@@ -1,0 +1,180 @@
+"""The Lua scripts: each state change of a job is one script, so it is atomic across every
+bot and worker process (never check-then-act from two processes).
+
+ARGV[1] is always the key prefix; key names are built here as in keys.py.
+"""
+
+from __future__ import annotations
+
+# Shared helpers, prepended to every script.
+_COMMON = """
+local P = ARGV[1]
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+local function event(job_id, kind, ...)
+  return redis.call('XADD', P .. 'events', '*', 'job', job_id, 'kind', kind, ...)
+end
+local function forget(job_id, user_id)
+  redis.call('ZREM', P .. 'waiting', job_id)
+  redis.call('ZREM', P .. 'running', job_id)
+  redis.call('ZREM', P .. 'user:' .. user_id, job_id)
+end
+"""
+
+# ARGV: prefix, job id, user id, user max, queue max, reservation ms
+# → {'ok'|'user'|'full'|'cooldown', number}
+RESERVE = _COMMON + """
+local job_id, user_id = ARGV[2], ARGV[3]
+local now = now_ms()
+local user_key = P .. 'user:' .. user_id
+redis.call('ZREMRANGEBYSCORE', P .. 'reserved', '-inf', now)
+redis.call('ZREMRANGEBYSCORE', user_key, '-inf', now)
+if redis.call('ZCARD', user_key) >= tonumber(ARGV[4]) then return {'user', 0} end
+local held = redis.call('ZCARD', P .. 'waiting') + redis.call('ZCARD', P .. 'reserved')
+if held >= tonumber(ARGV[5]) then return {'full', 0} end
+local cooling = redis.call('PTTL', P .. 'cooldown:' .. user_id)
+if cooling > 0 then return {'cooldown', cooling} end
+local expiry = now + tonumber(ARGV[6])
+redis.call('ZADD', P .. 'reserved', expiry, job_id)
+redis.call('ZADD', user_key, expiry, job_id)
+return {'ok', 0}
+"""
+
+# ARGV: prefix, job id, user id, model, render json, context json, cooldown ms
+# → {'ok', position} or {'expired', 0} when the reservation ran out
+ENQUEUE = _COMMON + """
+local job_id, user_id = ARGV[2], ARGV[3]
+local now = now_ms()
+local reserved = redis.call('ZSCORE', P .. 'reserved', job_id)
+redis.call('ZREM', P .. 'reserved', job_id)
+if not reserved or tonumber(reserved) < now then
+  redis.call('ZREM', P .. 'user:' .. user_id, job_id)
+  return {'expired', 0}
+end
+redis.call('ZADD', P .. 'user:' .. user_id, 'inf', job_id)
+local seq = redis.call('INCR', P .. 'seq')
+local stream = P .. 'jobs:' .. ARGV[4]
+local entry = redis.call('XADD', stream, '*', 'job', job_id)
+redis.call('HSET', P .. 'job:' .. job_id, 'id', job_id, 'user', user_id, 'model', ARGV[4],
+  'render', ARGV[5], 'context', ARGV[6], 'state', 'queued', 'seq', seq, 'stream', stream,
+  'entry', entry, 'submitted', now)
+redis.call('ZADD', P .. 'waiting', seq, job_id)
+local cooldown = tonumber(ARGV[7])
+if cooldown > 0 then redis.call('SET', P .. 'cooldown:' .. user_id, 1, 'PX', cooldown) end
+return {'ok', redis.call('ZRANK', P .. 'waiting', job_id) + 1}
+"""
+
+# ARGV: prefix, job id, user id → 1 if a reservation was given back
+RELEASE = _COMMON + """
+redis.call('ZREM', P .. 'user:' .. ARGV[3], ARGV[2])
+return redis.call('ZREM', P .. 'reserved', ARGV[2])
+"""
+
+# ARGV: prefix, group, consumer, max deliveries, keep ms, dropped message,
+#       then (stream, entry id, job id) triples.
+# → per triple {job id, 'take'|'skip'|'dropped', render, context, user, deliveries}
+TAKE = _COMMON + """
+local group, consumer = ARGV[2], ARGV[3]
+local max_deliveries, keep = tonumber(ARGV[4]), tonumber(ARGV[5])
+local now = now_ms()
+local out = {}
+for i = 7, #ARGV, 3 do
+  local stream, entry, job_id = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+  local key = P .. 'job:' .. job_id
+  local state = redis.call('HGET', key, 'state')
+  local current = redis.call('HGET', key, 'entry')
+  if (state ~= 'queued' and state ~= 'running') or current ~= entry then
+    -- ended, cancelled or re-queued under a new entry: this entry is spent
+    redis.call('XACK', stream, group, entry)
+    redis.call('XDEL', stream, entry)
+    table.insert(out, {job_id, 'skip', '', '', '', 0})
+  else
+    local pending = redis.call('XPENDING', stream, group, entry, entry, 1)
+    local deliveries = 1
+    if pending[1] then deliveries = tonumber(pending[1][4]) end
+    local user_id = redis.call('HGET', key, 'user')
+    if deliveries > max_deliveries then
+      redis.call('HSET', key, 'state', 'failed', 'ended', now)
+      redis.call('PEXPIRE', key, keep)
+      redis.call('XACK', stream, group, entry)
+      redis.call('XDEL', stream, entry)
+      forget(job_id, user_id)
+      event(job_id, 'failed', 'error', (string.gsub(ARGV[6], '{n}', tostring(deliveries - 1))))
+      table.insert(out, {job_id, 'dropped', '', '', user_id, deliveries})
+    else
+      redis.call('HSET', key, 'state', 'running', 'worker', consumer, 'started', now,
+        'deliveries', deliveries)
+      redis.call('ZREM', P .. 'waiting', job_id)
+      redis.call('ZADD', P .. 'running', now, job_id)
+      table.insert(out, {job_id, 'take', redis.call('HGET', key, 'render'),
+        redis.call('HGET', key, 'context'), user_id, deliveries})
+    end
+  end
+end
+return out
+"""
+
+# ARGV: prefix, group, job id, outcome (done|failed|cancelled), keep ms, then the event's
+# field/value pairs → 1 if the job ended now, 0 if it had already ended (nothing sent).
+FINISH = _COMMON + """
+local group, job_id, outcome, keep = ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
+local key = P .. 'job:' .. job_id
+local state = redis.call('HGET', key, 'state')
+if state ~= 'queued' and state ~= 'running' then return 0 end
+local stream, entry = redis.call('HGET', key, 'stream'), redis.call('HGET', key, 'entry')
+redis.call('HSET', key, 'state', outcome, 'ended', now_ms())
+redis.call('PEXPIRE', key, keep)
+redis.call('XACK', stream, group, entry)
+redis.call('XDEL', stream, entry)
+forget(job_id, redis.call('HGET', key, 'user'))
+local fields = {}
+for i = 6, #ARGV do table.insert(fields, ARGV[i]) end
+event(job_id, outcome, unpack(fields))
+return 1
+"""
+
+# A worker stopping gracefully gives its running job back: a fresh stream entry (its
+# delivery count starts again: the stop was not the job's fault), same place in the line.
+# ARGV: prefix, group, job id → 1 if re-queued
+REQUEUE = _COMMON + """
+local group, job_id = ARGV[2], ARGV[3]
+local key = P .. 'job:' .. job_id
+if redis.call('HGET', key, 'state') ~= 'running' then return 0 end
+local stream, entry = redis.call('HGET', key, 'stream'), redis.call('HGET', key, 'entry')
+redis.call('XACK', stream, group, entry)
+redis.call('XDEL', stream, entry)
+local fresh = redis.call('XADD', stream, '*', 'job', job_id)
+redis.call('HSET', key, 'state', 'queued', 'entry', fresh, 'worker', '')
+redis.call('ZREM', P .. 'running', job_id)
+redis.call('ZADD', P .. 'waiting', redis.call('HGET', key, 'seq'), job_id)
+event(job_id, 'restarting')
+return 1
+"""
+
+# ARGV: prefix, group, job id, user id, reason, keep ms
+# → 'cancelled' (was waiting: gone now), 'stopping' (running: stops within a step),
+#   'ended', 'unknown' or 'not_yours'
+CANCEL = _COMMON + """
+local group, job_id, user_id = ARGV[2], ARGV[3], ARGV[4]
+local key = P .. 'job:' .. job_id
+local state = redis.call('HGET', key, 'state')
+if not state then return 'unknown' end
+if redis.call('HGET', key, 'user') ~= user_id then return 'not_yours' end
+if state == 'queued' then
+  local stream, entry = redis.call('HGET', key, 'stream'), redis.call('HGET', key, 'entry')
+  redis.call('HSET', key, 'state', 'cancelled', 'ended', now_ms(), 'cancel', ARGV[5])
+  redis.call('PEXPIRE', key, tonumber(ARGV[6]))
+  redis.call('XACK', stream, group, entry)
+  redis.call('XDEL', stream, entry)
+  forget(job_id, user_id)
+  event(job_id, 'cancelled')
+  return 'cancelled'
+end
+if state == 'running' then
+  redis.call('HSET', key, 'cancel', ARGV[5])
+  return 'stopping'
+end
+return 'ended'
+"""

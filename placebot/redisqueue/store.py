@@ -1,0 +1,255 @@
+"""The job store in Redis: every operation the bots and the workers need, each one command or
+one script (scripts.py), so that any number of processes can share it."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import redis.asyncio as redis
+from redis.exceptions import ResponseError
+
+from pipeline.params import MODEL_KEYS, RenderJob
+from placebot.jobqueue import QueueFull, UserLimitReached
+from placebot.redisqueue import keys, scripts
+from placebot.redisqueue.codec import encode_render, text
+from placebot.service import CooldownActive
+
+DROPPED = "it stopped a render worker {n} times in a row and was dropped"
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One job's entry in a model's stream, as a worker read it."""
+
+    stream: str
+    entry_id: str
+    job_id: str
+
+
+@dataclass(frozen=True)
+class Taken:
+    """The outcome of taking one entry: 'take' (render it), 'skip' or 'dropped'."""
+
+    entry: Entry
+    status: str
+    render: bytes
+    context: bytes
+    user_id: str
+    deliveries: int
+
+
+def _entries(stream: str, messages) -> list[Entry]:
+    return [Entry(stream, text(entry_id), text(fields.get(b"job")))
+            for entry_id, fields in messages if fields]
+
+
+class RedisJobStore:
+    def __init__(self, client: redis.Redis, timings: keys.Timings | None = None):
+        self.redis = client
+        self.timings = timings or keys.Timings()
+        self._scripts = {name: client.register_script(getattr(scripts, name))
+                         for name in ("RESERVE", "ENQUEUE", "RELEASE", "TAKE", "FINISH",
+                                      "REQUEUE", "CANCEL")}
+
+    async def _run(self, name: str, *args) -> object:
+        return await self._scripts[name](args=[keys.PREFIX, *args])
+
+    @property
+    def _keep_ms(self) -> int:
+        return int(self.timings.keep_ended_s * 1000)
+
+    async def ensure_groups(self) -> None:
+        """Create the consumer groups (and their streams) unless they exist; called at every
+        (re)connection, since a server restarted without its AOF has lost them."""
+        for name, group in [*((s, keys.WORKER_GROUP) for s in keys.STREAMS),
+                            (keys.EVENTS, keys.BOT_GROUP)]:
+            try:
+                await self.redis.xgroup_create(name, group, id="0", mkstream=True)
+            except ResponseError as exc:
+                if "BUSYGROUP" not in str(exc):
+                    raise
+
+    # ----- admission (bot side)
+    async def reserve(self, job_id: str, user_id: int, *, user_max: int, queue_max: int) -> None:
+        """Hold a place for a job being prepared, or raise the QueueRefusal that applies."""
+        status, number = await self._run("RESERVE", job_id, user_id, user_max, queue_max,
+                                         int(self.timings.reservation_s * 1000))
+        status = text(status)
+        if status == "user":
+            raise UserLimitReached(user_max)
+        if status == "full":
+            raise QueueFull(queue_max)
+        if status == "cooldown":
+            raise CooldownActive(int(number) / 1000)
+
+    async def enqueue(self, job_id: str, user_id: int, render: RenderJob, context: dict,
+                      *, cooldown_s: float = 0.0) -> int:
+        """Queue a reserved job; return its 1-based position among all waiting jobs."""
+        status, position = await self._run(
+            "ENQUEUE", job_id, user_id, render.model, encode_render(render), json.dumps(context),
+            int(cooldown_s * 1000))
+        if text(status) != "ok":
+            raise TimeoutError(f"the reservation of job {job_id} expired before it was queued")
+        return int(position)
+
+    async def release(self, job_id: str, user_id: int) -> None:
+        await self._run("RELEASE", job_id, user_id)
+
+    async def cancel(self, job_id: str, user_id: int, reason: str) -> str:
+        return text(await self._run("CANCEL", keys.WORKER_GROUP, job_id, user_id, reason,
+                                    self._keep_ms))
+
+    # ----- what the bot shows
+    async def position(self, job_id: str) -> int:
+        """1-based place among waiting jobs; 0 once taken or ended."""
+        rank = await self.redis.zrank(keys.WAITING, job_id)
+        return 0 if rank is None else rank + 1
+
+    async def counts(self) -> tuple[int, int]:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.zcard(keys.WAITING)
+            pipe.zcard(keys.RUNNING)
+            waiting, running = await pipe.execute()
+        return int(waiting), int(running)
+
+    async def job(self, job_id: str) -> dict[str, str]:
+        raw = await self.redis.hgetall(keys.job(job_id))
+        return {text(k): text(v) for k, v in raw.items()}
+
+    async def workers(self) -> list[dict]:
+        """The workers that beat within their time to live, each one's latest facts."""
+        now_ms = time.time() * 1000
+        await self.redis.zremrangebyscore(keys.WORKERS, "-inf",
+                                          now_ms - self.timings.worker_ttl_s * 1000)
+        names = await self.redis.zrange(keys.WORKERS, 0, -1)
+        facts = []
+        for name in names:
+            raw = await self.redis.get(keys.worker(text(name)))
+            if raw:
+                facts.append(json.loads(raw))
+        return facts
+
+    # ----- the worker's side
+    async def beat(self, name: str, facts: dict) -> None:
+        ttl_ms = int(self.timings.worker_ttl_s * 1000)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.set(keys.worker(name), json.dumps({**facts, "name": name, "beat": time.time()}),
+                     px=ttl_ms)
+            pipe.zadd(keys.WORKERS, {name: time.time() * 1000})
+            await pipe.execute()
+
+    async def read(self, consumer: str, streams: Sequence[str], count: int,
+                   block_ms: int | None) -> list[Entry]:
+        """New entries for this worker, up to `count` from each stream."""
+        if not streams:
+            return []
+        answer = await self.redis.xreadgroup(keys.WORKER_GROUP, consumer,
+                                             {s: ">" for s in streams}, count=count,
+                                             block=block_ms)
+        return [e for stream, messages in answer or [] for e in _entries(text(stream), messages)]
+
+    async def claim_stale(self, consumer: str, count: int) -> list[Entry]:
+        """Entries that a silent worker held past claim_idle_s, now this worker's."""
+        idle_ms = int(self.timings.claim_idle_s * 1000)
+        claimed: list[Entry] = []
+        for stream in keys.STREAMS:
+            answer = await self.redis.xautoclaim(stream, keys.WORKER_GROUP, consumer, idle_ms,
+                                                 "0-0", count=count)
+            claimed += _entries(stream, answer[1])
+            for deleted in answer[2] if len(answer) > 2 else []:  # XDEL'd while pending
+                await self.redis.xack(stream, keys.WORKER_GROUP, deleted)
+        return claimed
+
+    async def keep_alive(self, consumer: str, entries: Iterable[Entry]) -> None:
+        """Reset the idle time of the entries this live worker holds (not their count)."""
+        for entry in entries:
+            await self.redis.xclaim(entry.stream, keys.WORKER_GROUP, consumer, 0,
+                                    [entry.entry_id], justid=True)
+
+    async def take(self, consumer: str, entries: Sequence[Entry]) -> list[Taken]:
+        if not entries:
+            return []
+        args: list[str] = [keys.WORKER_GROUP, consumer, str(self.timings.max_deliveries),
+                           str(self._keep_ms), DROPPED]
+        for entry in entries:
+            args += [entry.stream, entry.entry_id, entry.job_id]
+        rows = await self._run("TAKE", *args)
+        return [Taken(entry, text(row[1]), row[2], row[3], text(row[4]), int(row[5]))
+                for entry, row in zip(entries, rows, strict=True)]
+
+    async def finish(self, job_id: str, outcome: str, fields: dict[str, bytes | str]) -> bool:
+        """End a job and store its event for delivery, acknowledging its entry, atomically."""
+        flat: list[bytes | str] = []
+        for name, value in fields.items():
+            flat += [name, value]
+        ended = await self._run("FINISH", keys.WORKER_GROUP, job_id, outcome,
+                                self._keep_ms, *flat)
+        return bool(ended)
+
+    async def requeue(self, job_id: str) -> bool:
+        return bool(await self._run("REQUEUE", keys.WORKER_GROUP, job_id))
+
+    async def publish(self, job_id: str, kind: str, fields: dict | None = None) -> None:
+        await self.redis.xadd(keys.EVENTS, {"job": job_id, "kind": kind, **(fields or {})})
+
+    async def cancel_requests(self, job_ids: Sequence[str]) -> dict[str, str]:
+        if not job_ids:
+            return {}
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for job_id in job_ids:
+                pipe.hget(keys.job(job_id), "cancel")
+            answers = await pipe.execute()
+        return {job_id: text(a) for job_id, a in zip(job_ids, answers, strict=True) if a}
+
+    async def oldest_unread_ms(self, stream: str) -> int | None:
+        """Server time (ms) at which the oldest entry no worker has read yet was added."""
+        groups = await self.redis.xinfo_groups(stream)
+        group = next((g for g in groups if text(g["name"]) == keys.WORKER_GROUP), None)
+        if group is None:
+            return None
+        last = text(group["last-delivered-id"])
+        after = await self.redis.xrange(stream, min=f"({last}", count=1)
+        return int(text(after[0][0]).split("-")[0]) if after else None
+
+    async def server_ms(self) -> int:
+        seconds, micros = await self.redis.time()
+        return int(seconds) * 1000 + int(micros) // 1000
+
+    # ----- the events (bot side)
+    async def read_events(self, consumer: str, count: int, block_ms: int | None):
+        answer = await self.redis.xreadgroup(keys.BOT_GROUP, consumer, {keys.EVENTS: ">"},
+                                             count=count, block=block_ms)
+        return [(text(i), f) for _stream, messages in answer or [] for i, f in messages if f]
+
+    async def claim_events(self, consumer: str, idle_s: float, count: int):
+        answer = await self.redis.xautoclaim(keys.EVENTS, keys.BOT_GROUP, consumer,
+                                             int(idle_s * 1000), "0-0", count=count)
+        for deleted in answer[2] if len(answer) > 2 else []:
+            await self.redis.xack(keys.EVENTS, keys.BOT_GROUP, deleted)
+        return [(text(i), f) for i, f in answer[1] if f]
+
+    async def keep_events_alive(self, consumer: str, entry_ids: Sequence[str]) -> None:
+        if entry_ids:
+            await self.redis.xclaim(keys.EVENTS, keys.BOT_GROUP, consumer, 0, list(entry_ids),
+                                    justid=True)
+
+    async def is_delivered(self, job_id: str) -> bool:
+        return bool(await self.redis.hexists(keys.job(job_id), "delivered"))
+
+    async def ack_events(self, entry_ids: Sequence[str], delivered: Sequence[str] = ()) -> None:
+        """The events are handled; the jobs in `delivered` had their ending delivered (their
+        job id is the idempotency key: a claimed copy of the event is then skipped)."""
+        async with self.redis.pipeline(transaction=True) as pipe:
+            for job_id in delivered:
+                pipe.hset(keys.job(job_id), "delivered", "1")
+            if entry_ids:
+                pipe.xack(keys.EVENTS, keys.BOT_GROUP, *entry_ids)
+                pipe.xdel(keys.EVENTS, *entry_ids)
+            await pipe.execute()
+
+
+def model_streams(models: Iterable[str] = MODEL_KEYS) -> list[str]:
+    return [keys.stream(model) for model in models]

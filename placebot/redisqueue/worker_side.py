@@ -1,0 +1,276 @@
+"""A GPU worker process's end of the Redis queue, behind the same two faces the in-process
+Worker already uses: a job source with JobQueue's consumer methods (next_batch, finish,
+close) and a Reporter. So the worker process runs placebot.worker.Worker unchanged: same
+batching, timeouts, out-of-memory retry, progress and cancellation between steps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import Sequence
+
+from redis.exceptions import ResponseError
+
+from pipeline.engine import Renderer, RenderResult
+from pipeline.params import MODEL_KEYS
+from placebot.jobqueue import Job, JobState
+from placebot.messages import user_message
+from placebot.redisqueue import keys
+from placebot.redisqueue.codec import (
+    InvalidJob,
+    decode_context,
+    decode_render,
+    encode_progress,
+    encode_result,
+)
+from placebot.redisqueue.connection import BLOCK_MS, UNREACHABLE, Outage
+from placebot.redisqueue.store import Entry, RedisJobStore
+
+log = logging.getLogger(__name__)
+
+CANCEL_POLL_S = 0.25  # a Cancel reaches a running render within this, plus one step
+RETRY_S = 1.0  # between attempts while Redis is unreachable
+
+
+def worker_name() -> str:
+    """Unique per process, readable in /place_status: host, pid and a random tail."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:4]}"
+
+
+class RedisJobSource:
+    """Batches of compatible jobs pulled from the model streams, with model affinity."""
+
+    def __init__(self, store: RedisJobStore, renderer: Renderer, name: str):
+        self.store = store
+        self.renderer = renderer
+        self.name = name
+        self.outage = Outage(log, f"worker {name}")
+        self.held: dict[str, tuple[Job, Entry]] = {}  # taken, not ended: kept alive, watched
+        self._buffer: list[Job] = []
+        self._closed = False
+        self._others_loaded: set[str] = set()  # models another live worker has loaded
+        self._claim_due = True
+        self._pending: set[asyncio.Task] = set()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def _loaded(self) -> list[str]:
+        return list(self.renderer.store.describe()["loaded"])
+
+    async def next_batch(self, max_batch: int) -> list[Job]:
+        while not self._buffer:
+            if self._closed:
+                return []
+            self._buffer += await self._pull(max_batch)
+        head = self._buffer.pop(0)
+        batch = [head]
+        for job in list(self._buffer):
+            if len(batch) < max_batch and job.render.batch_key == head.render.batch_key:
+                self._buffer.remove(job)
+                batch.append(job)
+        for job in batch:
+            job.state = JobState.RUNNING
+            job.started_at = time.monotonic()
+        return batch
+
+    def finish(self, jobs: Sequence[Job]) -> None:
+        """The Worker is done with these jobs. One left QUEUED (the worker is stopping) goes
+        back to the stream for another worker; the others ended through the reporter."""
+        for job in jobs:
+            if job.state is JobState.QUEUED:
+                self._spawn(self.give_back(job))
+
+    def close(self) -> list[Job]:
+        """Take nothing more; the jobs read but not started go back to the stream."""
+        self._closed = True
+        left, self._buffer = self._buffer, []
+        for job in left:
+            self._spawn(self.give_back(job))
+        return left
+
+    async def drain(self) -> None:
+        """Wait for the give-backs started by finish() and close()."""
+        while self._pending:
+            await asyncio.gather(*self._pending, return_exceptions=True)
+
+    def _spawn(self, coroutine) -> None:
+        task = asyncio.ensure_future(coroutine)
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def give_back(self, job: Job) -> None:
+        if await until_reachable(self.outage, self.store.requeue, job.id):
+            log.info("job %s given back to the queue", job.id)
+        self.held.pop(job.id, None)
+
+    # ----- reading
+    async def _pull(self, count: int) -> list[Job]:
+        try:
+            entries: list[Entry] = []
+            if self._claim_due:
+                self._claim_due = False
+                entries = await self.store.claim_stale(self.name, count)
+                if entries:
+                    log.warning("took over %d job(s) from a silent worker", len(entries))
+            if not entries:
+                entries = await self.store.read(self.name, await self._eligible_streams(),
+                                                count, BLOCK_MS)
+            taken = await self.store.take(self.name, entries)
+            self.outage.back()
+        except UNREACHABLE as exc:
+            self.outage.lost(exc)
+            await asyncio.sleep(RETRY_S)
+            return []
+        except ResponseError as exc:
+            if "NOGROUP" not in str(exc):
+                raise
+            await self.store.ensure_groups()  # the server lost them (restarted without AOF)
+            return []
+        jobs = []
+        for item in taken:
+            if item.status == "dropped":
+                log.error("job %s dropped after %d deliveries", item.entry.job_id,
+                          item.deliveries - 1)
+            if item.status != "take":
+                continue
+            job = await self._checked(item)
+            if job is not None:
+                self.held[job.id] = (job, item.entry)
+                jobs.append(job)
+        loaded = set(self._loaded())  # the loaded model's jobs first: no switch before them
+        return sorted(jobs, key=lambda job: job.render.model not in loaded)
+
+    async def _checked(self, item) -> Job | None:
+        """The job as the bot would accept it, or None (failed, and its user told)."""
+        try:
+            render = decode_render(item.render)
+            context = decode_context(item.context)
+            user_id = int(item.user_id)
+        except (InvalidJob, ValueError) as exc:
+            log.warning("job %s read from Redis is invalid: %s", item.entry.job_id, exc)
+            await self.store.finish(item.entry.job_id, "failed", {"error": user_message(exc)})
+            return None
+        return Job(user_id=user_id, render=render, context=context, id=item.entry.job_id)
+
+    async def _eligible_streams(self) -> list[str]:
+        """Model affinity: a job goes to a worker that has its model loaded when one exists.
+        This worker reads its own models' streams, those no live worker has loaded, and any
+        stream whose oldest unread job has waited past affinity_wait_s (its model's workers
+        are busy: loading it here beats waiting longer). A worker with no model takes any."""
+        loaded = self._loaded()
+        if not loaded:
+            return list(keys.STREAMS)
+        streams = []
+        now = None
+        for model in MODEL_KEYS:
+            stream = keys.stream(model)
+            if model in loaded or model not in self._others_loaded:
+                streams.append(stream)
+                continue
+            oldest = await self.store.oldest_unread_ms(stream)
+            if oldest is not None:
+                now = now or await self.store.server_ms()
+                if now - oldest >= self.store.timings.affinity_wait_s * 1000:
+                    streams.append(stream)
+        return streams
+
+    # ----- background duties
+    async def beat_forever(self, facts) -> None:
+        """Heartbeat with this worker's facts; keep its held entries from looking abandoned;
+        learn which models the other workers hold; schedule a look for abandoned jobs."""
+        while True:
+            try:
+                await self.store.beat(self.name, facts())
+                await self.store.keep_alive(self.name, [entry for _j, entry in
+                                                        self.held.values()])
+                others = [w for w in await self.store.workers() if w.get("name") != self.name]
+                self._others_loaded = {m for w in others for m in w.get("loaded", [])}
+                self._claim_due = True
+                self.outage.back()
+            except UNREACHABLE as exc:
+                self.outage.lost(exc)
+            await asyncio.sleep(self.store.timings.beat_s)
+
+    async def watch_cancels_forever(self) -> None:
+        """Pass Cancel clicks (a field set on the job's hash by any bot) to running jobs."""
+        while True:
+            if self.held:
+                try:
+                    requests = await self.store.cancel_requests(list(self.held))
+                except UNREACHABLE:
+                    requests = {}  # beat_forever reports the outage
+                for job_id, reason in requests.items():
+                    held = self.held.get(job_id)
+                    if held is not None:
+                        held[0].request_cancel(reason)
+            await asyncio.sleep(CANCEL_POLL_S)
+
+
+async def until_reachable(outage: Outage, call, *args, give_up_s: float = 600.0):
+    """Run a store call, retrying while Redis is unreachable (a result in hand is worth
+    waiting for: the job is acknowledged only once it is stored)."""
+    deadline = time.monotonic() + give_up_s
+    while True:
+        try:
+            answer = await call(*args)
+            outage.back()
+            return answer
+        except UNREACHABLE as exc:
+            outage.lost(exc)
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(RETRY_S)
+
+
+class RedisReporter:
+    """The Worker's Reporter in a worker process: every word goes to the events stream, and
+    an ending acknowledges the job in the same script that stores it."""
+
+    def __init__(self, source: RedisJobSource):
+        self.source = source
+        self.store = source.store
+        self.jobs_done = 0
+
+    async def _publish(self, jobs: Sequence[Job], kind: str, fields: dict | None = None):
+        for job in jobs:
+            await self.store.publish(job.id, kind, fields)
+
+    async def loading(self, jobs: Sequence[Job]) -> None:
+        await self._publish(jobs, "loading")
+
+    async def started(self, jobs: Sequence[Job]) -> None:
+        await self._publish(jobs, "started")
+
+    async def progress(self, job: Job, pass_number: int, frames: list) -> None:
+        fields = await asyncio.to_thread(encode_progress, pass_number, frames)
+        await self._publish([job], "progress", fields)
+
+    async def _end(self, job: Job, outcome: str, fields: dict) -> None:
+        ended = await until_reachable(self.source.outage, self.store.finish, job.id, outcome,
+                                      fields)
+        self.source.held.pop(job.id, None)
+        if not ended:
+            log.info("job %s had already ended elsewhere; its %s is not sent", job.id, outcome)
+
+    async def finished(self, job: Job, result: RenderResult) -> None:
+        await self._end(job, "done", await asyncio.to_thread(encode_result, result))
+        self.jobs_done += 1
+
+    async def failed(self, job: Job, error: Exception) -> None:
+        await self._end(job, "failed", {"error": user_message(error)})
+
+    async def cancelled(self, job: Job) -> None:
+        await self._end(job, "cancelled", {})
+
+    async def restarting(self, job: Job) -> None:
+        await self.source.give_back(job)
+
+    async def queue_moved(self) -> None:
+        """Nothing to send: the bots refresh their users' positions from Redis themselves."""

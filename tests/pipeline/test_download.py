@@ -1,0 +1,53 @@
+"""`python -m pipeline.download`: the bot's model ids, checksums, and an unreachable Hub."""
+
+import hashlib
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pipeline.download import DownloadError, main, verify
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_verify_counts_matching_files_and_names_a_corrupt_one(tmp_path):
+    """Each weight file is checked against its published SHA-256; a differing one is named."""
+    (tmp_path / "unet").mkdir()
+    weights = tmp_path / "unet" / "model.safetensors"
+    weights.write_bytes(b"weights")
+    (tmp_path / "model_index.json").write_text("{}")  # no published checksum: not counted
+    expected = {"unet/model.safetensors": hashlib.sha256(b"weights").hexdigest()}
+    assert verify(tmp_path, expected) == 1
+    weights.write_bytes(b"truncated")
+    with pytest.raises(DownloadError, match=r"unet/model\.safetensors .* does not match"):
+        verify(tmp_path, expected)
+
+
+def test_a_model_in_a_local_folder_from_dotenv_needs_no_download(tiny_model_dir, tmp_path,
+                                                                 monkeypatch, capsys):
+    """The model id comes from .env, as the bot reads it; a local folder is left as it is."""
+    monkeypatch.delenv("PLACE_MODEL_1_5", raising=False)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".env").write_text(f"PLACE_MODEL_1_5={tiny_model_dir}\n")
+    assert main(["--model", "1.5", "--device", "cpu"]) == 0
+    assert f"{tiny_model_dir} is a local folder; nothing to download" in capsys.readouterr().out
+
+
+def test_an_unreachable_hub_is_one_line_saying_what_to_do(tmp_path):
+    """No Hub: exit 2 and one line that names the network and the setting to use instead."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {"PATH": "/usr/bin:/bin", "HF_HOME": str(tmp_path / "hf"),
+           "HF_ENDPOINT": f"http://127.0.0.1:{port}", "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "-m", "pipeline.download", "--model", "1.4",
+                           "--device", "cuda"], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 2
+    [line] = done.stderr.splitlines()
+    assert line.startswith("error: could not download model 1.4")
+    assert "the Hugging Face Hub could not be reached" in line
+    assert "set PLACE_MODEL_1_4 to its local diffusers folder" in line

@@ -1,0 +1,187 @@
+"""Bot processes and render workers sharing one real Valkey server, end to end: each
+accepted job answered exactly once, through worker deaths, bot deaths and a server restart."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import sys
+
+from pipeline.params import RenderJob, RenderRequest
+from placebot.jobqueue import Job
+from placebot.redisqueue.bot_side import RedisBotQueue
+from placebot.redisqueue.connection import BLOCK_MS, connect
+from placebot.redisqueue.store import RedisJobStore
+from tests.support.redis_harness import (
+    TEST_TIMINGS,
+    RecordingReporter,
+    TrackingRenderer,
+    running_workers,
+    wait_all_ended,
+)
+
+
+def render(seed: int, model: str = "1.4", recursions: int = 1) -> RenderJob:
+    request = RenderRequest(model=model, steps=4, strength=0.5, recursions=recursions)
+    return request.resolve(random.Random(seed))
+
+
+async def bot_process(url, reporter, *, user_max=1, queue_max=100, name=None):
+    """A bot's queue on its own connection, as a separate bot process would have."""
+    store = RedisJobStore(connect(url), TEST_TIMINGS)
+    await store.ensure_groups()
+    bot = RedisBotQueue(store, reporter, user_max=user_max, queue_max=queue_max, name=name)
+    bot.start()
+    return bot
+
+
+async def close(bot: RedisBotQueue) -> None:
+    await bot.stop()
+    await bot.store.redis.aclose()
+
+
+async def submit(bot, user_id: int, seed: int, **kwargs) -> Job:
+    job = Job(user_id=user_id, render=render(seed, **kwargs))
+    await bot.submit(job, {"user_id": user_id})
+    return job
+
+
+async def test_two_bots_two_workers_answer_1000_jobs_from_500_users_exactly_once(valkey):
+    """1,000 jobs from 500 users through two bot processes and two workers: every job ends
+    in exactly one finished call, after its progress, and both workers render."""
+    reporters = [RecordingReporter(), RecordingReporter()]
+    bots = [await bot_process(valkey.url, r, user_max=2, queue_max=1000) for r in reporters]
+    renderers = [TrackingRenderer(), TrackingRenderer()]
+    async with running_workers(valkey.url, renderers, max_batch=8):
+        jobs = await asyncio.gather(*(submit(bots[n % 2], n % 500, n) for n in range(1000)))
+        await wait_all_ended(reporters, 1000)
+    for bot in bots:
+        await close(bot)
+    endings = {job_id: kinds for r in reporters for job_id, kinds in r.endings.items()}
+    assert len(jobs) == 1000 and all(endings[job.id] == ["finished"] for job in jobs)
+    assert sum(len(r.endings) for r in reporters) == 1000  # no job answered by both bots
+    # a job's progress and its result may be delivered by different bots
+    assert all(any("progress1" in r.calls[job.id] for r in reporters) for job in jobs)
+    assert all(renderer.rendered for renderer in renderers)
+
+
+async def test_a_worker_killed_mid_batch_has_its_jobs_finished_by_another(valkey, tmp_path):
+    """SIGKILL a worker process holding a batch: after the idle bound, another worker takes
+    the batch over, and each job is answered once."""
+    reporter = RecordingReporter()
+    bot = await bot_process(valkey.url, reporter, user_max=1)
+    victim = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tests.support.hanging_worker", valkey.url,
+        stdout=asyncio.subprocess.PIPE)
+    jobs = [await submit(bot, user, user) for user in range(3)]
+    assert (await asyncio.wait_for(victim.stdout.readline(), 60)).strip() == b"rendering"
+    victim.kill()
+    await victim.wait()
+    survivor = TrackingRenderer()
+    async with running_workers(valkey.url, [survivor]):
+        await reporter.wait_ended(3)
+    await close(bot)
+    assert all(reporter.endings[job.id] == ["finished"] for job in jobs)
+    assert sorted(job.seed for job in survivor.rendered) == sorted(j.render.seed for j in jobs)
+
+
+async def test_a_bot_killed_with_events_in_hand_has_them_delivered_by_another(valkey):
+    """A bot process dies while delivering results: another bot takes the events over after
+    the idle bound and delivers each job once."""
+
+    class StuckReporter(RecordingReporter):
+        in_hand = 0
+        holding_all = asyncio.Event()
+
+        async def finished(self, job, result):  # the process "dies" inside the upload
+            self.in_hand += 1
+            if self.in_hand == 3:
+                self.holding_all.set()
+            await asyncio.Event().wait()
+
+    stuck = StuckReporter()
+    doomed = await bot_process(valkey.url, stuck, name="doomed-bot")
+    jobs = [await submit(doomed, user, user) for user in range(3)]
+    async with running_workers(valkey.url, [TrackingRenderer()]):
+        await asyncio.wait_for(stuck.holding_all.wait(), 60)
+        for task in doomed._tasks:  # killed: nothing acknowledged, nothing said
+            task.cancel()
+        for chain in list(doomed._chains.values()):
+            chain.cancel()
+        heir = RecordingReporter()
+        other = await bot_process(valkey.url, heir, name="heir-bot")
+        await heir.wait_ended(3)
+    await close(other)
+    await doomed.store.redis.aclose()
+    assert all(heir.endings[job.id] == ["finished"] for job in jobs)
+    assert not stuck.endings
+
+
+async def test_jobs_survive_a_server_restart_and_everyone_reconnects(valkey, caplog):
+    """Jobs queued, the server restarted (AOF): a worker started afterwards renders them all,
+    the bot delivers them, and the outage is logged once, then its end."""
+    caplog.set_level(logging.WARNING)
+    reporter = RecordingReporter()
+    bot = await bot_process(valkey.url, reporter, user_max=1)
+    jobs = [await submit(bot, user, user) for user in range(4)]
+    valkey.stop()
+    await asyncio.sleep(2 * TEST_TIMINGS.beat_s)  # the bot notices while it is down
+    valkey.start()
+    async with running_workers(valkey.url, [TrackingRenderer()]):
+        await reporter.wait_ended(4)
+    await close(bot)
+    assert all(reporter.endings[job.id] == ["finished"] for job in jobs)
+    lost = [r for r in caplog.records if "Redis is unreachable" in r.getMessage()]
+    back = [r for r in caplog.records if "Redis is reachable again" in r.getMessage()]
+    assert len(lost) == 1 and len(back) == 1
+
+
+async def test_a_job_tampered_with_in_redis_is_refused_by_the_worker(valkey):
+    """A job whose stored parameters the bot would refuse fails with a reason, unrendered."""
+    reporter = RecordingReporter()
+    bot = await bot_process(valkey.url, reporter)
+    job = await submit(bot, 1, 1)
+    await bot.store.redis.hset(f"place:job:{job.id}", "render",
+                               RenderJob.to_dict(job.render).__repr__().replace("0.5", "7"))
+    await bot.store.redis.hset(f"place:job:{job.id}", "render",
+                               '{"model": "1.4", "canvas": "2022", "x": 1, "y": 1, "seed": 1,'
+                               ' "strength": 7.0, "steps": 4, "passes": 2}')
+    renderer = TrackingRenderer()
+    async with running_workers(valkey.url, [renderer]):
+        await reporter.wait_ended(1)
+    await close(bot)
+    assert reporter.endings[job.id] == ["failed"] and not renderer.rendered
+    assert "strength" in reporter.errors[job.id]
+
+
+async def test_cancel_stops_a_running_job_within_a_step(valkey):
+    """Cancel on a running job: the worker stops it and the bot reports it cancelled."""
+    reporter = RecordingReporter()
+    bot = await bot_process(valkey.url, reporter)
+    renderer = TrackingRenderer()
+    renderer.close()
+    async with running_workers(valkey.url, [renderer]):
+        job = await submit(bot, 1, 1)
+        await asyncio.to_thread(renderer.entered.wait, 30)
+        assert await bot.cancel(job.id, 1, "cancelled by its requester") == "stopping"
+        await reporter.wait_ended(1)
+    await close(bot)
+    assert reporter.endings[job.id] == ["cancelled"] and not renderer.rendered
+
+
+async def test_jobs_go_to_the_worker_that_has_their_model_loaded(valkey):
+    """Two workers, one with 1.4 loaded, one with 1.5: each model's jobs go to its worker."""
+    reporter = RecordingReporter()
+    bot = await bot_process(valkey.url, reporter, user_max=1)
+    has_14, has_15 = TrackingRenderer(("1.4",)), TrackingRenderer(("1.5",))
+    async with running_workers(valkey.url, [has_14, has_15]):
+        # they learn each other's models, and their first blocking reads (on every stream,
+        # from before they knew) end
+        await asyncio.sleep(BLOCK_MS / 1000 + 3 * TEST_TIMINGS.beat_s)
+        for user in range(12):
+            await submit(bot, user, user, model=("1.4", "1.5")[user % 2])
+        await reporter.wait_ended(12)
+    await close(bot)
+    assert {j.model for j in has_14.rendered} == {"1.4"} and len(has_14.rendered) == 6
+    assert {j.model for j in has_15.rendered} == {"1.5"} and len(has_15.rendered) == 6

@@ -1,0 +1,101 @@
+"""The Redis job store on a real server: admission, cancel, drop after repeated deliveries."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+
+import pytest
+
+from pipeline.params import RenderRequest
+from placebot.jobqueue import QueueFull, QueueRefusal, UserLimitReached, new_job_id
+from placebot.redisqueue import keys
+from placebot.service import CooldownActive
+
+RENDER = RenderRequest(steps=4, strength=0.5, recursions=1).resolve(random.Random(7))
+
+
+async def admit(store, user_id, **limits):
+    job_id = new_job_id()
+    await store.reserve(job_id, user_id, **limits)
+    await store.enqueue(job_id, user_id, RENDER, {"user_id": user_id})
+    return job_id
+
+
+async def test_per_user_limit_holds_across_two_bot_processes(store, second_store):
+    """50 simultaneous submissions of one user through two clients: exactly user_max pass."""
+    attempts = [admit(s, 42, user_max=2, queue_max=100) for s in (store, second_store) * 25]
+    outcomes = await asyncio.gather(*attempts, return_exceptions=True)
+    accepted = [o for o in outcomes if isinstance(o, str)]
+    assert len(accepted) == 2
+    assert all(isinstance(o, UserLimitReached) for o in outcomes if not isinstance(o, str))
+
+
+async def test_queue_bound_holds_under_concurrent_submissions(store, second_store):
+    """60 users at once against a bound of 20: 20 wait, 40 hear that the queue is full."""
+    attempts = [admit((store, second_store)[u % 2], u, user_max=1, queue_max=20)
+                for u in range(60)]
+    outcomes = await asyncio.gather(*attempts, return_exceptions=True)
+    assert sum(isinstance(o, str) for o in outcomes) == 20
+    assert sum(isinstance(o, QueueFull) for o in outcomes) == 40
+    assert await store.counts() == (20, 0)
+
+
+async def test_cooldown_refuses_the_next_job_until_it_passes(store):
+    """An accepted job starts the user's cooldown; the next reservation is refused."""
+    job_id = new_job_id()
+    await store.reserve(job_id, 7, user_max=5, queue_max=10)
+    await store.enqueue(job_id, 7, RENDER, {}, cooldown_s=60)
+    with pytest.raises(CooldownActive, match="cooldown"):
+        await store.reserve(new_job_id(), 7, user_max=5, queue_max=10)
+
+
+async def test_released_reservation_frees_the_users_place(store):
+    """A job whose preparation failed gives its place back."""
+    job_id = new_job_id()
+    await store.reserve(job_id, 9, user_max=1, queue_max=10)
+    await store.release(job_id, 9)
+    await store.reserve(new_job_id(), 9, user_max=1, queue_max=10)  # no QueueRefusal
+
+
+async def test_positions_follow_admission_order(store):
+    """Three jobs: positions 1, 2, 3, and 1, 2 once the first is cancelled."""
+    ids = [await admit(store, user, user_max=1, queue_max=10) for user in (1, 2, 3)]
+    assert [await store.position(i) for i in ids] == [1, 2, 3]
+    assert await store.cancel(ids[0], 1, "test") == "cancelled"
+    assert [await store.position(i) for i in ids] == [0, 1, 2]
+
+
+async def test_cancelled_waiting_job_is_never_handed_to_a_worker(store):
+    """Cancel while waiting: its stream entry is gone, and a 'cancelled' event is stored."""
+    job_id = await admit(store, 5, user_max=1, queue_max=10)
+    assert await store.cancel(job_id, 6, "forged") == "not_yours"
+    assert await store.cancel(job_id, 5, "by its requester") == "cancelled"
+    assert await store.read("w", [keys.stream(RENDER.model)], 10, None) == []
+    events = await store.read_events("bot", 10, None)
+    assert [(e[1][b"job"].decode(), e[1][b"kind"]) for e in events] == [(job_id, b"cancelled")]
+
+
+async def test_a_job_that_keeps_killing_workers_is_dropped_and_its_user_told(store):
+    """Handed out max_deliveries times without an ending: the next take drops it, with a
+    'failed' event naming why, and frees its user's place."""
+    await admit(store, 11, user_max=1, queue_max=10)
+    stream = keys.stream(RENDER.model)
+    entries = await store.read("w0", [stream], 1, None)
+    taken = await store.take("w0", entries)
+    for attempt in range(1, store.timings.max_deliveries + 1):  # each worker "dies"
+        await store.redis.xclaim(stream, keys.WORKER_GROUP, f"w{attempt}", 0,
+                                 [entries[0].entry_id])
+        taken = await store.take(f"w{attempt}", entries)
+    assert taken[0].status == "dropped"
+    events = await store.read_events("bot", 10, None)
+    assert events[-1][1][b"kind"] == b"failed"
+    assert b"dropped" in events[-1][1][b"error"]
+    await store.reserve(new_job_id(), 11, user_max=1, queue_max=10)
+
+
+async def test_refusals_are_queue_refusals_written_for_users(store):
+    """The store's refusals reach the user through the same QueueRefusal type as today's."""
+    await admit(store, 3, user_max=1, queue_max=10)
+    with pytest.raises(QueueRefusal, match="you already have 1 job waiting"):
+        await store.reserve(new_job_id(), 3, user_max=1, queue_max=10)

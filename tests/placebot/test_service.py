@@ -1,0 +1,31 @@
+"""Start-up recovery reads journal rows of any version, and skips a malformed one."""
+
+import time
+
+from placebot.journal import Journal
+from tests.support.bot_harness import embed_fields
+
+# Rows as the first version wrote them (no schema version; passes, not recursions).
+OLD_ROW = {"canvas": "2017", "x": 10, "y": 20, "model": "1.4", "seed": 7, "strength": 0.5,
+           "steps": 4, "passes": 2}
+BROKEN_ROW = {**OLD_ROW, "seed": "seven"}
+
+
+def _context(fake, user_id):
+    return {"user_id": user_id, "channel_id": int(fake.channel_id), "guild_id": None,
+            "created_at": time.time() - 3600, "size_limit": 10 * 1024 * 1024}
+
+
+async def test_old_rows_are_rendered_and_a_malformed_one_is_skipped(fake, start_bot, tmp_path):
+    """A journal row from an older version still runs; a bad row is marked failed, not fatal."""
+    data = tmp_path / "data"
+    journal = Journal(data / "jobs.sqlite3")
+    journal.add("0123456789ab", 1, OLD_ROW, _context(fake, 1))
+    journal.add("ba9876543210", 2, BROKEN_ROW, _context(fake, 2))
+    journal.close()
+    async with start_bot(data_dir=data) as bot:
+        posted = await fake.wait_for(
+            lambda: [m for m in fake.messages.values() if m.embeds], timeout=60)
+        await fake.wait_for(lambda: bot.journal.state("0123456789ab") == "done")
+        assert bot.journal.state("ba9876543210") == "failed"
+    assert embed_fields(posted[0])["Seed"] == "7"
