@@ -57,6 +57,8 @@ def main(argv=None) -> int:
     parser.add_argument("--compile-timeout", type=float, default=400)
     parser.add_argument("--flash-attention", action="store_true",
                         help="turn cuDNN attention off (PyTorch's flash kernels): the A/B")
+    parser.add_argument("--prompt", default="",
+                        help="give every job this prompt (guidance on: the UNet's batch doubles)")
     args = parser.parse_args(argv)
     from bench.sd15 import save_model
 
@@ -77,7 +79,7 @@ def main(argv=None) -> int:
                  "flash_attention": args.flash_attention}
     store = ModelStore({MODEL_KEY: str(folder)}, device="cuda", vram_mode="full")
     renderer = Renderer(store)
-    jobs = make_jobs(16, FULL_JOB)
+    jobs = make_jobs(16, {**FULL_JOB, "prompt": args.prompt} if args.prompt else FULL_JOB)
     started = time.perf_counter()
     accel = store.get(MODEL_KEY).acceleration
     first_s, [graphs_only] = timed(renderer, jobs[:1])

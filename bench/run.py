@@ -26,7 +26,16 @@ import sys
 import tempfile
 import time
 import traceback
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from pipeline.engine import RenderResult
+    from placebot.backend import QueuePlace
+    from placebot.jobqueue import Job
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -83,6 +92,12 @@ def make_store(model_dir: Path, device: str, mode: str):
     from pipeline.models import ModelStore
 
     return ModelStore({MODEL_KEY: str(model_dir)}, device=device, vram_mode=mode)
+
+
+def job_kwargs(args) -> dict:
+    """The bench's job: the smoke or the full one, with --prompt where given (guidance on)."""
+    job = SMOKE_JOB if args.smoke else FULL_JOB
+    return {**job, "prompt": args.prompt} if args.prompt else job
 
 
 def make_jobs(count: int, job: dict, seed: int = 1000):
@@ -154,14 +169,18 @@ def load_plain(model_dir: Path, device: str):
 
 
 def plain_recursion(pipe, job, first_frame, guidance: float) -> list:
-    """The original script's loop (plus a seed): 4 img2img passes, each output the next input."""
+    """The original script's loop (plus a seed): 4 img2img passes, each output the next input.
+    A job with a prompt (--prompt) runs it at the job's guidance, as the engine does."""
     import torch
+
+    if job.prompt:
+        guidance = job.guidance
 
     generator = torch.Generator("cpu").manual_seed(job.seed)
     frames = [first_frame]
     with torch.inference_mode():
         for _ in range(job.passes):
-            frames.append(pipe("", image=frames[-1], strength=job.strength,
+            frames.append(pipe(job.prompt, image=frames[-1], strength=job.strength,
                                num_inference_steps=job.steps, guidance_scale=guidance,
                                generator=generator).images[0])
     return frames
@@ -218,7 +237,7 @@ def section_t1(ctx) -> dict:
 # --- t2: 16 jobs through the project's queue --------------------------------------------------
 
 class Recorder:
-    """A Reporter (placebot.worker) that notes when each job's result is delivered."""
+    """A Reporter (placebot.backend) that notes when each job's result is delivered."""
 
     def __init__(self, expected: int):
         self.expected = expected
@@ -227,29 +246,36 @@ class Recorder:
         self.errors: list[str] = []
         self.done = asyncio.Event()
 
-    async def loading(self, jobs) -> None:
+    async def acknowledge(self, job: Job, place: QueuePlace) -> None:
         pass
 
-    async def started(self, jobs) -> None:
+    async def loading(self, jobs: Sequence[Job]) -> None:
+        pass
+
+    async def started(self, jobs: Sequence[Job]) -> None:
         self.batches.append(len(jobs))
 
-    async def progress(self, job, pass_number, frames) -> None:
+    async def progress(self, job: Job, pass_number: int, frames: list[Image.Image]) -> None:
         pass
 
-    async def finished(self, job, result) -> None:
+    async def finished(self, job: Job, result: RenderResult) -> None:
         self.finished_at[job.id] = time.perf_counter()
         if len(self.finished_at) + len(self.errors) >= self.expected:
             self.done.set()
 
-    async def failed(self, job, error) -> None:
+    async def failed(self, job: Job, error: Exception) -> None:
         self.errors.append(f"{job.id}: {error}")
         self.done.set()
 
-    async def cancelled(self, job) -> None:
+    async def cancelled(self, job: Job) -> None:
         self.errors.append(f"{job.id}: cancelled")
         self.done.set()
 
-    async def queue_moved(self) -> None:
+    async def restarting(self, job: Job) -> None:
+        self.errors.append(f"{job.id}: stopped for a restart")
+        self.done.set()
+
+    async def queue_moved(self, waiting: Sequence[tuple[Job, QueuePlace]]) -> None:
         pass
 
 
@@ -304,6 +330,7 @@ def run_child(ctx, *child_args: str, timeout: float = 400, env: dict | None = No
     if "--minimal-runs" not in child_args:
         command += ["--minimal-runs", str(ctx.args.minimal_runs)]
     command += ["--smoke"] if ctx.smoke else []
+    command += ["--prompt", ctx.args.prompt] if ctx.args.prompt else []
     if ctx.variant_options is not None:
         command += ["--variant", ctx.default_variant]
     else:
@@ -383,8 +410,8 @@ def time_load_phases(device: str) -> dict:
                 phases[name] = round(phases.get(name, 0) + time.perf_counter() - started, 3)
         return run
 
-    models.ModelStore._from_pretrained = timed("from_pretrained",
-                                               models.ModelStore._from_pretrained)
+    models.ModelStore._from_pretrained = timed(  # type: ignore[method-assign]
+        "from_pretrained", models.ModelStore._from_pretrained)
     models._encode_empty_prompt = timed("encode_empty_prompt", models._encode_empty_prompt)
     pipeline.accel.accelerate = timed("accelerate", pipeline.accel.accelerate)
     return phases
@@ -425,8 +452,7 @@ def child_main(args) -> dict:
     phases = time_load_phases(args.device)
     store = make_store(Path(args.model_dir), args.device, args.vram_mode)
     renderer = Renderer(store)
-    job_kw = SMOKE_JOB if args.smoke else FULL_JOB
-    jobs = make_jobs(4, job_kw)
+    jobs = make_jobs(4, job_kwargs(args))
     load_started = time.time()
     model = store.get(MODEL_KEY)
     sync(args.device)
@@ -563,10 +589,10 @@ class Context:
         self.variant_options = VARIANTS[self.default_variant]
         self.max_batches = [2] if args.smoke else [int(n) for n in args.max_batch.split(",")]
         self.t2_jobs = 4 if args.smoke else args.jobs
-        self.jobs = make_jobs(max(self.t2_jobs, 2), SMOKE_JOB if args.smoke else FULL_JOB)
+        self.jobs = make_jobs(max(self.t2_jobs, 2), job_kwargs(args))
         self.images: dict = {}
         self.save_images = args.save_images
-        self._renderer = None
+        self._renderer: tuple[Any, Any] | None = None
         self._plain = None
 
     def renderer(self, mode: str):
@@ -611,7 +637,7 @@ ORDER = ("t4", "t3", "baseline", "t1", "t5", "t2")  # fresh processes first, on 
 
 def evaluate(results: dict) -> list[dict]:
     """Each goal against its measured figure (none for a smoke run)."""
-    rows = []
+    rows: list[dict] = []
     if results.get("smoke"):
         return rows
 
@@ -695,6 +721,9 @@ def main(argv=None) -> int:
     parser.add_argument("--t4-flash", action="store_true",
                         help="T4 again with cuDNN attention off (PyTorch's flash kernels)")
     parser.add_argument("--jobs", type=int, default=16, help="T2's job count")
+    parser.add_argument("--prompt", default="",
+                        help="give every job this prompt (guidance 7.5 on, the UNet's batch "
+                        "doubled); t5 then compares with plain diffusers given the same prompt")
     parser.add_argument("--max-batch", default="4,8,16", help="T2's Worker max_batch values")
     parser.add_argument("--variants", default=",".join(VARIANTS))
     parser.add_argument("--variant", default=DEFAULT_VARIANT, choices=list(VARIANTS),
@@ -724,7 +753,7 @@ def main(argv=None) -> int:
     results = {"environment": environment(args.device), "smoke": args.smoke,
                "model": str(args.model or "random SD v1.5 weights (bench/sd15.py)")
                if not args.smoke else "tiny random model",
-               "job": SMOKE_JOB if args.smoke else FULL_JOB, "default_variant": args.variant,
+               "job": job_kwargs(args), "default_variant": args.variant,
                "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
     wanted = args.only.split(",") if args.only else list(ORDER)
     out_path = args.out or (CACHE / "smoke.json" if args.smoke else RESULTS / (

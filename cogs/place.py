@@ -10,12 +10,17 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from discord import Interaction, app_commands
 from discord.ext import commands
 
 from pipeline.params import PARAMS, Param, RenderRequest
+from placebot.service import PlaceService
+from placebot.settings import Settings
+
+if TYPE_CHECKING:
+    from placebot.client import PlaceBot
 
 DESCRIPTION = "Dream on a random 32x32 patch of r/Place with Stable Diffusion."
 SLASH_OPTIONS = tuple(name for name, spec in PARAMS.items() if spec.slash)
@@ -25,6 +30,8 @@ Submit = Callable[[Interaction, RenderRequest], Awaitable[Any]]
 
 def option_type(spec: Param) -> Any:
     """The option's annotation: a string (its choices are added apart) or a bounded number."""
+    if spec.kind is str and spec.max_length:
+        return app_commands.Range[str, 1, spec.max_length] | None
     if spec.choices or spec.kind is str:
         return str | None
     return app_commands.Range[spec.kind, spec.low, spec.high] | None
@@ -36,7 +43,8 @@ def option_help(spec: Param, default: Any) -> str:
     return f"{spec.help} (default: {shown})"
 
 
-def build_place_command(defaults: Mapping[str, Any], submit: Submit) -> app_commands.Command:
+def build_place_command(defaults: Mapping[str, Any], submit: Submit,
+                        options: tuple[str, ...] = SLASH_OPTIONS) -> app_commands.Command:
     """The /place command, its options derived from the parameters and `defaults`."""
 
     async def place(interaction: Interaction, **options: Any) -> None:
@@ -49,32 +57,32 @@ def build_place_command(defaults: Mapping[str, Any], submit: Submit) -> app_comm
         inspect.Parameter("interaction", inspect.Parameter.POSITIONAL_OR_KEYWORD,
                           annotation=Interaction),
         *(inspect.Parameter(name, keyword, default=None, annotation=option_type(PARAMS[name]))
-          for name in SLASH_OPTIONS),
+          for name in options),
     ])
     app_commands.describe(**{name: option_help(PARAMS[name], defaults[name])
-                             for name in SLASH_OPTIONS})(place)
+                             for name in options})(place)
     app_commands.choices(**{
         name: [app_commands.Choice(name=PARAMS[name].choice_name.format(c), value=c)
                for c in PARAMS[name].choices]
-        for name in SLASH_OPTIONS if PARAMS[name].choices
+        for name in options if PARAMS[name].choices
     })(place)
     return app_commands.Command(name="place", description=DESCRIPTION, callback=place)
 
 
 class PlaceCog(commands.Cog, name="Place"):
-    def __init__(self, bot):
-        self.bot = bot
-        self.command = build_place_command(bot.settings.render_defaults, self._submit)
-
-    async def _submit(self, interaction: Interaction, request: RenderRequest) -> None:
-        await self.bot.service.submit(interaction, request)
+    def __init__(self, service: PlaceService, settings: Settings,
+                 tree: app_commands.CommandTree):
+        self._tree = tree
+        # PLACE_PROMPTS=false: the prompt option is not offered at all
+        options = tuple(name for name in SLASH_OPTIONS if settings.prompts or name != "prompt")
+        self.command = build_place_command(settings.render_defaults, service.submit, options)
 
     async def cog_load(self) -> None:
-        self.bot.tree.add_command(self.command)
+        self._tree.add_command(self.command)
 
     async def cog_unload(self) -> None:
-        self.bot.tree.remove_command(self.command.name)
+        self._tree.remove_command(self.command.name)
 
 
-async def setup(bot) -> None:
-    await bot.add_cog(PlaceCog(bot))
+async def setup(bot: PlaceBot) -> None:
+    await bot.add_cog(PlaceCog(bot.service, bot.settings, bot.tree))

@@ -2,63 +2,70 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import discord
 from discord import app_commands
 from discord.ext import commands, tasks
 
+from placebot.backend import JobBackend, QueueStatus
+
+if TYPE_CHECKING:
+    from placebot.client import PlaceBot
+
 PRESENCE_EVERY_S = 20  # Discord limits presence updates; the queue can change much faster
 
 
-def status_facts(bot) -> dict:
-    store = bot.renderer.store.describe()
-    average = bot.worker.timer.average if bot.worker else None
+def status_facts(status: QueueStatus) -> dict[str, str]:
+    average = status.average_job_s
     return {
-        "waiting": len(bot.queue) if bot.queue else 0,
-        "running": len(bot.queue.running) if bot.queue else 0,
-        "loaded": ", ".join(f"SD {key}" for key in store["loaded"]) or "none yet (loads on "
-                  "the first /place)",
-        "device": store["device"],
-        "vram_mode": store["vram_mode"],
+        "waiting": str(status.waiting),
+        "running": str(status.running),
+        "loaded": ", ".join(f"SD {key}" for key in status.loaded_models)
+                  or "none yet (loads on the first /place)",
+        "device": status.device,
+        "vram_mode": status.vram_mode,
         "average": f"{average:.1f} s" if average is not None else "no job yet",
     }
 
 
-def presence_text(facts: dict) -> str:
-    model = facts["loaded"] if not facts["loaded"].startswith("none") else "model not loaded"
-    return f"/place · {model} · {facts['waiting']} waiting"
+def presence_text(status: QueueStatus) -> str:
+    model = ", ".join(f"SD {key}" for key in status.loaded_models) or "model not loaded"
+    return f"/place · {model} · {status.waiting} waiting"
 
 
 class StatusCog(commands.Cog, name="Status"):
-    def __init__(self, bot):
-        self.bot = bot
+    def __init__(self, jobs: JobBackend, client: discord.Client):
+        self.jobs = jobs
+        self.client = client  # for the presence
         self._shown: str | None = None
         self.update_presence.start()
 
-    def cog_unload(self) -> None:
+    async def cog_unload(self) -> None:
         self.update_presence.cancel()
 
     @app_commands.command(name="place_status")
     async def place_status(self, interaction: discord.Interaction) -> None:
         """Queue length, loaded model, device, VRAM mode and average job time."""
-        facts = status_facts(self.bot)
+        facts = status_facts(await self.jobs.status())
         embed = discord.Embed(title="/place status", colour=discord.Colour.blurple())
         for name, key in (("Waiting", "waiting"), ("Running", "running"),
                           ("Loaded model", "loaded"), ("Device", "device"),
                           ("VRAM mode", "vram_mode"), ("Average job time", "average")):
-            embed.add_field(name=name, value=str(facts[key]), inline=True)
+            embed.add_field(name=name, value=facts[key], inline=True)
         await interaction.response.send_message(embed=embed, ephemeral=True)
 
     @tasks.loop(seconds=PRESENCE_EVERY_S)
     async def update_presence(self) -> None:
-        text = presence_text(status_facts(self.bot))
+        text = presence_text(await self.jobs.status())
         if text != self._shown:
-            await self.bot.change_presence(activity=discord.CustomActivity(name=text))
+            await self.client.change_presence(activity=discord.CustomActivity(name=text))
             self._shown = text
 
     @update_presence.before_loop
     async def _wait_until_ready(self) -> None:
-        await self.bot.wait_until_ready()
+        await self.client.wait_until_ready()
 
 
-async def setup(bot) -> None:
-    await bot.add_cog(StatusCog(bot))
+async def setup(bot: PlaceBot) -> None:
+    await bot.add_cog(StatusCog(bot.jobs, bot))

@@ -1,7 +1,12 @@
 """The recursion: crop → 512 upscale → img2img, each output the next input, for a batch of jobs.
 
-Jobs that share a batch key (model, steps, strength, passes) run in one pipeline call per pass;
-each job keeps its own torch.Generator, so its images are those it would get alone.
+Jobs that share a batch key (model, steps, strength, passes, guidance) run in one pipeline call
+per pass; each job keeps its own torch.Generator, so its images are those it would get alone.
+
+Without a prompt a job runs as the original did, on the empty prompt's embedding with
+classifier-free guidance off (with an empty prompt it computes nothing). With a prompt,
+guidance is on at the job's scale, against the empty prompt as the unconditional side; the
+prompts of one batch may differ, each job's row of the embeddings being its own.
 """
 
 from __future__ import annotations
@@ -17,7 +22,8 @@ from PIL import Image
 from pipeline.canvases import crop_canvas, upscale
 from pipeline.errors import OutOfMemory, RenderCancelled
 from pipeline.models import LoadedModel, ModelStore
-from pipeline.params import RenderJob
+from pipeline.params import NO_GUIDANCE, RenderJob
+from pipeline.prompts import encode_prompts
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +41,7 @@ class RenderResult:
     pass_seconds: list[float] = field(default_factory=list)
     model_id: str = ""
     nsfw_flagged: bool = False
+    prompt_used: str | None = None  # where the prompt was cut to CLIP's 77 tokens: what counted
 
     @property
     def final(self) -> Image.Image:
@@ -62,15 +69,18 @@ class Renderer:
             return []
         keys = {job.batch_key for job in jobs}
         if len(keys) != 1:
-            raise ValueError(f"jobs in one batch must share model/steps/strength/passes: {keys}")
+            raise ValueError(
+                f"jobs in one batch must share model/steps/strength/passes/guidance: {keys}")
         model = self.store.get(jobs[0].model)
         results = [self._start(job, model) for job in jobs]
+        conditioning = self._conditioning(model, jobs, results)
         # A CPU generator gives the same noise on any device, and one per job keeps each
         # job's numbers independent of its neighbours in the batch.
         generators = [torch.Generator("cpu").manual_seed(job.seed) for job in jobs]
         for number in range(1, jobs[0].passes + 1):
             started = time.perf_counter()
-            images, flagged = self._one_pass(model, jobs[0], results, generators, should_stop)
+            images, flagged = self._one_pass(model, jobs[0], results, generators, should_stop,
+                                             conditioning)
             elapsed = time.perf_counter() - started
             for index, (result, image) in enumerate(zip(results, images, strict=True)):
                 result.frames.append(image)
@@ -86,7 +96,23 @@ class Renderer:
         return RenderResult(job=job, tiles=tiles, frames=[upscale(tiles)], model_id=model.model_id)
 
     @staticmethod
-    def _one_pass(model, job, results, generators, should_stop):
+    def _conditioning(model: LoadedModel, jobs: Sequence[RenderJob], results) -> dict:
+        """The pipeline's prompt arguments for this batch, encoded once for all its passes."""
+        batch = len(jobs)
+        if not any(job.prompt for job in jobs):  # the original's call, unchanged
+            return {"prompt_embeds": model.empty_prompt_embeds.expand(batch, -1, -1),
+                    "guidance_scale": NO_GUIDANCE}
+        encoded = encode_prompts(model.pipe, model.device, [job.prompt or "" for job in jobs],
+                                 model.empty_prompt_embeds)
+        for result, used in zip(results, encoded.used, strict=True):
+            result.prompt_used = used
+        return {"prompt_embeds": encoded.embeds,
+                # the unconditional side of guidance: the empty prompt, as diffusers' default
+                "negative_prompt_embeds": model.empty_prompt_embeds.expand(batch, -1, -1),
+                "guidance_scale": jobs[0].guidance}
+
+    @staticmethod
+    def _one_pass(model, job, results, generators, should_stop, conditioning):
         stop_reason: list[str] = []
 
         def check_stop(pipe, step, timestep, tensors):
@@ -102,11 +128,10 @@ class Renderer:
         try:
             with torch.inference_mode():
                 output = model.pipe(
-                    prompt_embeds=model.empty_prompt_embeds.expand(batch, -1, -1),
+                    **conditioning,
                     image=[result.frames[-1] for result in results],
                     strength=job.strength,
                     num_inference_steps=job.steps,
-                    guidance_scale=1.0,  # CFG on an empty prompt changes nothing: skip it
                     generator=generators,
                     output_type="pil",
                     callback_on_step_end=check_stop,

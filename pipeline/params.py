@@ -38,6 +38,10 @@ DEFAULT_MODEL_IDS = {
 MAX_RECURSIONS = 5
 MAX_STEPS = 150
 MAX_SEED = 2**32 - 1
+# a prompt's length in characters: past CLIP's 77 tokens (the engine cuts there and says so),
+# and short enough to show whole, escaped, in an embed field (1024 characters)
+MAX_PROMPT_CHARS = 500
+NO_GUIDANCE = 1.0  # diffusers runs classifier-free guidance only above 1
 MAX_X, MAX_Y = widest_crop_range()
 
 _PARAM = "param"  # the key of a field's metadata that holds its Param
@@ -61,6 +65,7 @@ class Param:
     tag: str | None = None  # its key in a button's payload; None: buttons do not carry it
     source: bool = False  # picks the picture's source: New crop draws it anew
     batches: bool = False  # jobs share a pipeline call only when they agree on it
+    max_length: int | None = None  # of a text parameter
 
     def bounds_text(self) -> str:
         """What is allowed, as a person reads it: '0-5', '(0, 1]', '1.4, 1.5'."""
@@ -102,6 +107,9 @@ class Param:
             if value not in self.choices:
                 raise ParamError(f"{name} {value!r} is unknown; choose one of {self.bounds_text()}")
             return
+        if self.max_length is not None and len(value) > self.max_length:
+            raise ParamError(f"{name} is {len(value)} characters long; at most "
+                             f"{self.max_length} are allowed")
         if self.low is None or self.high is None:
             return
         below = value <= self.low if self.low_open else value < self.low
@@ -166,6 +174,17 @@ class RenderRequest:
     recursions: int = param(
         3, label="Recursions", help="Extra passes, each on the last one's output", low=0,
         high=MAX_RECURSIONS, setting="PLACE_RECURSIONS", tag="r", batches=True)
+    # None: the original's empty prompt, guidance off. Buttons do not carry it (a custom_id
+    # holds 100 characters); the bot keeps it beside the result instead.
+    prompt: str | None = param(
+        None, label="Prompt", help="Words to steer the dream", kind=str, unset="none",
+        max_length=MAX_PROMPT_CHARS)
+    # with a prompt, classifier-free guidance at this scale; without one resolve() turns it
+    # off (on the empty prompt it computes the same image at twice the cost)
+    guidance: float = param(
+        7.5, label="Guidance", help="How strongly a prompt steers the picture (1: not at all)",
+        kind=float, low=NO_GUIDANCE, high=30.0, setting="PLACE_GUIDANCE", slash=False,
+        batches=True)
 
     def validate(self) -> RenderRequest:
         """Raise ParamError naming the first bad value and what is allowed; return self."""
@@ -185,7 +204,9 @@ class RenderRequest:
         else:
             crop = random_crop(rng, self.canvas)
         seed = self.seed if self.seed is not None else rng.randint(0, MAX_SEED)
-        values = {**self.values(), "canvas": crop.canvas, "x": crop.x, "y": crop.y, "seed": seed}
+        prompt = (self.prompt or "").strip() or None
+        values = {**self.values(), "canvas": crop.canvas, "x": crop.x, "y": crop.y, "seed": seed,
+                  "prompt": prompt}
         return RenderJob(**values)
 
     def values(self, names: Iterable[str] | None = None) -> dict[str, Any]:
@@ -212,6 +233,8 @@ class RenderJob(RenderRequest):
         unset = [name for name in ("canvas", "x", "y", "seed") if getattr(self, name) is None]
         if unset:
             raise ParamError(f"a render job needs {', '.join(unset)}; resolve a request first")
+        if not self.prompt:  # no prompt, no guidance (also for a row written before prompts)
+            object.__setattr__(self, "guidance", NO_GUIDANCE)
 
     @property
     def crop(self) -> Crop:

@@ -1,4 +1,10 @@
-"""The bot: wires settings, the image engine, the queue, the worker and the cogs together."""
+"""The bot, and the one place where its parts are built and wired together.
+
+PlaceBot.__init__ builds the object graph: settings → renderer → journal → Discord transport
+and reporter → job backend → service. Cogs and buttons get what they use from there, typed;
+nothing is None until a later hook. setup_hook only starts things (cogs, command sync,
+recovered jobs, the worker).
+"""
 
 from __future__ import annotations
 
@@ -13,18 +19,19 @@ from discord.ext import commands
 from pipeline.engine import Renderer
 from pipeline.models import ModelStore
 from placebot import health
-from placebot.delivery import DiscordReporter
-from placebot.jobqueue import JobQueue
+from placebot.backend import JobBackend
+from placebot.discord_reporter import DiscordReporter
 from placebot.journal import Journal
+from placebot.local_backend import LocalBackend
 from placebot.messages import user_message
 from placebot.service import PlaceService
 from placebot.settings import Settings
-from placebot.views import PlaceButton
-from placebot.worker import Worker
+from placebot.transport import DiscordTransport
+from placebot.views import BUTTONS, refuse_unknown_button
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS = ("cogs.place", "cogs.buttons", "cogs.status")
+EXTENSIONS = ("cogs.place", "cogs.status")
 SHUTDOWN_GRACE_S = 6.0  # Docker gives 10 s; the rest is for closing the connection
 
 
@@ -35,38 +42,38 @@ class PlaceBot(commands.Bot):
         super().__init__(command_prefix=commands.when_mentioned, intents=intents,
                          help_command=None, **options)
         self.settings = settings
-        self.renderer = renderer or Renderer(ModelStore(
+        renderer = renderer or Renderer(ModelStore(
             settings.model_ids, device=settings.device, vram_mode=settings.vram_mode,
             safety_checker=settings.safety_checker, compile=settings.compile,
         ))
-        self.journal = Journal(settings.data_dir / "jobs.sqlite3")
-        self.queue: JobQueue | None = None
-        self.worker: Worker | None = None
-        self.reporter = DiscordReporter(self)
-        self.service = PlaceService(self)
+        self.reporter = DiscordReporter(DiscordTransport(self), output_dir=settings.output_dir)
+        # The one implementation of the job queue seam today: everything in this process.
+        self.jobs: JobBackend = LocalBackend.from_settings(
+            settings, renderer, Journal(settings.data_dir / "jobs.sqlite3"), self.reporter,
+            on_engine_stuck=self.restart_for_fresh_engine)
+        self.service = PlaceService(self.jobs)
         self._stopping = False
+        self._heartbeat: asyncio.Task | None = None
         self.shutdown_grace_s = SHUTDOWN_GRACE_S
         # Set when the render engine is stuck: bot.py re-executes the process once closed.
         self.restart_reason: str | None = None
         self._restarting: asyncio.Task | None = None
 
     async def setup_hook(self) -> None:
-        self.queue = JobQueue(self.settings.queue_max, self.settings.user_max)
-        self.worker = Worker(self.queue, self.renderer, self.reporter,
-                             max_batch=self.settings.max_batch,
-                             job_timeout_s=self.settings.job_timeout_s, journal=self.journal,
-                             on_stuck=self.restart_for_fresh_engine)
+        # Buttons first: they need no cog, so they work even if a cog fails to load.
+        self.add_dynamic_items(*BUTTONS)
         for extension in EXTENSIONS:
             try:  # one broken cog must not keep the others (and the bot) down
                 await self.load_extension(extension)
             except Exception:
                 log.exception("could not load extension %s", extension)
-        self.add_dynamic_items(PlaceButton)
-        self.tree.on_error = self._on_app_command_error
+        self.tree.error(self._on_app_command_error)
         await self.sync_commands_if_changed()
-        await self.service.recover()
-        self.worker.start()
+        await self.jobs.start()
         self._heartbeat = asyncio.create_task(self._beat_while_connected(), name="heartbeat")
+
+    async def on_interaction(self, interaction: discord.Interaction) -> None:
+        await refuse_unknown_button(interaction)
 
     async def _beat_while_connected(self) -> None:
         """Touch the health file while the gateway connection is up (Docker HEALTHCHECK)."""
@@ -118,7 +125,6 @@ class PlaceBot(commands.Bot):
         the process again; the journal brings back the jobs still waiting."""
         if self.restart_reason is None:
             self.restart_reason = str(error)
-            self.worker.stop_taking_jobs()
             self._restarting = asyncio.create_task(self.close(), name="restart")
 
     async def on_ready(self) -> None:
@@ -136,16 +142,13 @@ class PlaceBot(commands.Bot):
         if not self._stopping:
             self._stopping = True
             log.info("shutting down: no new jobs; waiting jobs are kept for the restart")
-            if self.worker is not None:
-                try:
-                    await self.service.shutdown(self.shutdown_grace_s)
-                except Exception:
-                    log.exception("error during graceful shutdown")
-        heartbeat = getattr(self, "_heartbeat", None)
-        if heartbeat is not None:
-            heartbeat.cancel()
+            try:
+                await self.jobs.shutdown(self.shutdown_grace_s)
+            except Exception:
+                log.exception("error during graceful shutdown")
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
         await super().close()
-        self.journal.close()
 
 
 class ShardedPlaceBot(PlaceBot, commands.AutoShardedBot):

@@ -84,7 +84,6 @@ async def run_worker(settings: Settings, *, renderer=None, timings=None, name=No
 
     def on_stuck(error: Exception) -> None:  # a fresh engine is a fresh process (watchdog)
         restart.append(str(error))
-        worker.stop_taking_jobs()
         stop.set()
 
     worker = Worker(source, renderer, reporter, max_batch=settings.max_batch,  # type: ignore[arg-type]

@@ -11,6 +11,7 @@ import enum
 import time
 import uuid
 from collections import Counter, deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,6 +42,11 @@ class UserLimitReached(QueueRefusal):
             f"you already have {limit} {plural} waiting (the limit per person); "
             "wait for it to finish or cancel it"
         )
+
+
+class CooldownActive(QueueRefusal):
+    def __init__(self, seconds_left: float):
+        super().__init__(f"you can start another /place in {seconds_left:.0f} s (cooldown)")
 
 
 class QueueClosed(QueueRefusal):
@@ -185,6 +191,6 @@ class JobQueue:
         self._running = batch
         return batch
 
-    def finish(self, jobs: list[Job]) -> None:
+    def finish(self, jobs: Sequence[Job]) -> None:
         """The worker is done with these jobs (whatever their outcome)."""
         self._running = [job for job in self._running if job not in jobs]

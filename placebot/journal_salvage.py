@@ -11,6 +11,7 @@ import shutil
 import sqlite3
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +48,7 @@ def copy_readable_rows(source: Path, db: sqlite3.Connection, columns: tuple[str,
                                 scratch.with_name(scratch.name + suffix))
         _pad_to_header_length(scratch)
         picked = [c for c in columns if c in _table_columns(scratch)]
-        rows: dict[object, tuple] = {}
+        rows: dict[object, tuple[Any, ...]] = {}
         if picked[:2] != list(columns[:2]):  # not even the schema reads: nothing to save
             return 0
         for order in ("ASC", "DESC"):
@@ -56,11 +57,11 @@ def copy_readable_rows(source: Path, db: sqlite3.Connection, columns: tuple[str,
     finally:
         for suffix in ("", "-wal", "-shm"):
             scratch.with_name(scratch.name + suffix).unlink(missing_ok=True)
+    in_order = sorted(rows.values(), key=lambda row: row[0])
     before = db.total_changes
     db.executemany(  # OR IGNORE: a row missing a required value stays in the set-aside file
         f"INSERT OR IGNORE INTO jobs ({', '.join(picked)})"
-        f" VALUES ({', '.join('?' * len(picked))})",
-        sorted(rows.values(), key=lambda row: row[0]))
+        f" VALUES ({', '.join('?' * len(picked))})", in_order)
     return db.total_changes - before
 
 

@@ -47,6 +47,9 @@ class Settings:
     strength: float = _render_default("strength")
     steps: int = _render_default("steps")
     recursions: int = _render_default("recursions")
+    guidance: float = _render_default("guidance")
+    prompts: bool = True  # PLACE_PROMPTS=false: /place and /dream take no prompt
+    image_max_mb: float = 8.0  # the largest attachment /dream fetches
     queue_max: int = 20
     user_max: int = 1
     max_batch: int = 4
@@ -142,6 +145,9 @@ def settings_from_env(env: Mapping[str, str], *, need_token: bool = True) -> Set
         output_dir=Path(output_dir) if output_dir else None,
         data_dir=Path(text(env, "PLACE_DATA_DIR", "data")),
         safety_checker=parsed(env, "PLACE_SAFETY_CHECKER", False, _boolean, "true or false"),
+        prompts=parsed(env, "PLACE_PROMPTS", True, _boolean, "true or false"),
+        image_max_mb=_ranged(env, "PLACE_IMAGE_MAX_MB", 8.0, float, 0.1, 100.0,
+                             "megabytes, 0.1-100"),
         log_level=choice(env, "PLACE_LOG_LEVEL", "INFO", LOG_LEVELS, fold=str.upper),
         redis_url=_redis_url(env),
         shards=_shards(env),

@@ -1,41 +1,46 @@
 """Embeds and buttons of a /place message.
 
-Buttons keep working after a restart: everything a button needs is in its custom_id, and one
-discord.ui.DynamicItem (PlaceButton) parses every custom_id this bot receives. An id that does
-not parse (forged, or from an older version) is answered "no longer valid", never ignored.
+Buttons keep working after a restart: everything a button needs is in its custom_id. Each
+action is one discord.ui.DynamicItem class whose template parses its own custom_id (as in
+discord.py's examples/views/dynamic_counter.py), registered with the client in BUTTONS. A
+custom_id that none of them parses (forged, or from an older version) is answered "no longer
+valid" by refuse_unknown_button, never ignored.
 """
 
 from __future__ import annotations
 
+import logging
 import re
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import discord
 
 from pipeline.engine import RenderResult
+from pipeline.errors import ParamError
 from pipeline.params import (
     PARAMS,
     RECROP_FIELDS,
     RESEED_FIELDS,
     RenderJob,
-    RenderRequest,
     decode_payload,
     encode_payload,
     payload_pattern,
 )
+from placebot.backend import CancelOutcome, JobBackend
 from placebot.jobqueue import Job
+from placebot.messages import user_message
+
+if TYPE_CHECKING:
+    from placebot.service import PlaceService
+
+log = logging.getLogger(__name__)
 
 PREFIX = "place"
+NO_LONGER_VALID = "This button is no longer valid."
 
 
-@dataclass(frozen=True)
-class ButtonAction:
-    action: str  # reroll | newcrop | delete | cancel
-    owner_id: int | None = None
-    job_id: str | None = None
-    request: RenderRequest | None = None  # reroll/newcrop: what to render (seed left open)
-
-
+# ----- the payloads of Re-roll and New crop: what to render again (the seed is left open)
 def reroll_id(job: RenderJob) -> str:
     """Same source and parameters, a new seed."""
     return f"{PREFIX}:reroll{encode_payload(job, RESEED_FIELDS)}"
@@ -46,6 +51,11 @@ def newcrop_id(job: RenderJob) -> str:
     return f"{PREFIX}:newcrop{encode_payload(job, RECROP_FIELDS)}"
 
 
+# ----- the ids of Delete and Cancel: whose message, which job
+_OWNER = r"(?P<owner>\d{1,20})"
+_JOB_ID = r"(?P<job>[0-9a-f]{12})"
+
+
 def delete_id(owner_id: int) -> str:
     return f"{PREFIX}:delete:{owner_id}"
 
@@ -54,59 +64,189 @@ def cancel_id(job_id: str, owner_id: int) -> str:
     return f"{PREFIX}:cancel:{job_id}:{owner_id}"
 
 
-_PATTERNS = {
-    "reroll": re.compile(f"{PREFIX}:reroll{payload_pattern(RESEED_FIELDS)}"),
-    "newcrop": re.compile(f"{PREFIX}:newcrop{payload_pattern(RECROP_FIELDS)}"),
-    "delete": re.compile(rf"{PREFIX}:delete:(?P<owner>\d{{1,20}})"),
-    "cancel": re.compile(rf"{PREFIX}:cancel:(?P<job>[0-9a-f]{{12}}):(?P<owner>\d{{1,20}})"),
+# ----- what a button uses, from the client that received the click
+@runtime_checkable
+class ButtonHost(Protocol):
+    """What buttons use. discord.py builds a DynamicItem from the click's custom_id, so the
+    client that received the click is its one way in; PlaceBot builds these at its start."""
+
+    @property
+    def service(self) -> PlaceService: ...
+
+    @property
+    def jobs(self) -> JobBackend: ...
+
+    async def report_unexpected(self, interaction: discord.Interaction,
+                                error: Exception) -> None: ...
+
+
+def _host(interaction: discord.Interaction) -> ButtonHost:
+    client = interaction.client
+    if not isinstance(client, ButtonHost):
+        raise TypeError(f"buttons need a client with a service and jobs, not {client!r}")
+    return client
+
+
+async def _answering(interaction: discord.Interaction,
+                     act: Callable[[ButtonHost], Awaitable[Any]]) -> None:
+    """Run a button's job; an unexpected error is logged and the user told (never silence)."""
+    host = _host(interaction)
+    try:
+        await act(host)
+    except Exception as exc:
+        await host.report_unexpected(interaction, exc)
+
+
+async def _submit_payload(interaction: discord.Interaction, host: ButtonHost,
+                          payload: dict[str, str | None]) -> None:
+    """A new job from a Re-roll or New crop payload. Decoded here, not when the button is
+    built: discord.py drops a click silently when building raises, a refusal is better."""
+    try:
+        request = decode_payload(payload)
+    except ParamError as exc:
+        await interaction.response.send_message(user_message(exc), ephemeral=True)
+        return
+    await host.service.submit(interaction, request)
+
+
+# ----- one class per action
+class RerollButton(discord.ui.DynamicItem[discord.ui.Button],
+                   template=f"{PREFIX}:reroll{payload_pattern(RESEED_FIELDS)}"):
+    """Same source, same settings, a new seed: a new /place job for whoever clicks."""
+
+    def __init__(self, custom_id: str, payload: dict[str, str | None]):
+        super().__init__(discord.ui.Button(label="Re-roll", style=discord.ButtonStyle.primary,
+                                           emoji="🎲", custom_id=custom_id))
+        self.payload = payload
+
+    @classmethod
+    def for_job(cls, job: RenderJob) -> RerollButton:
+        return cls(reroll_id(job), {})  # the payload is only read from a click
+
+    @classmethod
+    async def from_custom_id(cls, interaction: discord.Interaction, item: discord.ui.Item[Any],
+                             match: re.Match[str]) -> RerollButton:
+        return cls(match.string, match.groupdict())
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        await _answering(interaction,
+                         lambda host: _submit_payload(interaction, host, self.payload))
+
+
+class NewCropButton(discord.ui.DynamicItem[discord.ui.Button],
+                    template=f"{PREFIX}:newcrop{payload_pattern(RECROP_FIELDS)}"):
+    """Same settings, a random crop and seed: a new /place job for whoever clicks."""
+
+    def __init__(self, custom_id: str, payload: dict[str, str | None]):
+        super().__init__(discord.ui.Button(label="New crop", emoji="🗺️", custom_id=custom_id,
+                                           style=discord.ButtonStyle.secondary))
+        self.payload = payload
+
+    @classmethod
+    def for_job(cls, job: RenderJob) -> NewCropButton:
+        return cls(newcrop_id(job), {})  # the payload is only read from a click
+
+    @classmethod
+    async def from_custom_id(cls, interaction: discord.Interaction, item: discord.ui.Item[Any],
+                             match: re.Match[str]) -> NewCropButton:
+        return cls(match.string, match.groupdict())
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        await _answering(interaction,
+                         lambda host: _submit_payload(interaction, host, self.payload))
+
+
+class DeleteButton(discord.ui.DynamicItem[discord.ui.Button],
+                   template=rf"{PREFIX}:delete:{_OWNER}"):
+    """Delete the result: its requester, or anyone who can manage messages."""
+
+    def __init__(self, owner_id: int):
+        super().__init__(discord.ui.Button(label="Delete", style=discord.ButtonStyle.danger,
+                                           emoji="🗑️", custom_id=delete_id(owner_id)))
+        self.owner_id = owner_id
+
+    @classmethod
+    async def from_custom_id(cls, interaction: discord.Interaction, item: discord.ui.Item[Any],
+                             match: re.Match[str]) -> DeleteButton:
+        return cls(int(match["owner"]))
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        await _answering(interaction, lambda host: self._delete(interaction))
+
+    async def _delete(self, interaction: discord.Interaction) -> None:
+        if (interaction.user.id != self.owner_id
+                and not interaction.permissions.manage_messages):
+            await interaction.response.send_message(
+                "Only the person who asked for this picture, or someone who can manage "
+                "messages, can delete it.", ephemeral=True)
+            return
+        await interaction.response.defer()
+        await interaction.delete_original_response()
+
+
+CANCEL_ANSWERS = {
+    CancelOutcome.NOT_FOUND: "This job is no longer waiting or running.",
+    CancelOutcome.REMOVED: "Your job was cancelled.",
+    CancelOutcome.STOPPING: "Cancelling your job…",
 }
 
 
-def parse_custom_id(custom_id: str) -> ButtonAction:
-    """ValueError unless custom_id is one this bot makes (values are validated later)."""
-    matches = ((action, pattern.fullmatch(custom_id)) for action, pattern in _PATTERNS.items())
-    action, match = next(((action, m) for action, m in matches if m), ("", None))
-    if match is None:
-        raise ValueError(f"unknown button {custom_id[:60]!r}")
-    parts = match.groupdict()
-    if action in ("delete", "cancel"):
-        return ButtonAction(action, owner_id=int(parts["owner"]), job_id=parts.get("job"))
-    return ButtonAction(action, request=decode_payload(parts))
+class CancelButton(discord.ui.DynamicItem[discord.ui.Button],
+                   template=rf"{PREFIX}:cancel:{_JOB_ID}:{_OWNER}"):
+    """Cancel a waiting or running job: its requester only."""
 
-
-class PlaceButton(discord.ui.DynamicItem[discord.ui.Button], template=r"(?P<custom_id>.+)"):
-    """Every button of this bot. The PlaceButtons cog does the work."""
-
-    def __init__(self, custom_id: str, label: str = "", style=discord.ButtonStyle.secondary,
-                 emoji: str | None = None):
-        super().__init__(discord.ui.Button(label=label, style=style, custom_id=custom_id,
-                                           emoji=emoji))
-        self.custom_id_text = custom_id
+    def __init__(self, job_id: str, owner_id: int):
+        super().__init__(discord.ui.Button(label="Cancel", style=discord.ButtonStyle.danger,
+                                           custom_id=cancel_id(job_id, owner_id)))
+        self.job_id = job_id
+        self.owner_id = owner_id
 
     @classmethod
-    async def from_custom_id(cls, interaction, item, match):
-        return cls(match["custom_id"])
+    async def from_custom_id(cls, interaction: discord.Interaction, item: discord.ui.Item[Any],
+                             match: re.Match[str]) -> CancelButton:
+        return cls(match["job"], int(match["owner"]))
 
     async def callback(self, interaction: discord.Interaction) -> None:
-        cog = interaction.client.get_cog("PlaceButtons")
-        await cog.handle(interaction, self.custom_id_text)
+        await _answering(interaction, lambda host: self._cancel(interaction, host.jobs))
+
+    async def _cancel(self, interaction: discord.Interaction, jobs: JobBackend) -> None:
+        if interaction.user.id != self.owner_id:
+            await interaction.response.send_message(
+                "Only the person who asked for this job can cancel it.", ephemeral=True)
+            return
+        outcome = await jobs.cancel(self.job_id, interaction.user.id)
+        await interaction.response.send_message(CANCEL_ANSWERS[outcome], ephemeral=True)
+
+
+BUTTONS = (RerollButton, NewCropButton, DeleteButton, CancelButton)
+
+
+def is_known_button(custom_id: str) -> bool:
+    return any(button.__discord_ui_compiled_template__.fullmatch(custom_id)
+               for button in BUTTONS)
+
+
+async def refuse_unknown_button(interaction: discord.Interaction) -> None:
+    """Answer a click on a button none of BUTTONS parses (discord.py would ignore it)."""
+    data: Any = interaction.data or {}
+    custom_id = str(data.get("custom_id", ""))
+    if interaction.type is not discord.InteractionType.component or is_known_button(custom_id):
+        return
+    log.info("refused unknown button %r from user %s", custom_id[:100], interaction.user.id)
+    await interaction.response.send_message(NO_LONGER_VALID, ephemeral=True)
 
 
 def cancel_view(job: Job) -> discord.ui.View:
     view = discord.ui.View(timeout=None)
-    view.add_item(PlaceButton(cancel_id(job.id, job.user_id), "Cancel",
-                              discord.ButtonStyle.danger))
+    view.add_item(CancelButton(job.id, job.user_id))
     return view
 
 
 def result_view(job: Job) -> discord.ui.View:
     view = discord.ui.View(timeout=None)
-    view.add_item(PlaceButton(reroll_id(job.render), "Re-roll", discord.ButtonStyle.primary,
-                              "🎲"))
-    view.add_item(PlaceButton(newcrop_id(job.render), "New crop", discord.ButtonStyle.secondary,
-                              "🗺️"))
-    view.add_item(PlaceButton(delete_id(job.user_id), "Delete", discord.ButtonStyle.danger,
-                              "🗑️"))
+    view.add_item(RerollButton.for_job(job.render))
+    view.add_item(NewCropButton.for_job(job.render))
+    view.add_item(DeleteButton(job.user_id))
     return view
 
 
@@ -120,12 +260,23 @@ def result_embed(result: RenderResult, image_name: str) -> discord.Embed:
         colour=discord.Colour.from_rgb(255, 69, 0),
     )
     for name, value in (
-        *((spec.label, spec.encode_value(value)) for key, spec in PARAMS.items()
-          if (value := getattr(job, key)) is not None),
+        *((spec.label, _shown(spec.encode_value(value), spec.kind)) for key, spec
+          in PARAMS.items() if (value := getattr(job, key)) is not None),
         ("Model id", result.model_id), ("Time", f"{result.seconds:.1f} s"),
     ):
         embed.add_field(name=name, value=value, inline=True)
+    if result.prompt_used is not None:
+        embed.add_field(name="Prompt cut", inline=False, value=(
+            "CLIP reads 77 tokens; the prompt was cut to: "
+            + _shown(result.prompt_used, str)))
     embed.set_image(url=f"attachment://{image_name}")
     if result.nsfw_flagged:
         embed.set_footer(text="The safety checker blacked out at least one pass.")
     return embed
+
+
+def _shown(text: str, kind: type) -> str:
+    """A user's text as plain text in the bot's embed: no markdown, no mention takes effect."""
+    if kind is not str:
+        return text
+    return discord.utils.escape_mentions(discord.utils.escape_markdown(text))

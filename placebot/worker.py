@@ -13,13 +13,16 @@ import concurrent.futures
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Callable, Sequence
-from typing import Protocol
+from collections.abc import Callable, Coroutine, Sequence
+from functools import partial
+from typing import Any, Protocol
 
 from pipeline.engine import Renderer, RenderResult
 from pipeline.errors import ModelLoadError, OutOfMemory, PipelineError, RenderCancelled
 from placebot import watchdog
-from placebot.jobqueue import Job, JobQueue, JobState
+from placebot.backend import QueuePlace, WorkerReporter
+from placebot.jobqueue import Job, JobState
+from placebot.journal import Journal
 from placebot.watchdog import EngineStuck, wait_for_engine
 
 log = logging.getLogger(__name__)
@@ -32,16 +35,20 @@ class JobTimeout(PipelineError):
         super().__init__(f"the job took longer than the {seconds:g} s limit and was stopped")
 
 
-class Reporter(Protocol):
-    """What the worker tells the outside world (the Discord cog, a test, a benchmark)."""
+class JobSource(Protocol):
+    """Where the worker takes its jobs: the in-process JobQueue, or a remote queue's client."""
 
-    async def loading(self, jobs: Sequence[Job]) -> None: ...
-    async def started(self, jobs: Sequence[Job]) -> None: ...
-    async def progress(self, job: Job, pass_number: int, frames: list) -> None: ...
-    async def finished(self, job: Job, result: RenderResult) -> None: ...
-    async def failed(self, job: Job, error: Exception) -> None: ...
-    async def cancelled(self, job: Job) -> None: ...
-    async def queue_moved(self) -> None: ...
+    @property
+    def waiting(self) -> list[Job]:
+        """The jobs waiting that this process can see (a remote worker sees none)."""
+
+    def position(self, job: Job) -> int: ...
+
+    def close(self) -> Any: ...
+
+    async def next_batch(self, max_batch: int) -> list[Job]: ...
+
+    def finish(self, jobs: Sequence[Job]) -> None: ...
 
 
 class JobTimer:
@@ -65,13 +72,13 @@ class JobTimer:
 class Worker:
     def __init__(
         self,
-        queue: JobQueue,
+        queue: JobSource,
         renderer: Renderer,
-        reporter: Reporter,
+        reporter: WorkerReporter,
         *,
         max_batch: int = 4,
         job_timeout_s: float = 600.0,
-        journal=None,
+        journal: Journal | None = None,
         stuck_grace_s: float | None = None,
         on_stuck: Callable[[EngineStuck], None] | None = None,
     ):
@@ -100,6 +107,17 @@ class Worker:
     @property
     def task(self) -> asyncio.Task | None:
         return self._task
+
+    def place(self, job: Job) -> QueuePlace:
+        """The job's queue position and its ETA from the recent jobs' average time."""
+        position = self.queue.position(job)
+        return QueuePlace(position, self.timer.eta(position) if position else None)
+
+    def waiting_places(self) -> list[tuple[Job, QueuePlace]]:
+        return [(job, self.place(job)) for job in self.queue.waiting]
+
+    async def announce_queue_moved(self) -> None:
+        await self._safely(self.reporter.queue_moved(self.waiting_places()))
 
     def start(self) -> asyncio.Task:
         self._task = asyncio.create_task(self.run(), name="place-worker")
@@ -133,7 +151,7 @@ class Worker:
         jobs = [job for job in self._taken if job.state is JobState.RUNNING]
         for job in jobs:
             job.state = JobState.QUEUED
-        await self._journal("mark_returned", [job.id for job in jobs])
+        await self._record("returned jobs", partial(_mark_returned, [job.id for job in jobs]))
         notices = [asyncio.ensure_future(self._safely(self.reporter.restarting(job)))
                    for job in jobs]
         if notices:
@@ -168,7 +186,8 @@ class Worker:
         if live:
             # Counted before the render, as arq does: if it kills the process, the try counts
             # against this job, and only against this one.
-            await self._journal("mark_taken", [job.id for job in live])
+            await self._record("taken jobs", lambda journal: journal.mark_taken(
+                [job.id for job in live]))
             self.idle.clear()
             self._taken = live
             try:
@@ -177,14 +196,14 @@ class Worker:
                 self._taken = []
                 self.idle.set()
         self.queue.finish(batch)
-        await self._safely(self.reporter.queue_moved())
+        await self.announce_queue_moved()
         return True
 
     async def _run_batch(self, jobs: list[Job]) -> None:
         try:
             await self._load_model(jobs)
             await self._safely(self.reporter.started(jobs))
-            await self._safely(self.reporter.queue_moved())
+            await self.announce_queue_moved()
             started = time.monotonic()
             results = await self._render_with_retry(jobs)
         except RenderCancelled as exc:
@@ -222,7 +241,7 @@ class Worker:
             await self._run_batch([job])
         else:  # shutting down meanwhile: it stays in the journal for the restart
             job.state = JobState.QUEUED
-            await self._journal("mark_returned", [job.id])
+            await self._record(f"job {job.id}", partial(_mark_returned, [job.id]))
 
     async def _load_model(self, jobs: list[Job]) -> None:
         """Load the batch's model on the engine's thread before the render and its timeout
@@ -232,19 +251,21 @@ class Worker:
         if store.is_loaded(model):
             return
         await self._safely(self.reporter.loading(jobs))  # minutes, on a first download
-        await self._safely(self.reporter.queue_moved())
+        await self.announce_queue_moved()
         await wait_for_engine(self._render_thread, lambda: store.get(model),
                               limit_s=watchdog.LOAD_LIMIT_S, doing="loading the model")
 
     async def _engine_stuck(self, jobs: list[Job], error: EngineStuck) -> None:
-        """The engine's thread is lost: report its jobs, take a fresh thread, ask for a fresh
-        engine (the bot restarts itself; the other jobs wait in the journal)."""
+        """The engine's thread is lost: report its jobs and ask for a fresh engine through
+        on_stuck (the bot restarts its process; the other jobs wait in the journal). Without
+        that action the worker goes on with a fresh thread on the same engine."""
         log.critical("%s (jobs %s)", error, [job.id for job in jobs])
         self._render_thread.shutdown(wait=False, cancel_futures=True)
         self._render_thread = concurrent.futures.ThreadPoolExecutor(1, "render")
         for job in jobs:
             await self._end_failed(job, error)
-        if self.on_stuck is not None:
+        if self.on_stuck is not None:  # it replaces this engine: take nothing more here
+            self._stopping = True
             self.on_stuck(error)
 
     async def _render_with_retry(self, jobs: list[Job]) -> list[RenderResult]:
@@ -298,7 +319,8 @@ class Worker:
         for job in jobs:
             if reason == SHUTDOWN:
                 job.state = JobState.QUEUED  # kept in the journal, rendered after restart
-                await self._journal("mark_returned", [job.id])  # the shutdown's, not its fault
+                # the shutdown's doing, not the job's: its try does not count
+                await self._record(f"job {job.id}", partial(_mark_returned, [job.id]))
                 await self._progress_done(job)
                 await self._safely(self.reporter.restarting(job))
             elif reason == "timeout":
@@ -316,36 +338,41 @@ class Worker:
             log.exception("could not deliver the result of job %s", job.id)
             await self._end_failed(job, exc)
             return
-        await self._journal("mark_done", job.id)
+        await self._record(f"job {job.id}", lambda journal: journal.mark_done(job.id))
 
     async def _end_failed(self, job: Job, error: Exception) -> None:
         job.state = JobState.FAILED
         self.queue.finish([job])
         await self._progress_done(job)
-        await self._journal("mark_failed", job.id, str(error))
+        await self._record(f"job {job.id}",
+                           lambda journal: journal.mark_failed(job.id, str(error)))
         await self._safely(self.reporter.failed(job, error))
 
     async def _end_cancelled(self, job: Job) -> None:
         job.state = JobState.CANCELLED
         self.queue.finish([job])
         await self._progress_done(job)
-        await self._journal("mark_cancelled", job.id)
+        await self._record(f"job {job.id}", lambda journal: journal.mark_cancelled(job.id))
         await self._safely(self.reporter.cancelled(job))
 
-    async def _journal(self, method: str, *args) -> None:
-        """Record a job's end. A failing write is logged; the worker goes on (the job may then
-        be rendered again after a restart, which beats stopping every later job)."""
+    async def _record(self, what: str, write: Callable[[Journal], None]) -> None:
+        """Record what became of jobs. A failing write is logged; the worker goes on (a job may
+        then be rendered again after a restart, which beats stopping every later job)."""
         if self.journal is None:
             return
         try:
-            await asyncio.to_thread(getattr(self.journal, method), *args)
+            await asyncio.to_thread(write, self.journal)
         except Exception:
-            log.exception("journal: %s%s failed", method, args[:1])
+            log.exception("journal: could not record %s", what)
 
     @staticmethod
-    async def _safely(coroutine) -> None:
+    async def _safely(coroutine: Coroutine[Any, Any, None]) -> None:
         """A reporting failure (Discord down, message deleted) must not stop the worker."""
         try:
             await coroutine
         except Exception:
             log.exception("reporting failed")
+
+
+def _mark_returned(job_ids: list[str], journal: Journal) -> None:
+    journal.mark_returned(job_ids)

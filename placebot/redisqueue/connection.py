@@ -17,10 +17,15 @@ SOCKET_TIMEOUT_S = 10.0
 UNREACHABLE = (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError)
 
 
+MAX_CONNECTIONS = 32  # per process: a burst of /place waits for a connection, never floods
+
+
 def connect(url: str) -> redis.Redis:
     """A client for redis:// or rediss:// (TLS) URLs, with the password in the URL."""
-    return redis.Redis.from_url(url, socket_timeout=SOCKET_TIMEOUT_S, socket_connect_timeout=5,
-                                health_check_interval=15)
+    pool = redis.BlockingConnectionPool.from_url(
+        url, max_connections=MAX_CONNECTIONS, timeout=SOCKET_TIMEOUT_S,
+        socket_timeout=SOCKET_TIMEOUT_S, socket_connect_timeout=5, health_check_interval=15)
+    return redis.Redis(connection_pool=pool)
 
 
 class Outage:

@@ -18,11 +18,28 @@ async def test_commands_are_synced_to_the_guild_with_their_options(fake, start_b
         commands = {c["name"]: c for c in fake.commands[str(fake.guild_id)]}
     assert set(commands) >= {"place", "place_status"}
     options = {o["name"]: o for o in commands["place"]["options"]}
-    assert list(options) == ["model", "canvas", "x", "y", "seed", "strength", "recursions"]
+    assert list(options) == ["model", "canvas", "x", "y", "seed", "strength", "recursions",
+                             "prompt"]
     assert all(o["description"] and not o["required"] for o in options.values())
     assert [c["value"] for c in options["model"]["choices"]] == ["1.4", "1.5"]
     assert [c["value"] for c in options["canvas"]["choices"]] == ["2017", "2022", "2023"]
     assert (options["recursions"]["min_value"], options["recursions"]["max_value"]) == (0, 5)
+
+
+async def test_with_prompts_off_place_offers_no_prompt(fake, start_bot):
+    """PLACE_PROMPTS=false: /place is synced without its prompt option."""
+    async with start_bot(prompts=False):
+        commands = {c["name"]: c for c in fake.commands[str(fake.guild_id)]}
+    assert "prompt" not in {o["name"] for o in commands["place"]["options"]}
+    assert "seed" in {o["name"] for o in commands["place"]["options"]}
+
+
+async def test_a_prompt_is_limited_to_its_length_in_discord(fake, start_bot):
+    """The prompt option carries its maximum length, so Discord refuses longer text itself."""
+    async with start_bot():
+        commands = {c["name"]: c for c in fake.commands[str(fake.guild_id)]}
+    [prompt] = [o for o in commands["place"]["options"] if o["name"] == "prompt"]
+    assert (prompt["min_length"], prompt["max_length"]) == (1, 500)
 
 
 async def test_unchanged_commands_are_not_synced_again(fake, start_bot, tmp_path):
@@ -91,7 +108,7 @@ async def test_bad_input_is_refused_ephemerally_before_queuing(fake, start_bot):
             callback = interaction.callbacks[0]
             assert callback["type"] == 4 and callback["data"]["flags"] & 64
             assert expected in callback["data"]["content"]
-        assert len(bot.queue) == 0 and bot.journal.recover().retry == []
+        assert len(bot.jobs.queue) == 0 and bot.jobs.journal.recover().retry == []
 
 
 async def test_waiting_users_see_their_position_updated(fake, start_bot, gated):
@@ -190,11 +207,11 @@ async def test_a_burst_of_20_users_all_get_exactly_one_result(fake, start_bot):
         assert all(i.callbacks[0]["type"] == 5 for i in interactions)
         results = [m for m in fake.messages.values() if m.embeds]
         assert len(results) == 20
-        await fake.wait_for(lambda: {bot.journal.state(i) for i in _job_ids(bot)} == {"done"})
+        await fake.wait_for(lambda: {bot.jobs.journal.state(i) for i in _job_ids(bot)} == {"done"})
 
 
 def _job_ids(bot):
-    rows = bot.journal._db.execute("SELECT job_id FROM jobs").fetchall()
+    rows = bot.jobs.journal._db.execute("SELECT job_id FROM jobs").fetchall()
     return [row[0] for row in rows]
 
 

@@ -40,7 +40,8 @@ async def test_options_at_their_bounds_are_accepted(fake, start_bot, gated):
         gated.close()
         interactions = [fake.slash("place", options) for options in ACCEPTED]
         await fake.wait_for(lambda: all(i.callbacks for i in interactions))
-        await fake.wait_for(lambda: len(bot.queue) + len(bot.queue.running) == len(ACCEPTED))
+        queue = bot.jobs.queue
+        await fake.wait_for(lambda: len(queue) + len(queue.running) == len(ACCEPTED))
     assert [i.callbacks[0]["type"] for i in interactions] == [5] * len(ACCEPTED)
 
 
@@ -52,7 +53,7 @@ async def test_options_past_their_bounds_are_refused_naming_what_is_allowed(
     async with start_bot() as bot:
         interaction = fake.slash("place", options)
         await fake.wait_for(lambda: interaction.callbacks)
-        assert len(bot.queue) == 0
+        assert len(bot.jobs.queue) == 0
     callback = interaction.callbacks[0]
     assert callback["type"] == 4 and callback["data"]["flags"] & 64
     assert expected in callback["data"]["content"]

@@ -1,5 +1,5 @@
 """A fake Discord (REST API v10 and gateway) for testing the bot with the real discord.py."""
 
-from .server import FakeDiscord, Interaction, Message, Recorded
+from .server import FakeDiscord, Fault, Interaction, Message, Recorded
 
-__all__ = ["FakeDiscord", "Interaction", "Message", "Recorded"]
+__all__ = ["FakeDiscord", "Fault", "Interaction", "Message", "Recorded"]

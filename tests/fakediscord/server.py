@@ -2,7 +2,8 @@
 
 The fake records what the bot sends (requests, messages, interaction callbacks, gateway
 traffic) and lets a test act as a user (`slash`, `click`) or as a flaky Discord (`fail_next`,
-`expire_token`, `forbidden_channels`, `drop_gateway`). README.md in this folder has the tour.
+`outage`, `expire_token`, `forbidden_channels`, `drop_gateway`). README.md in this folder has
+the tour.
 Ids in records are strings, as on the wire; the constructor's ids stay the ints you passed.
 """
 
@@ -14,6 +15,7 @@ import inspect
 import itertools
 import json
 import logging
+import math
 import mimetypes
 import re
 import time
@@ -48,6 +50,7 @@ UNKNOWN_INTERACTION = 404, {"code": 10062, "message": "Unknown interaction"}
 INVALID_TOKEN = 401, {"code": 50027, "message": "Invalid Webhook Token"}
 MISSING_PERMISSIONS = 403, {"code": 50013, "message": "Missing Permissions"}
 TOO_LARGE = 413, {"code": 40005, "message": "Request entity too large"}
+NONCE_WINDOW_S = 300.0  # Discord: a nonce is checked "in the past few minutes"
 
 _MESSAGE = r"/messages/(?P<mid>@original|\d+)"
 _WEBHOOK = r"/webhooks/(?P<app>\d+)/(?P<token>[^/]+)"
@@ -107,6 +110,7 @@ class Message:
     deleted: bool = False
     edits: int = 0
     attachment_ids: list[str] = field(default_factory=list, repr=False)
+    nonce: str | None = field(default=None, repr=False)  # as the bot sent it, if it did
     timestamp: str = field(default_factory=_now, repr=False)
     edited_timestamp: str | None = field(default=None, repr=False)
 
@@ -146,14 +150,24 @@ class Interaction:
 
 
 @dataclass
-class _Fault:
+class Fault:
+    """An injected failure (fail_next, outage). `hits` counts the requests it answered;
+    `lift()` ends it at once (an outage lasts until lifted or until its `until`)."""
+
     method: str
     pattern: re.Pattern[str]
     status: int
     body: Json | None
-    times: int
+    times: float  # math.inf for an outage
     retry_after: float | None
     when: Callable[[Recorded], bool] | None = None
+    until: float | None = None  # loop time after which it no longer answers
+    lose_reply: bool = False  # the request is carried out, only its reply is the failure
+    hits: int = 0
+    lifted: bool = False
+
+    def lift(self) -> None:
+        self.lifted = True
 
 
 class FakeDiscord:
@@ -179,10 +193,15 @@ class FakeDiscord:
         self.identifies = 0
         self.resumes = 0
         self.presences: list[Json] = []
+        # Called with every REST request before it is answered (for "what did the bot know
+        # when it said this" checks); an exception is logged and fails the request with a 503
+        # (which discord.py does not retry: a 500 would cost 25 s of its retries).
+        self.on_request: list[Callable[[Recorded], None]] = []
+        self.nonce_window_s = NONCE_WINDOW_S
         # Fault injection
         self.forbidden_channels: set[str] = set()
         self.expired_tokens: set[str] = set()
-        self._faults: list[_Fault] = []
+        self._faults: list[Fault] = []
         # Internals
         self._ids = itertools.count(1)
         self._bot_role_id = self._new_id()
@@ -202,6 +221,7 @@ class FakeDiscord:
         self._session_id = ""
         self._tasks: set[asyncio.Task[None]] = set()
         self._originals: tuple[str, yarl.URL] | None = None
+        self._nonces: dict[str, tuple[str, float]] = {}  # nonce -> (message id, loop time)
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -306,11 +326,14 @@ class FakeDiscord:
     def slash(self, name: str, options: Json | None = None, *, user_id: int = 4000,
               guild: bool = True, channel_id: int | None = None,
               attachment_size_limit: int = 8 * 1024 * 1024, subcommand: str | None = None,
-              permissions: int | None = None) -> Interaction:
-        """Dispatches a `/name` command; `subcommand` is "sub" or "group sub"."""
+              permissions: int | None = None, check_types: bool = True) -> Interaction:
+        """Dispatches a `/name` command; `subcommand` is "sub" or "group sub".
+
+        `check_types=False` sends values whose type does not match the synced declaration (as
+        a client that still holds an older declaration of the command can)."""
         command = self._find_command(name, guild)
         data = {"id": command["id"], "name": name, "type": 1,
-                "options": self._options(command, subcommand, options or {})}
+                "options": self._options(command, subcommand, options or {}, check_types)}
         if "guild_id" in command:
             data["guild_id"] = command["guild_id"]
         return self._interact(2, data, user_id, guild, channel_id, attachment_size_limit,
@@ -357,7 +380,8 @@ class FakeDiscord:
                           f"(synced: {synced}); a user can only run synced commands")
 
     @staticmethod
-    def _options(command: Json, subcommand: str | None, values: Json) -> list[Json]:
+    def _options(command: Json, subcommand: str | None, values: Json,
+                 check_types: bool = True) -> list[Json]:
         """Builds data.options, typed as the synced command declares (Python types must match)."""
         declared, path = command.get("options", []), []
         for part in (subcommand or "").split():
@@ -372,8 +396,8 @@ class FakeDiscord:
             if key not in types:
                 raise LookupError(f"/{command['name']} has no option {key!r}: {sorted(types)}")
             inferred = OPTION_TYPES.get(type(value))
-            if types[key] in OPTION_TYPES.values() and inferred != types[key] and not (
-                    types[key] == 10 and inferred == 4):  # an int is a fine number
+            if check_types and types[key] in OPTION_TYPES.values() and inferred != types[key] \
+                    and not (types[key] == 10 and inferred == 4):  # an int is a fine number
                 raise TypeError(f"option {key!r} is declared type {types[key]}, got {value!r}")
             options.append({"name": key, "type": types[key], "value": value})
         for node in reversed(path):
@@ -430,11 +454,28 @@ class FakeDiscord:
 
     def fail_next(self, method: str, path_regex: str, status: int, body: Json | None = None,
                   times: int = 1, retry_after: float | None = None,
-                  when: Callable[[Recorded], bool] | None = None) -> None:
+                  when: Callable[[Recorded], bool] | None = None,
+                  lose_reply: bool = False) -> Fault:
         """The next `times` requests whose path (under /api/v10) matches, and for which
-        `when(recorded)` is true if given, answer `status`."""
-        self._faults.append(_Fault(method.upper(), re.compile(path_regex), status, body, times,
-                                   retry_after, when))
+        `when(recorded)` is true if given, answer `status`. With `lose_reply` the request is
+        carried out first (a message is posted...) and only its reply is lost: what a bot
+        sees when it dies, or its connection breaks, after Discord did the work."""
+        fault = Fault(method.upper(), re.compile(path_regex), status, body, times, retry_after,
+                      when, lose_reply=lose_reply)
+        self._faults.append(fault)
+        return fault
+
+    def outage(self, method: str, path_regex: str, status: int = 503, *,
+               seconds: float | None = None, body: Json | None = None,
+               when: Callable[[Recorded], bool] | None = None) -> Fault:
+        """Every matching request answers `status` until `seconds` have passed or the test
+        calls `lift()` on the returned fault (wait on its `hits` rather than on a clock).
+        discord.py gives up on a 503 at once and retries 500/502/504 itself (1, 3, 5, 7, 9 s)."""
+        until = None if seconds is None else asyncio.get_running_loop().time() + seconds
+        fault = Fault(method.upper(), re.compile(path_regex), status, body, math.inf, None,
+                      when, until=until)
+        self._faults.append(fault)
+        return fault
 
     def expire_token(self, token: str) -> None:
         """Webhook routes (edits, followups) for this interaction token now answer 401."""
@@ -449,24 +490,32 @@ class FakeDiscord:
         self._ready.clear()
         await ws.close(code=4000, message=b"fakediscord dropped the connection")
 
-    def _take_fault(self, rec: Recorded) -> tuple[int, Any, dict[str, str]] | None:
+    def _take_fault(self, rec: Recorded) -> Fault | None:
+        now = asyncio.get_running_loop().time()
+        self._faults = [f for f in self._faults
+                        if not f.lifted and (f.until is None or now < f.until)]
         for fault in self._faults:
             if (fault.method in (rec.method, "*") and fault.pattern.search(rec.path)
                     and (fault.when is None or fault.when(rec))):
                 fault.times -= 1
+                fault.hits += 1
                 if fault.times <= 0:
                     self._faults.remove(fault)
-                if fault.status != 429:
-                    return fault.status, fault.body or {"code": 0, "message": "injected"}, {}
-                wait = 0.05 if fault.retry_after is None else fault.retry_after
-                # discord.py retries a 429 only when it has a Via header (else: Cloudflare ban)
-                headers = {"Via": "1.1 google", "Retry-After": str(wait),
-                           "X-RateLimit-Limit": "1", "X-RateLimit-Remaining": "0",
-                           "X-RateLimit-Reset-After": str(wait), "X-RateLimit-Scope": "user"}
-                body = fault.body or {"message": "You are being rate limited.",
-                                      "retry_after": wait, "global": False}
-                return 429, body, headers
+                return fault
         return None
+
+    @staticmethod
+    def _fault_reply(fault: Fault) -> tuple[int, Any, dict[str, str]]:
+        if fault.status != 429:
+            return fault.status, fault.body or {"code": 0, "message": "injected"}, {}
+        wait = 0.05 if fault.retry_after is None else fault.retry_after
+        # discord.py retries a 429 only when it has a Via header (else: Cloudflare ban)
+        headers = {"Via": "1.1 google", "Retry-After": str(wait),
+                   "X-RateLimit-Limit": "1", "X-RateLimit-Remaining": "0",
+                   "X-RateLimit-Reset-After": str(wait), "X-RateLimit-Scope": "user"}
+        body = fault.body or {"message": "You are being rate limited.",
+                              "retry_after": wait, "global": False}
+        return 429, body, headers
 
     # -- REST -------------------------------------------------------------------------------
 
@@ -482,13 +531,27 @@ class FakeDiscord:
         elif request.can_read_body:
             rec.json = await request.json()
         self.requests.append(rec)
-        status, body, headers = self._take_fault(rec) or (*self._route(rec), {})
+        status, body, headers = self._answer(rec)
         rec.status = status
         if body is None:
             return web.Response(status=status, headers=headers)
         # exactly "application/json": discord.py parses nothing else (json_response adds charset)
         return web.Response(status=status, body=json.dumps(body).encode(),
                             content_type="application/json", headers=headers)
+
+    def _answer(self, rec: Recorded) -> tuple[int, Any, dict[str, str]]:
+        try:
+            for hook in self.on_request:
+                hook(rec)
+        except Exception as exc:  # a failing check must be seen, not swallowed
+            log.exception("an on_request hook failed on %s %s", rec.method, rec.path)
+            return 503, {"code": 0, "message": f"fakediscord: on_request hook: {exc!r}"}, {}
+        fault = self._take_fault(rec)
+        if fault is None:
+            return (*self._route(rec), {})
+        if fault.lose_reply:
+            self._route(rec)
+        return self._fault_reply(fault)
 
     def _route(self, rec: Recorded) -> Reply:
         for method, pattern, handler in self._routes:
@@ -604,7 +667,21 @@ class FakeDiscord:
             return UNKNOWN_CHANNEL
         if _too_big(rec.files, self.upload_limit):
             return TOO_LARGE
-        return 200, self._message_payload(self._create(cid, rec.json or {}, rec.files))
+        data = rec.json or {}
+        nonce = data.get("nonce")
+        if nonce is not None and data.get("enforce_nonce"):
+            # Discord: a message by the same author with this nonce in the past few minutes
+            # is returned instead of creating another (the bot is the only author here).
+            seen = self._nonces.get(str(nonce))
+            now = asyncio.get_running_loop().time()
+            if seen is not None and now - seen[1] < self.nonce_window_s:
+                return 200, self._message_payload(self.messages[seen[0]])
+        message = self._create(cid, data, rec.files)
+        if nonce is not None:
+            message.nonce = str(nonce)
+            if data.get("enforce_nonce"):
+                self._nonces[message.nonce] = message.id, asyncio.get_running_loop().time()
+        return 200, self._message_payload(message)
 
     def _channel_message(self, rec: Recorded, cid: str, mid: str) -> Reply:
         message = self.messages.get(mid)
@@ -661,7 +738,7 @@ class FakeDiscord:
             "edited_timestamp": message.edited_timestamp, "tts": False,
             "mention_everyone": False, "mentions": [], "mention_roles": [], "pinned": False,
             "type": 0, "flags": message.flags, "embeds": message.embeds,
-            "components": message.components, "attachments": [
+            "components": message.components, "nonce": message.nonce, "attachments": [
                 {"id": aid, "filename": name, "size": len(data),
                  "content_type": mimetypes.guess_type(name)[0],
                  "url": f"{self.url}/attachments/{aid}/{name}",  # not served

@@ -220,3 +220,66 @@ async def test_channel_messages(fake: FakeDiscord, bot: PingBot) -> None:
     fake.forbidden_channels.add("3000")
     with pytest.raises(discord.Forbidden):
         await channel.send("nope")
+
+
+@pytest.mark.asyncio
+async def test_enforced_nonce_posts_once(fake: FakeDiscord, bot: PingBot) -> None:
+    """Two posts with the same enforced nonce make one message; both get its id back."""
+    channel = bot.get_channel(3000)
+    first = await channel.send("once", nonce="job-1")
+    again = await channel.send("once more", nonce="job-1")
+    other = await channel.send("other", nonce="job-2")
+    assert again.id == first.id != other.id
+    assert [m.content for m in fake.messages.values()] == ["once", "other"]
+    assert fake.messages[str(first.id)].nonce == "job-1"
+
+
+@pytest.mark.asyncio
+async def test_lost_reply_still_posts(fake: FakeDiscord, bot: PingBot) -> None:
+    """lose_reply: Discord posts the message, the bot only sees the error."""
+    fake.fail_next("POST", r"/channels/3000/messages", 503, lose_reply=True)
+    with pytest.raises(discord.DiscordServerError):
+        await bot.get_channel(3000).send("made anyway")
+    assert [m.content for m in fake.messages.values()] == ["made anyway"]
+
+
+@pytest.mark.asyncio
+async def test_outage_lasts_until_lifted(fake: FakeDiscord, bot: PingBot) -> None:
+    """An outage answers 503 to every matching request until lifted, then Discord is back."""
+    channel = bot.get_channel(3000)
+    outage = fake.outage("POST", r"/channels/\d+/messages")
+    for _ in range(2):
+        with pytest.raises(discord.DiscordServerError):
+            await channel.send("down")
+    outage.lift()
+    await channel.send("up")
+    assert outage.hits == 2 and [m.content for m in fake.messages.values()] == ["up"]
+
+
+@pytest.mark.asyncio
+async def test_outage_for_a_window_ends_by_itself(fake: FakeDiscord, bot: PingBot) -> None:
+    """An outage given `seconds` stops answering once they have passed."""
+    outage = fake.outage("POST", r"/channels/\d+/messages", seconds=0)
+    await bot.get_channel(3000).send("after the window")
+    assert outage.hits == 0
+
+
+@pytest.mark.asyncio
+async def test_on_request_sees_each_request_before_its_answer(fake: FakeDiscord,
+                                                              bot: PingBot) -> None:
+    """on_request hooks run before the answer; a failing hook fails the request with a 503."""
+    seen: list[str] = []
+    fake.on_request.append(lambda rec: seen.append(rec.path))
+    await bot.get_channel(3000).send("seen")
+    assert seen == ["/channels/3000/messages"]
+    fake.on_request.append(lambda rec: 1 / 0)
+    with pytest.raises(discord.DiscordServerError):
+        await bot.get_channel(3000).fetch_message(1)
+
+
+@pytest.mark.asyncio
+async def test_unchecked_option_types_reach_the_bot(fake: FakeDiscord, bot: PingBot) -> None:
+    """check_types=False sends a value of another type than declared, as a stale client can."""
+    interaction = fake.slash("ping", {"followup": "yes"}, check_types=False)
+    assert interaction.payload["data"]["options"] == [
+        {"name": "followup", "type": 5, "value": "yes"}]

@@ -140,9 +140,10 @@ def test_payload_missing_a_parameter_takes_its_default():
 
 
 def test_every_parameter_has_what_every_surface_needs():
-    """Each parameter has a label and help, bounds or choices, and a distinct payload tag."""
+    """Each parameter has a label and help, bounds, choices or a length, and a distinct tag."""
     tags = [p.tag for p in PARAMS.values() if p.tag]
     assert len(tags) == len(set(tags))
     for spec in PARAMS.values():
         assert spec.label and spec.help and len(spec.help) <= 80
-        assert spec.choices or (spec.low is not None and spec.high is not None)
+        assert spec.choices or (spec.low is not None and spec.high is not None) or (
+            spec.kind is str and spec.max_length)

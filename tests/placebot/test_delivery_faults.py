@@ -105,5 +105,5 @@ async def test_job_past_the_timeout_is_stopped_and_its_user_told(fake, start_bot
         await fake.wait_for(lambda: interaction.original and
                             "longer than the 0.05 s limit" in interaction.original.content, 60)
         after = fake.slash("place", user_id=5)
-        bot.worker.job_timeout_s = 600
+        bot.jobs.worker.job_timeout_s = 600
         await wait_result(fake, after)

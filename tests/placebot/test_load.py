@@ -75,7 +75,7 @@ async def test_200_interactions_from_100_users_in_one_second(fake, start_bot):
         async def watch_queue():
             nonlocal longest_queue
             while True:
-                longest_queue = max(longest_queue, len(bot.queue))
+                longest_queue = max(longest_queue, len(bot.jobs.queue))
                 await asyncio.sleep(0.005)
 
         watcher = asyncio.create_task(watch_queue())

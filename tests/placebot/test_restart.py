@@ -34,8 +34,8 @@ async def test_jobs_kept_over_a_restart_are_posted_in_their_channel(fake, start_
     async with start_bot(data_dir=data) as bot:
         posted = await fake.wait_for(lambda: len(_channel_results(fake)) == 2 and
                                      _channel_results(fake), timeout=60)
-        ids = [row[0] for row in bot.journal._db.execute("SELECT job_id FROM jobs")]
-        await fake.wait_for(lambda: {bot.journal.state(i) for i in ids} == {"done"})
+        ids = [row[0] for row in bot.jobs.journal._db.execute("SELECT job_id FROM jobs")]
+        await fake.wait_for(lambda: {bot.jobs.journal.state(i) for i in ids} == {"done"})
     seeds = sorted(embed_fields(m)["Seed"] for m in posted)
     assert seeds == ["1", "2"]
     assert {m.content.split()[0] for m in posted} == {"<@1>", "<@2>"}
@@ -70,7 +70,7 @@ async def test_sigterm_finishes_the_running_job_and_exits_within_10_seconds(
     await asyncio.wait_for(runner, 10)
     assert time.monotonic() - started < 10
     assert bot.is_closed() and job.original.embeds
-    assert type(bot.journal)(tmp_path / "data" / "jobs.sqlite3").recover().retry == []
+    assert type(bot.jobs.journal)(tmp_path / "data" / "jobs.sqlite3").recover().retry == []
 
 
 async def test_buttons_of_a_result_keep_working_after_a_restart(fake, start_bot, tmp_path):
@@ -137,7 +137,7 @@ async def test_a_journal_row_that_cannot_be_decoded_is_skipped_and_the_others_ru
     journal.close()
     async with start_bot(data_dir=data) as bot:
         posted = await fake.wait_for(lambda: _channel_results(fake), 60)
-        assert bot.journal.state("badbadbadbad") == "failed"
+        assert bot.jobs.journal.state("badbadbadbad") == "failed"
     assert [m.content.split()[0] for m in posted] == ["<@65>"]
 
 
@@ -212,7 +212,7 @@ async def test_a_render_that_never_returns_is_reported_and_the_bot_restarts_for_
     bot closes itself to restart (as bot.py does), and the job behind it runs after that."""
     data = tmp_path / "data"
     async with start_bot(data_dir=data, job_timeout_s=0.3, max_batch=1) as bot:
-        bot.worker.stuck_grace_s = 0.3
+        bot.jobs.worker.stuck_grace_s = 0.3
         gated.close()  # the render waits at the gate: it polls no stop flag, like a hung call
         stuck = fake.slash("place", {"seed": 1}, user_id=71)
         await asyncio.to_thread(gated.entered.wait, 10)

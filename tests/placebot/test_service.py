@@ -26,6 +26,6 @@ async def test_old_rows_are_rendered_and_a_malformed_one_is_skipped(fake, start_
     async with start_bot(data_dir=data) as bot:
         posted = await fake.wait_for(
             lambda: [m for m in fake.messages.values() if m.embeds], timeout=60)
-        await fake.wait_for(lambda: bot.journal.state("0123456789ab") == "done")
-        assert bot.journal.state("ba9876543210") == "failed"
+        await fake.wait_for(lambda: bot.jobs.journal.state("0123456789ab") == "done")
+        assert bot.jobs.journal.state("ba9876543210") == "failed"
     assert embed_fields(posted[0])["Seed"] == "7"

@@ -24,6 +24,9 @@ class RecordingReporter:
         self.events.append(event)
         self.done.set()
 
+    async def acknowledge(self, job, place):
+        self.events.append(("acknowledge", job.id, place.position))
+
     async def loading(self, jobs):  # instead of started() when the model must load first
         self.events.append(("loading", [j.id for j in jobs]))
         self.started_event.set()
@@ -44,8 +47,11 @@ class RecordingReporter:
     async def cancelled(self, job):
         self._add("cancelled", job.id)
 
-    async def queue_moved(self):
-        pass
+    async def restarting(self, job):
+        self.events.append(("restarting", job.id))
+
+    async def queue_moved(self, waiting):
+        self.events.append(("queue_moved", [(job.id, place.position) for job, place in waiting]))
 
     def endings(self, job):
         return [e for e in self.events if e[0] in ("finished", "failed", "cancelled")
@@ -256,19 +262,41 @@ async def test_loading_the_model_does_not_count_against_the_job_timeout():
 
 async def test_a_render_that_never_returns_is_failed_and_a_fresh_engine_asked_for():
     """Past the timeout plus the grace, a wedged render is reported failed with the reason,
-    the stuck action runs once, and the next job renders on a fresh engine thread."""
+    the stuck action runs once, and the job behind it is left waiting for the new engine."""
     wedged = threading.Event()
     renderer = StubRenderer(lambda jobs: wedged.wait())
+    queue = JobQueue(max_size=10, user_max=5)
+    reporter = RecordingReporter()
+    asked = asyncio.Event()
     stuck = []
+    worker = Worker(queue, renderer, reporter, max_batch=1, job_timeout_s=0.2,
+                    stuck_grace_s=0.2, on_stuck=lambda error: (stuck.append(error), asked.set()))
     first, second = _job(1), _job(2)
+    queue.submit(first)
+    queue.submit(second)
+    task = worker.start()
     try:
-        reporter = await _run(renderer, [first, second], max_batch=1, job_timeout_s=0.2,
-                              stuck_grace_s=0.2, on_stuck=stuck.append)
+        await asyncio.wait_for(asked.wait(), 30)
+        await asyncio.wait_for(task, 10)  # the worker stops taking jobs
     finally:
         wedged.set()
     [ending] = reporter.endings(first)
     assert ending[0] == "failed" and isinstance(ending[2], EngineStuck)
     assert "stopped responding" in str(ending[2]) and stuck == [ending[2]]
+    assert reporter.endings(second) == [] and queue.waiting == [second]
+
+
+async def test_without_a_stuck_action_the_worker_goes_on_with_a_fresh_thread():
+    """A worker nobody can restart renders the next job on a new engine thread."""
+    wedged = threading.Event()
+    renderer = StubRenderer(lambda jobs: wedged.wait())
+    first, second = _job(1), _job(2)
+    try:
+        reporter = await _run(renderer, [first, second], max_batch=1, job_timeout_s=0.2,
+                              stuck_grace_s=0.2)
+    finally:
+        wedged.set()
+    assert isinstance(reporter.endings(first)[0][2], EngineStuck)
     assert reporter.endings(second)[0][0] == "finished"
 
 

@@ -8,9 +8,8 @@ import random
 import pytest
 
 from pipeline.params import RenderRequest
-from placebot.jobqueue import QueueFull, QueueRefusal, UserLimitReached, new_job_id
+from placebot.jobqueue import CooldownActive, QueueFull, QueueRefusal, UserLimitReached, new_job_id
 from placebot.redisqueue import keys
-from placebot.service import CooldownActive
 
 RENDER = RenderRequest(steps=4, strength=0.5, recursions=1).resolve(random.Random(7))
 

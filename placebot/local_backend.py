@@ -1,0 +1,172 @@
+"""The JobBackend that runs in the bot's own process: an in-memory JobQueue, a SQLite Journal
+that keeps accepted jobs over restarts, and one Worker rendering on this machine's device.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+
+from pipeline.engine import Renderer
+from pipeline.errors import PipelineError
+from pipeline.params import RenderJob
+from placebot.backend import (
+    CancelOutcome,
+    QueueStatus,
+    Reporter,
+    Reservation,
+)
+from placebot.delivery import Delivery
+from placebot.jobqueue import CooldownActive, Job, JobQueue, JobState
+from placebot.journal import MAX_TRIES, Journal, JournalEntry
+from placebot.settings import Settings
+from placebot.watchdog import EngineStuck
+from placebot.worker import Worker
+
+log = logging.getLogger(__name__)
+
+CANCELLED_BY_USER = "cancelled by its requester"
+RESTART_NOTICE_S = 2.0  # the waiting users' notices share this, inside Docker's 10 s
+
+
+class LocalBackend:
+    """JobBackend (placebot.backend) in this process. The journal is written in a thread."""
+
+    def __init__(self, queue: JobQueue, worker: Worker, journal: Journal, reporter: Reporter,
+                 *, user_cooldown_s: float = 0.0):
+        self.queue = queue
+        self.worker = worker
+        self.journal = journal
+        self.reporter = reporter
+        self.user_cooldown_s = user_cooldown_s
+        self._last_accepted: dict[int, float] = {}
+
+    @classmethod
+    def from_settings(cls, settings: Settings, renderer: Renderer, journal: Journal,
+                      reporter: Reporter, *,
+                      on_engine_stuck: Callable[[EngineStuck], None] | None = None,
+                      ) -> LocalBackend:
+        queue = JobQueue(settings.queue_max, settings.user_max)
+        worker = Worker(queue, renderer, reporter, max_batch=settings.max_batch,
+                        job_timeout_s=settings.job_timeout_s, journal=journal,
+                        on_stuck=on_engine_stuck)
+        return cls(queue, worker, journal, reporter, user_cooldown_s=settings.user_cooldown_s)
+
+    # ----- admission
+    async def reserve(self, user_id: int) -> Reservation:
+        """No await before the place is taken: the checks and the place are one step."""
+        self._check_cooldown(user_id)
+        self.queue.reserve(user_id)
+        return Reservation(user_id)
+
+    async def release(self, reservation: Reservation) -> None:
+        self.queue.release(reservation.user_id)
+
+    async def submit(self, reservation: Reservation, render: RenderJob,
+                     delivery: Delivery) -> Job:
+        user_id = reservation.user_id
+        job = Job(user_id=user_id, render=render, context=delivery)
+        try:  # written down before the user is told: a restart from here on loses nothing
+            await asyncio.to_thread(self.journal.add, job.id, user_id, render.to_dict(),
+                                    delivery.to_dict())
+        except BaseException:
+            self.queue.release(user_id)
+            raise
+        self.queue.submit(job, reserved=True)
+        self._last_accepted[user_id] = time.monotonic()
+        log.info("job %s queued for user %s: %s", job.id, user_id, render)
+        await self.reporter.acknowledge(job, self.worker.place(job))
+        return job
+
+    def _check_cooldown(self, user_id: int) -> None:
+        last = self._last_accepted.get(user_id)
+        if self.user_cooldown_s and last is not None:
+            left = self.user_cooldown_s - (time.monotonic() - last)
+            if left > 0:
+                raise CooldownActive(left)
+
+    # ----- a job's user acting on it
+    async def cancel(self, job_id: str, user_id: int) -> CancelOutcome:
+        job = self.queue.find(job_id)
+        if job is None or job.user_id != user_id:  # gone, or a forged id
+            return CancelOutcome.NOT_FOUND
+        self.queue.cancel(job, CANCELLED_BY_USER)
+        if job.state is not JobState.CANCELLED:
+            return CancelOutcome.STOPPING  # the worker stops it and reports it
+        # It was waiting, so the worker will never see it: journalled first, since a restart
+        # must never render a cancelled job, then its user and the queue behind it are told.
+        await asyncio.to_thread(self.journal.mark_cancelled, job.id)
+        await self.reporter.cancelled(job)
+        await self.worker.announce_queue_moved()
+        return CancelOutcome.REMOVED
+
+    async def status(self) -> QueueStatus:
+        store = self.worker.renderer.store.describe()
+        return QueueStatus(
+            waiting=len(self.queue), running=len(self.queue.running),
+            average_job_s=self.worker.timer.average,
+            loaded_models=tuple(store["loaded"]), device=store["device"],
+            vram_mode=store["vram_mode"],
+        )
+
+    # ----- the process's life
+    async def start(self) -> None:
+        await self.recover()
+        self.worker.start()
+
+    async def recover(self) -> int:
+        """Queue the jobs the journal holds from before a restart; report those given up on.
+        A row that cannot be decoded is skipped (the journal logs it and marks it failed), so
+        that one bad row cannot stop the bot from starting."""
+        recovery = await asyncio.to_thread(self.journal.recover, _job_of)
+        for job in recovery.retry:
+            self.queue.restore(job)
+        for job in recovery.give_up:
+            log.error("giving up on job %s: the bot stopped %d times while rendering it",
+                      job.id, MAX_TRIES)
+            error = PipelineError(f"the bot stopped {MAX_TRIES} times while rendering it, so "
+                                  "it was dropped")
+            try:
+                await self.reporter.failed(job, error)
+            except Exception:
+                log.exception("could not tell user %s that job %s was dropped",
+                              job.user_id, job.id)
+        if recovery.retry or recovery.give_up:
+            log.info("recovered %d job(s) from the journal, gave up on %d",
+                     len(recovery.retry), len(recovery.give_up))
+        return len(recovery.retry)
+
+    async def shutdown(self, grace_s: float, notify_s: float = RESTART_NOTICE_S) -> None:
+        """Accept nothing new, tell waiting users their job is kept, stop the worker, close
+        the journal.
+
+        The worker stops taking jobs before anyone is told, and the notices go out together
+        under their own deadline, so that the whole stop fits Docker's 10 seconds."""
+        try:
+            await self._stop(grace_s, notify_s)
+        finally:
+            self.journal.close()
+
+    async def _stop(self, grace_s: float, notify_s: float) -> None:
+        self.worker.stop_taking_jobs()
+        waiting = self.queue.close()
+        notices = [asyncio.ensure_future(self._tell_restarting(job)) for job in waiting]
+        stopping = asyncio.ensure_future(self.worker.stop(grace_s))
+        if notices:
+            _done, late = await asyncio.wait(notices, timeout=notify_s)
+            for task in late:
+                task.cancel()
+        await stopping
+
+    async def _tell_restarting(self, job: Job) -> None:
+        try:
+            await self.reporter.restarting(job)
+        except Exception:
+            log.exception("could not tell the user of job %s about the restart", job.id)
+
+
+def _job_of(entry: JournalEntry) -> Job:
+    return Job(user_id=entry.user_id, render=RenderJob.from_dict(entry.render),
+               context=Delivery.from_dict(entry.context), id=entry.job_id)

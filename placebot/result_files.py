@@ -1,0 +1,76 @@
+"""The files a result is posted as, encoded to fit a server's upload limit, and progress previews.
+
+Plain bytes: what carries them to Discord is placebot/transport.py's job.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+
+from PIL import Image
+
+from pipeline.engine import RenderResult
+from pipeline.outputs import animation_bytes, file_stem, filmstrip, job_metadata, png_bytes
+from placebot.messages import UserFacingError
+
+PREVIEW_HEIGHT = 192
+
+NamedFile = tuple[str, bytes]
+
+
+def jpeg_bytes(image: Image.Image, quality: int, scale: float = 1.0) -> bytes:
+    if scale != 1.0:
+        image = image.resize((int(image.width * scale), int(image.height * scale)))
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=quality, optimize=True)
+    return buffer.getvalue()
+
+
+def encode_result_files(result: RenderResult, size_limit: int) -> list[NamedFile]:
+    """The final image, the filmstrip and the animation, in the best encoding that fits.
+
+    PNGs carry the parameters in their metadata; when all three are too large for this
+    server, the animation goes first, then JPEGs (then a smaller strip, then the final image
+    alone) are used instead.
+    """
+    stem = file_stem(result)
+    metadata = job_metadata(result)
+    strip = filmstrip(result.frames)
+    encoded: dict[str, bytes] = {}
+
+    def once(name: str, encode: Callable[[], bytes]) -> NamedFile:
+        """Each file is encoded at most once, however many rungs of the ladder use it."""
+        if name not in encoded:
+            encoded[name] = encode()
+        return name, encoded[name]
+
+    def final_png() -> NamedFile:
+        return once(f"{stem}.png", lambda: png_bytes(result.final, metadata))
+
+    def strip_png() -> NamedFile:
+        return once(f"{stem}_strip.png", lambda: png_bytes(strip, metadata))
+
+    ladder: list[Callable[[], list[NamedFile]]] = [
+        lambda: [final_png(), strip_png(),
+                 (f"{stem}.webp", animation_bytes(result.frames))],
+        lambda: [final_png(), strip_png()],
+        lambda: [final_png(), (f"{stem}_strip.jpg", jpeg_bytes(strip, 90))],
+        lambda: [(f"{stem}.jpg", jpeg_bytes(result.final, 90)),
+                 (f"{stem}_strip.jpg", jpeg_bytes(strip, 80, 0.5))],
+        lambda: [(f"{stem}.jpg", jpeg_bytes(result.final, 75))],
+        lambda: [(f"{stem}.jpg", jpeg_bytes(result.final, 60, 0.5))],
+    ]
+    for option in ladder:
+        files = option()
+        if sum(len(data) for _, data in files) <= size_limit:
+            return files
+    raise UserFacingError(
+        f"even a small JPEG exceeds this server's upload limit of {size_limit} bytes")
+
+
+def preview_jpeg(frames: list[Image.Image]) -> NamedFile:
+    """A small JPEG filmstrip of the passes so far, for progress messages."""
+    strip = filmstrip(frames)
+    scale = PREVIEW_HEIGHT / strip.height
+    return "progress.jpg", jpeg_bytes(strip, 80, scale)

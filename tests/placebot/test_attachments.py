@@ -1,0 +1,116 @@
+"""Fetching an attached picture: declared size first, a capped stream, a bounded decode."""
+
+import io
+import threading
+from dataclasses import dataclass
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+from PIL import Image
+
+from pipeline.image_source import ImageSourceError
+from placebot import attachments
+from placebot.attachments import MB, AttachmentRefused, download, picture_source
+
+
+@dataclass
+class Attached:
+    filename: str
+    size: int
+    url: str
+    content_type: str | None = "image/png"
+
+
+def _png(size=(64, 48)) -> bytes:
+    buffer = io.BytesIO()
+    Image.effect_noise(size, 50).convert("RGB").save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+@pytest.fixture
+async def cdn():
+    """A stand-in for Discord's CDN on 127.0.0.1: serves `files`, counts requests and bytes."""
+    state = {"files": {}, "requests": 0, "sent": 0}
+
+    async def serve(request):
+        state["requests"] += 1
+        body = state["files"].get(request.match_info["name"])
+        if body is None:
+            return web.Response(status=404)
+        response = web.StreamResponse()
+        await response.prepare(request)
+        for start in range(0, len(body), 64 * 1024):
+            piece = body[start:start + 64 * 1024]
+            try:
+                await response.write(piece)
+            except ConnectionError:
+                break
+            state["sent"] += len(piece)
+        return response
+
+    app = web.Application()
+    app.router.add_get("/attachments/{name}", serve)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    state["url"] = lambda name: str(server.make_url(f"/attachments/{name}"))
+    yield state
+    await server.close()
+
+
+async def test_an_attachment_within_the_limit_is_fetched_whole(cdn):
+    """A small PNG arrives byte for byte."""
+    data = cdn["files"]["a.png"] = _png()
+    assert await download(Attached("a.png", len(data), cdn["url"]("a.png")), 8) == data
+
+
+async def test_a_declared_size_over_the_limit_is_refused_before_any_download(cdn):
+    """A file that says it is 9 MB is refused at 8 MB without a request to the CDN."""
+    cdn["files"]["big.png"] = _png()
+    with pytest.raises(AttachmentRefused, match=r"big\.png is 9\.0 MB; this bot takes images "
+                       r"up to 8 MB"):
+        await download(Attached("big.png", 9 * MB, cdn["url"]("big.png")), 8)
+    assert cdn["requests"] == 0
+
+
+async def test_a_download_is_cut_once_it_passes_the_limit(cdn):
+    """A file that declares 1 KB but streams 3 MB is refused once past 1 MB."""
+    cdn["files"]["liar.png"] = b"\0" * (3 * MB)
+    with pytest.raises(AttachmentRefused, match="larger than 1 MB"):
+        await download(Attached("liar.png", 1024, cdn["url"]("liar.png")), 1)
+
+
+async def test_a_file_that_is_not_an_image_is_refused_by_its_type(cdn):
+    """A declared content type other than image/* is refused before the download."""
+    with pytest.raises(AttachmentRefused, match=r"notes.txt is not an image \(text/plain\)"):
+        await download(Attached("notes.txt", 10, cdn["url"]("notes.txt"), "text/plain"), 8)
+    assert cdn["requests"] == 0
+
+
+async def test_a_failed_fetch_says_so(cdn):
+    """An HTTP error from the CDN is one plain sentence with the status."""
+    with pytest.raises(AttachmentRefused, match="HTTP 404"):
+        await download(Attached("gone.png", 10, cdn["url"]("gone.png")), 8)
+
+
+async def test_the_picture_becomes_a_pixelated_source():
+    """A 64x48 picture at pixel 16 gives a 21x16 source (its long side kept)."""
+    source = await picture_source(_png((64, 48)), 16)
+    assert source.size == (21, 16)
+
+
+async def test_an_undecodable_file_raises_the_engines_error():
+    """Bytes that are no image give the image source's own error, for the user to read."""
+    with pytest.raises(ImageSourceError, match="not an image"):
+        await picture_source(b"GIF89a but not really", 32)
+
+
+async def test_a_decode_that_hangs_is_abandoned_after_its_timeout(monkeypatch):
+    """A decode that does not finish in time is refused; the event loop is never blocked."""
+    release = threading.Event()
+    monkeypatch.setattr(attachments, "_decode_and_pixelate", lambda data, pixel: release.wait())
+    try:
+        with pytest.raises(AttachmentRefused, match=r"took more than 0\.05 s"):
+            await picture_source(b"", 32, timeout_s=0.05)
+    finally:
+        release.set()
