@@ -44,9 +44,12 @@ async def run(bot, token: str) -> None:
     stopping = set()  # holds the shutdown task so it is not garbage-collected mid-way
     uninstall = install_stop_handlers(
         loop, lambda: stopping.add(asyncio.ensure_future(bot.shutdown())))
+    from placebot.startup import login_with_retries
+
     try:
         async with bot:
-            await bot.start(token)
+            await login_with_retries(bot, token)  # Discord out of reach: retried, then one line
+            await bot.connect()
     finally:
         uninstall()
         if stopping:
@@ -75,6 +78,13 @@ def main() -> int:
     except SettingsError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
+    from placebot.startup import StartupError, check_data_dir
+
+    try:
+        check_data_dir(settings.data_dir)  # the journal must be writable before any job
+    except StartupError as exc:
+        print(f"cannot start: {exc}", file=sys.stderr)
+        return 2
     # The CUDA driver compiles some kernels (cuDNN attention) on a machine's first run, 3-5 s
     # (bench/README.md, first start): keep its cache with the bot's data, on the Docker volume.
     os.environ.setdefault("CUDA_CACHE_PATH", str(settings.data_dir.resolve() / "cuda-cache"))
@@ -100,6 +110,9 @@ def main() -> int:
         code = 2
     except discord.PrivilegedIntentsRequired as exc:
         log.error("%s", exc)
+        code = 2
+    except StartupError as exc:
+        log.error("cannot start: %s", exc)
         code = 2
     # The journal is closed by now. A render stuck in a model download, or a background
     # compile, must not hold the exit past Docker's 10 seconds: leave without joining them.

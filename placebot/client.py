@@ -26,10 +26,13 @@ from placebot.local_backend import LocalBackend
 from placebot.messages import user_message
 from placebot.service import PlaceService
 from placebot.settings import Settings
+from placebot.startup import StartupError
 from placebot.transport import DiscordTransport
 from placebot.views import BUTTONS, refuse_unknown_button
 
 log = logging.getLogger(__name__)
+
+MISSING_ACCESS = 50001  # Discord's code for a guild the application is not in
 
 EXTENSIONS = ("cogs.place", "cogs.status")
 SHUTDOWN_GRACE_S = 6.0  # Docker gives 10 s; the rest is for closing the connection
@@ -76,10 +79,25 @@ class PlaceBot(commands.Bot):
         await refuse_unknown_button(interaction)
 
     async def _beat_while_connected(self) -> None:
-        """Touch the health file while the gateway connection is up (Docker HEALTHCHECK)."""
+        """Touch the health file while the gateway connection is up (Docker HEALTHCHECK).
+
+        A failed write (full disk, say) is logged and tried again at the next beat: a
+        heartbeat that stopped for good would mark a serving bot unhealthy."""
+        failing = False
         while not self.is_closed():
             if self.ws is not None and self.ws.open and self.is_ready():
-                await asyncio.to_thread(health.beat, self.settings.data_dir)
+                try:
+                    await asyncio.to_thread(health.beat, self.settings.data_dir)
+                except OSError as exc:
+                    if not failing:
+                        log.warning("could not write the heartbeat file %s (%s); retrying "
+                                    "every %s s", health.heartbeat_path(self.settings.data_dir),
+                                    exc, health.EVERY_S)
+                    failing = True
+                else:
+                    if failing:
+                        log.info("heartbeat file written again")
+                    failing = False
             await asyncio.sleep(health.EVERY_S)
 
     async def _on_app_command_error(self, interaction, error) -> None:
@@ -97,12 +115,21 @@ class PlaceBot(commands.Bot):
             self.tree.copy_global_to(guild=guild)
         payload = [command.to_dict(self.tree) for command in self.tree.get_commands(guild=guild)]
         target = f"guild {guild.id}" if guild else "global"
-        digest = hashlib.sha256(json.dumps([target, payload], sort_keys=True).encode()).hexdigest()
+        # The application too: another bot token with the same data folder must sync anew.
+        synced_as = [self.application_id, target, payload]
+        digest = hashlib.sha256(json.dumps(synced_as, sort_keys=True).encode()).hexdigest()
         marker = self.settings.data_dir / "commands.sha256"
         if marker.is_file() and marker.read_text().strip() == digest:
             log.info("slash commands unchanged (%s); not syncing", target)
             return False
-        synced = await self.tree.sync(guild=guild)
+        try:
+            synced = await self.tree.sync(guild=guild)
+        except discord.Forbidden as exc:
+            if guild is None or exc.code != MISSING_ACCESS:
+                raise
+            raise StartupError("DISCORD_GUILD_ID", f"is {guild.id}, a server this bot is not "
+                               "in: invite it there (see the README), or correct the id "
+                               "(empty: commands everywhere)") from None
         marker.parent.mkdir(parents=True, exist_ok=True)
         marker.write_text(digest)
         log.info("synced %d slash command(s) to %s", len(synced), target)

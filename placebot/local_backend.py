@@ -42,6 +42,7 @@ class LocalBackend:
         self.reporter = reporter
         self.user_cooldown_s = user_cooldown_s
         self._last_accepted: dict[int, float] = {}
+        self._accepted_before: dict[int, float | None] = {}  # restored if a reservation goes
 
     @classmethod
     def from_settings(cls, settings: Settings, renderer: Renderer, journal: Journal,
@@ -59,10 +60,20 @@ class LocalBackend:
         """No await before the place is taken: the checks and the place are one step."""
         self._check_cooldown(user_id)
         self.queue.reserve(user_id)
+        if self.user_cooldown_s:  # the cooldown runs from now: a /place in the same moment waits
+            self._accepted_before[user_id] = self._last_accepted.get(user_id)
+            self._last_accepted[user_id] = time.monotonic()
         return Reservation(user_id)
 
     async def release(self, reservation: Reservation) -> None:
-        self.queue.release(reservation.user_id)
+        user_id = reservation.user_id
+        self.queue.release(user_id)
+        if user_id in self._accepted_before:  # the job never came: its cooldown goes too
+            previous = self._accepted_before.pop(user_id)
+            if previous is None:
+                self._last_accepted.pop(user_id, None)
+            else:
+                self._last_accepted[user_id] = previous
 
     async def submit(self, reservation: Reservation, render: RenderJob,
                      delivery: Delivery) -> Job:
@@ -75,7 +86,7 @@ class LocalBackend:
             self.queue.release(user_id)
             raise
         self.queue.submit(job, reserved=True)
-        self._last_accepted[user_id] = time.monotonic()
+        self._accepted_before.pop(user_id, None)
         log.info("job %s queued for user %s: %s", job.id, user_id, render)
         await self.reporter.acknowledge(job, self.worker.place(job))
         return job

@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 
 PREFIX = "place"
 NO_LONGER_VALID = "This button is no longer valid."
+ALREADY_DELETED = "This picture was already deleted."
 
 
 # ----- the payloads of Re-roll and New crop: what to render again (the seed is left open)
@@ -181,7 +182,10 @@ class DeleteButton(discord.ui.DynamicItem[discord.ui.Button],
                 "messages, can delete it.", ephemeral=True)
             return
         await interaction.response.defer()
-        await interaction.delete_original_response()
+        try:
+            await interaction.delete_original_response()
+        except discord.NotFound:  # a second click that came before the first one's delete
+            await interaction.followup.send(ALREADY_DELETED, ephemeral=True)
 
 
 CANCEL_ANSWERS = {
