@@ -25,7 +25,7 @@ from tests.support.bot_harness import custom_ids, embed_fields, wait_result
 FORGED = [
     "place:reroll:../../etc/passwd",
     "place:reroll:m1.4:c2017:x3:y4:s0.5:t4:r98",  # 98 recursions
-    "place:reroll:1.4:2017:3:4:0.5:4:4",  # the first version's format
+    "place:reroll:1.4:2017:3:4:0.5:4:x",  # the old format, malformed
     "place:delete:not-a-user",
     "place:explode:1",
     "someone-elses-button",
