@@ -112,6 +112,10 @@ def main() -> int:
         code = 2
     # The journal is closed by now. A render stuck in a model download, or a background
     # compile, must not hold the exit past Docker's 10 seconds: leave without joining them.
+    if bot.restart_reason is not None:  # a stuck render engine: start afresh, same process
+        from placebot.restart import reexec
+
+        reexec(bot.restart_reason)
     logging.shutdown()
     sys.stdout.flush()
     sys.stderr.flush()

@@ -51,6 +51,9 @@ class PlaceBot(commands.Bot):
         self._stopping = False
         self._heartbeat: asyncio.Task | None = None
         self.shutdown_grace_s = SHUTDOWN_GRACE_S
+        # Set when the render engine is stuck: bot.py re-executes the process once closed.
+        self.restart_reason: str | None = None
+        self._restarting: asyncio.Task | None = None
 
     def _backend(self, settings: Settings, renderer: Renderer | None) -> JobBackend:
         """PLACE_REDIS_URL: jobs in Redis, rendered by worker processes; else everything in
@@ -64,7 +67,8 @@ class PlaceBot(commands.Bot):
             safety_checker=settings.safety_checker, compile=settings.compile,
         ))
         return LocalBackend.from_settings(
-            settings, renderer, Journal(settings.data_dir / "jobs.sqlite3"), self.reporter)
+            settings, renderer, Journal(settings.data_dir / "jobs.sqlite3"), self.reporter,
+            on_engine_stuck=self.restart_for_fresh_engine)
 
     async def setup_hook(self) -> None:
         # Buttons first: they need no cog, so they work even if a cog fails to load.
@@ -150,6 +154,13 @@ class PlaceBot(commands.Bot):
                 await interaction.response.send_message(text, ephemeral=True)
         except discord.HTTPException:
             log.warning("could not tell the user of interaction %s", interaction.id)
+
+    def restart_for_fresh_engine(self, error: Exception) -> None:
+        """The render engine is stuck (placebot.watchdog): close gracefully, then bot.py runs
+        the process again; the journal brings back the jobs still waiting."""
+        if self.restart_reason is None:
+            self.restart_reason = str(error)
+            self._restarting = asyncio.create_task(self.close(), name="restart")
 
     async def on_ready(self) -> None:
         log.info("connected as %s (id %s) to %d server(s)", self.user,
