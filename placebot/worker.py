@@ -242,6 +242,7 @@ class Worker:
         else:  # shutting down meanwhile: it stays in the journal for the restart
             job.state = JobState.QUEUED
             await self._record(f"job {job.id}", partial(_mark_returned, [job.id]))
+            await self._safely(self.reporter.restarting(job))
 
     async def _load_model(self, jobs: list[Job]) -> None:
         """Load the batch's model on the engine's thread before the render and its timeout
