@@ -47,11 +47,13 @@ def result_edits(fake, interaction) -> list:
 
 async def test_two_bots_and_two_workers_answer_one_place_once(fake, valkey, redis_bot):
     """Two bot processes and two workers: a /place gets its result in its own response,
-    edited once, and nothing is posted in the channel."""
+    edited once, nothing is posted in the channel, and neither bot keeps the job after."""
     renderers = [TrackingRenderer(), TrackingRenderer()]
-    async with running_workers(valkey.url, renderers), redis_bot("a"), redis_bot("b"):
+    async with (running_workers(valkey.url, renderers), redis_bot("a") as a,
+                redis_bot("b") as b):
         interaction = fake.slash("place")
         result = await wait_result(fake, interaction)
+        await fake.wait_for(lambda: not a.jobs.queue.local and not b.jobs.queue.local, 30)
     assert interaction.callbacks[0]["type"] == 5  # deferred at once
     assert len(result_edits(fake, interaction)) == 1
     assert [i.split(":")[1] for i in custom_ids(result)] == ["reroll", "newcrop", "delete"]
