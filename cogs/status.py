@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import discord
@@ -35,9 +36,11 @@ def presence_text(status: QueueStatus) -> str:
 
 
 class StatusCog(commands.Cog, name="Status"):
-    def __init__(self, jobs: JobBackend, client: discord.Client):
+    def __init__(self, jobs: JobBackend, client: discord.Client,
+                 owner_notices: Callable[[], list[str]] = list):
         self.jobs = jobs
         self.client = client  # for the presence
+        self.owner_notices = owner_notices  # problems the owner should fix, one line each
         self._shown: str | None = None
         self.update_presence.start()
 
@@ -53,6 +56,9 @@ class StatusCog(commands.Cog, name="Status"):
                           ("Loaded model", "loaded"), ("Device", "device"),
                           ("VRAM mode", "vram_mode"), ("Average job time", "average")):
             embed.add_field(name=name, value=facts[key], inline=True)
+        notices = self.owner_notices()
+        if notices:
+            embed.add_field(name="Needs the owner", value="\n".join(notices), inline=False)
         await interaction.response.send_message(embed=embed, ephemeral=True)
 
     @tasks.loop(seconds=PRESENCE_EVERY_S)
@@ -68,4 +74,4 @@ class StatusCog(commands.Cog, name="Status"):
 
 
 async def setup(bot: PlaceBot) -> None:
-    await bot.add_cog(StatusCog(bot.jobs, bot))
+    await bot.add_cog(StatusCog(bot.jobs, bot, bot.reporter.owner_notices))
