@@ -30,6 +30,8 @@ async def test_options_carry_the_definitions_bounds_and_choices(fake, start_bot)
         spec = PARAMS[name]
         if spec.choices:
             assert [c["value"] for c in option["choices"]] == list(spec.choices)
+        elif spec.kind is str:
+            assert (option["min_length"], option["max_length"]) == (1, spec.max_length)
         else:
             assert (option["min_value"], option["max_value"]) == (spec.low, spec.high)
         assert not option["required"]

@@ -29,6 +29,8 @@ import yarl
 from aiohttp import WSMsgType, web
 from discord.gateway import DiscordWebSocket
 
+from tests.support.patience import PATIENCE_S
+
 log = logging.getLogger(__name__)
 
 Json = dict[str, Any]
@@ -297,14 +299,14 @@ class FakeDiscord:
 
     # -- waiting ----------------------------------------------------------------------------
 
-    async def wait_ready(self, timeout: float = 10) -> None:
+    async def wait_ready(self, timeout: float = PATIENCE_S) -> None:
         """Waits until a client has IDENTIFY'd (READY + GUILD_CREATE sent) or RESUMEd."""
         try:
             await asyncio.wait_for(self._ready.wait(), timeout)
         except TimeoutError:
             raise TimeoutError(f"no bot ready after {timeout}s; {self._recent()}") from None
 
-    async def wait_for(self, predicate: Callable[[], Any], timeout: float = 10.0) -> Any:
+    async def wait_for(self, predicate: Callable[[], Any], timeout: float = PATIENCE_S) -> Any:
         """Polls `predicate()` every 10 ms and returns its first truthy value."""
         deadline = asyncio.get_running_loop().time() + timeout
         while not (result := predicate()):
