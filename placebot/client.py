@@ -1,8 +1,8 @@
 """The bot, and the one place where its parts are built and wired together.
 
 PlaceBot.__init__ builds the object graph: settings → renderer → journal → Discord transport
-and reporter → job backend → service. Cogs and buttons get what they use from there, typed;
-nothing is None until a later hook. setup_hook only starts things (cogs, command sync,
+and reporter → job backend → source store → service. Cogs and buttons get what they use from
+there, typed; nothing is None until a later hook. setup_hook only starts things (cogs, command sync,
 recovered jobs, the worker).
 """
 
@@ -26,12 +26,13 @@ from placebot.local_backend import LocalBackend
 from placebot.messages import user_message
 from placebot.service import PlaceService
 from placebot.settings import Settings
+from placebot.source_store import SourceStore
 from placebot.transport import DiscordTransport
 from placebot.views import BUTTONS, refuse_unknown_button
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS = ("cogs.place", "cogs.status")
+EXTENSIONS = ("cogs.place", "cogs.dream", "cogs.status")
 SHUTDOWN_GRACE_S = 6.0  # Docker gives 10 s; the rest is for closing the connection
 
 
@@ -39,6 +40,9 @@ class PlaceBot(commands.Bot):
     def __init__(self, settings: Settings, *, renderer: Renderer | None = None, **options):
         intents = discord.Intents.none()
         intents.guilds = True
+        # Pings nobody unless a message says otherwise (placebot.transport.requester_only):
+        # users' text (prompts, file names) must never ping anyone.
+        options.setdefault("allowed_mentions", discord.AllowedMentions.none())
         super().__init__(command_prefix=commands.when_mentioned, intents=intents,
                          help_command=None, **options)
         self.settings = settings
@@ -50,7 +54,9 @@ class PlaceBot(commands.Bot):
         # The one implementation of the job queue seam today: everything in this process.
         self.jobs: JobBackend = LocalBackend.from_settings(
             settings, renderer, Journal(settings.data_dir / "jobs.sqlite3"), self.reporter)
-        self.service = PlaceService(self.jobs)
+        # pictures and prompts that results' buttons name by hash (Re-roll, New crop)
+        self.sources = SourceStore(settings.data_dir / "sources")
+        self.service = PlaceService(self.jobs, self.sources)
         self._stopping = False
         self._heartbeat: asyncio.Task | None = None
         self.shutdown_grace_s = SHUTDOWN_GRACE_S
