@@ -28,7 +28,7 @@ import time
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -410,8 +410,8 @@ def time_load_phases(device: str) -> dict:
                 phases[name] = round(phases.get(name, 0) + time.perf_counter() - started, 3)
         return run
 
-    models.ModelStore._from_pretrained = timed("from_pretrained",
-                                               models.ModelStore._from_pretrained)
+    models.ModelStore._from_pretrained = timed(  # type: ignore[method-assign]
+        "from_pretrained", models.ModelStore._from_pretrained)
     models._encode_empty_prompt = timed("encode_empty_prompt", models._encode_empty_prompt)
     pipeline.accel.accelerate = timed("accelerate", pipeline.accel.accelerate)
     return phases
@@ -592,7 +592,7 @@ class Context:
         self.jobs = make_jobs(max(self.t2_jobs, 2), job_kwargs(args))
         self.images: dict = {}
         self.save_images = args.save_images
-        self._renderer = None
+        self._renderer: tuple[Any, Any] | None = None
         self._plain = None
 
     def renderer(self, mode: str):
@@ -637,7 +637,7 @@ ORDER = ("t4", "t3", "baseline", "t1", "t5", "t2")  # fresh processes first, on 
 
 def evaluate(results: dict) -> list[dict]:
     """Each goal against its measured figure (none for a smoke run)."""
-    rows = []
+    rows: list[dict] = []
     if results.get("smoke"):
         return rows
 

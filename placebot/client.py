@@ -69,7 +69,7 @@ class PlaceBot(commands.Bot):
                 await self.load_extension(extension)
             except Exception:
                 log.exception("could not load extension %s", extension)
-        self.tree.on_error = self._on_app_command_error
+        self.tree.error(self._on_app_command_error)
         await self.sync_commands_if_changed()
         await self.jobs.start()
         self._heartbeat = asyncio.create_task(self._beat_while_connected(), name="heartbeat")

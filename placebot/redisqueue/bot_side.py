@@ -26,7 +26,7 @@ from placebot.redisqueue.codec import (
     decode_result,
     text,
 )
-from placebot.redisqueue.connection import BLOCK_MS, UNREACHABLE, Outage
+from placebot.redisqueue.connection import BLOCK_MS, SOCKET_TIMEOUT_S, UNREACHABLE, Outage
 from placebot.redisqueue.store import RedisJobStore
 from placebot.redisqueue.worker_side import RETRY_S, worker_name
 
@@ -71,6 +71,7 @@ class RedisBotQueue:
         self._ack_wanted = asyncio.Event()
         self._slots = asyncio.Semaphore(CONCURRENT_EVENTS)
         self._tasks: list[asyncio.Task] = []
+        self._stopping = False
 
     # ----- admission
     async def submit(self, job: Job, context: dict) -> int:
@@ -101,9 +102,16 @@ class RedisBotQueue:
                        asyncio.create_task(self._claim_forever(), name="redis-claims")]
 
     async def stop(self) -> None:
-        """Stop reading; let the events in hand finish and be acknowledged."""
-        for task in self._tasks[:1] + self._tasks[2:]:
-            task.cancel()
+        """Stop reading; let the events in hand finish and be acknowledged. The read under
+        way is let finish (within BLOCK_MS) rather than cut: entries the server handed to a
+        cut read would sit unacknowledged until another bot took them over."""
+        self._stopping = True
+        reader, claimer = self._tasks[0], self._tasks[2]
+        claimer.cancel()
+        try:
+            await asyncio.wait_for(asyncio.shield(reader), BLOCK_MS / 1000 + SOCKET_TIMEOUT_S)
+        except (TimeoutError, asyncio.TimeoutError):
+            reader.cancel()
         pending = [f for f in self._chains.values() if not f.done()]
         if pending:
             await asyncio.wait(pending, timeout=10)
@@ -111,7 +119,7 @@ class RedisBotQueue:
         self._tasks[1].cancel()
 
     async def _read_forever(self) -> None:
-        while True:
+        while not self._stopping:
             try:
                 events = await self.store.read_events(self.name, READ_COUNT, BLOCK_MS)
                 self.outage.back()

@@ -1,12 +1,12 @@
 """What crosses Redis, and the checks on the way back: nothing read from Redis is trusted.
 
 A job's render parameters are validated exactly as the bot validates a /place request; a
-result's images are checked for count and size before they are decoded.
+result's images travel as raw RGB bytes with their size, checked (count, size, byte length)
+before an image is built from them.
 """
 
 from __future__ import annotations
 
-import io
 import json
 from collections.abc import Mapping
 
@@ -18,7 +18,6 @@ from pipeline.params import RenderJob, RenderRequest
 
 FRAME_SIDE = 512  # the engine's output size: nothing larger is accepted back
 PREVIEW_SIDE = 192  # progress previews are shown this high; frames are shrunk to it to travel
-PNG_LEVEL = 1  # lossless and fast: the bot re-encodes the result for Discord anyway
 
 
 class InvalidJob(PipelineError):
@@ -57,30 +56,40 @@ def decode_context(raw: bytes | str) -> dict:
     return context
 
 
-def _png(image: Image.Image) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG", compress_level=PNG_LEVEL)
-    return buffer.getvalue()
+def _raw(image: Image.Image) -> tuple[bytes, list[int]]:
+    """An image's RGB pixels and its size: a copy, no compression (the bot re-encodes the
+    result for Discord anyway, and PNG here cost more than everything else a job does)."""
+    rgb = image if image.mode == "RGB" else image.convert("RGB")
+    return rgb.tobytes(), [rgb.width, rgb.height]
 
 
-def _image(data: bytes, largest: int) -> Image.Image:
-    try:
-        image = Image.open(io.BytesIO(data))
-        if image.width > largest or image.height > largest:  # known before decoding pixels
-            raise InvalidJob(f"an image of {image.width}x{image.height} exceeds {largest}")
-        image.load()
-    except (OSError, SyntaxError) as exc:
-        raise InvalidJob(f"an image does not decode ({exc})") from None
-    return image.convert("RGB")
+def _image(data: bytes, size, largest: int) -> Image.Image:
+    """Pixels read back, checked against their stated size before anything is built."""
+    width, height = (int(side) for side in size)
+    if not (0 < width <= largest and 0 < height <= largest):
+        raise InvalidJob(f"an image of {width}x{height} (each side 1 to {largest} allowed)")
+    if len(data) != width * height * 3:
+        raise InvalidJob(f"an image of {width}x{height} has {len(data)} bytes, "
+                         f"not {width * height * 3}")
+    return Image.frombytes("RGB", (width, height), data)
+
+
+def _frames(images: list[Image.Image]) -> tuple[dict[str, bytes | str], list[list[int]]]:
+    fields: dict[str, bytes | str] = {}
+    sizes = []
+    for index, image in enumerate(images):
+        fields[f"frame{index}"], size = _raw(image)
+        sizes.append(size)
+    return fields, sizes
 
 
 def encode_result(result: RenderResult) -> dict[str, bytes | str]:
+    fields, sizes = _frames(result.frames)
+    fields["tiles"], tiles_size = _raw(result.tiles)
     meta = {"pass_seconds": result.pass_seconds, "model_id": result.model_id,
-            "nsfw": result.nsfw_flagged, "frames": len(result.frames)}
-    fields: dict[str, bytes | str] = {"meta": json.dumps(meta), "tiles": _png(result.tiles)}
-    for index, frame in enumerate(result.frames):
-        fields[f"frame{index}"] = _png(frame)
-    return fields
+            "nsfw": result.nsfw_flagged, "frames": len(result.frames), "sizes": sizes,
+            "tiles_size": tiles_size}
+    return {"meta": json.dumps(meta), **fields}
 
 
 def decode_result(fields: Mapping[bytes, bytes], job: RenderJob) -> RenderResult:
@@ -88,31 +97,38 @@ def decode_result(fields: Mapping[bytes, bytes], job: RenderJob) -> RenderResult
     try:
         meta = json.loads(text(fields[b"meta"]))
         count = int(meta["frames"])
-        if count != job.passes + 1:
+        if count != job.passes + 1 or len(meta["sizes"]) != count:
             raise InvalidJob(f"the result has {count} frames, the job {job.passes} passes")
-        frames = [_image(fields[f"frame{i}".encode()], FRAME_SIDE) for i in range(count)]
+        frames = [_image(fields[f"frame{i}".encode()], meta["sizes"][i], FRAME_SIDE)
+                  for i in range(count)]
         seconds = [float(s) for s in meta["pass_seconds"]]
-        return RenderResult(job=job, tiles=_image(fields[b"tiles"], FRAME_SIDE), frames=frames,
-                            pass_seconds=seconds, model_id=str(meta["model_id"]),
+        return RenderResult(job=job, tiles=_image(fields[b"tiles"], meta["tiles_size"],
+                                                  FRAME_SIDE),
+                            frames=frames, pass_seconds=seconds, model_id=str(meta["model_id"]),
                             nsfw_flagged=bool(meta["nsfw"]))
     except (KeyError, ValueError, TypeError) as exc:
         raise InvalidJob(f"the result is malformed ({exc!r})") from None
 
 
 def encode_progress(pass_number: int, frames: list[Image.Image]) -> dict[str, bytes | str]:
-    fields: dict[str, bytes | str] = {"pass": str(pass_number), "frames": str(len(frames))}
-    for index, frame in enumerate(frames):
-        if frame.height > PREVIEW_SIDE:
-            frame = frame.resize((frame.width * PREVIEW_SIDE // frame.height, PREVIEW_SIDE))
-        fields[f"frame{index}"] = _png(frame)
-    return fields
+    previews = [frame if frame.height <= PREVIEW_SIDE else
+                frame.resize((frame.width * PREVIEW_SIDE // frame.height, PREVIEW_SIDE))
+                for frame in frames]
+    fields, sizes = _frames(previews)
+    return {"pass": str(pass_number), "sizes": json.dumps(sizes), **fields}
+
+
+def needs_shrinking(frames: list[Image.Image]) -> bool:
+    """Whether encode_progress has real work to do (resizing), worth a thread."""
+    return any(frame.height > PREVIEW_SIDE for frame in frames)
 
 
 def decode_progress(fields: Mapping[bytes, bytes], job: RenderJob) -> tuple[int, list]:
     try:
-        number, count = int(fields[b"pass"]), int(fields[b"frames"])
-        if not (1 <= number <= job.passes and count == number + 1):
-            raise InvalidJob(f"progress of pass {number} with {count} frames")
-        return number, [_image(fields[f"frame{i}".encode()], FRAME_SIDE) for i in range(count)]
-    except (KeyError, ValueError) as exc:
+        number, sizes = int(fields[b"pass"]), json.loads(text(fields[b"sizes"]))
+        if not (1 <= number <= job.passes and len(sizes) == number + 1):
+            raise InvalidJob(f"progress of pass {number} with {len(sizes)} frames")
+        return number, [_image(fields[f"frame{i}".encode()], size, FRAME_SIDE)
+                        for i, size in enumerate(sizes)]
+    except (KeyError, ValueError, TypeError) as exc:
         raise InvalidJob(f"the progress is malformed ({exc!r})") from None

@@ -3,6 +3,7 @@ one script (scripts.py), so that any number of processes can share it."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Iterable, Sequence
@@ -15,6 +16,7 @@ from pipeline.params import MODEL_KEYS, RenderJob
 from placebot.jobqueue import CooldownActive, QueueFull, UserLimitReached
 from placebot.redisqueue import keys, scripts
 from placebot.redisqueue.codec import encode_render, text
+from placebot.redisqueue.pipelining import AutoPipeline
 
 DROPPED = "it stopped a render worker {n} times in a row and was dropped"
 
@@ -46,15 +48,17 @@ def _entries(stream: str, messages) -> list[Entry]:
 
 
 class RedisJobStore:
+    """Every call may come from many tasks at once: the short ones share round trips
+    (pipelining.AutoPipeline), so a burst costs a few round trips, not one per job."""
+
     def __init__(self, client: redis.Redis, timings: keys.Timings | None = None):
         self.redis = client
         self.timings = timings or keys.Timings()
-        self._scripts = {name: client.register_script(getattr(scripts, name))
-                         for name in ("RESERVE", "ENQUEUE", "RELEASE", "TAKE", "FINISH",
-                                      "REQUEUE", "CANCEL")}
+        self.pipe = AutoPipeline(client, {name: getattr(scripts, name) for name in (
+            "RESERVE", "ENQUEUE", "RELEASE", "TAKE", "FINISH", "REQUEUE", "CANCEL")})
 
     async def _run(self, name: str, *args) -> object:
-        return await self._scripts[name](args=[keys.PREFIX, *args])
+        return await self.pipe.script(name, keys.PREFIX, *args)
 
     @property
     def _keep_ms(self) -> int:
@@ -70,6 +74,7 @@ class RedisJobStore:
             except ResponseError as exc:
                 if "BUSYGROUP" not in str(exc):
                     raise
+        await self.pipe.load_scripts()
 
     # ----- admission (bot side)
     async def reserve(self, job_id: str, user_id: int, *, user_max: int, queue_max: int) -> None:
@@ -164,9 +169,9 @@ class RedisJobStore:
 
     async def keep_alive(self, consumer: str, entries: Iterable[Entry]) -> None:
         """Reset the idle time of the entries this live worker holds (not their count)."""
-        for entry in entries:
-            await self.redis.xclaim(entry.stream, keys.WORKER_GROUP, consumer, 0,
-                                    [entry.entry_id], justid=True)
+        await asyncio.gather(*(
+            self.pipe.command("XCLAIM", entry.stream, keys.WORKER_GROUP, consumer, 0,
+                              entry.entry_id, "JUSTID") for entry in entries))
 
     async def take(self, consumer: str, entries: Sequence[Entry]) -> list[Taken]:
         if not entries:
@@ -192,15 +197,14 @@ class RedisJobStore:
         return bool(await self._run("REQUEUE", keys.WORKER_GROUP, job_id))
 
     async def publish(self, job_id: str, kind: str, fields: dict | None = None) -> None:
-        await self.redis.xadd(keys.EVENTS, {"job": job_id, "kind": kind, **(fields or {})})
+        flat: list[bytes | str] = []
+        for name, value in (fields or {}).items():
+            flat += [name, value]
+        await self.pipe.command("XADD", keys.EVENTS, "*", "job", job_id, "kind", kind, *flat)
 
     async def cancel_requests(self, job_ids: Sequence[str]) -> dict[str, str]:
-        if not job_ids:
-            return {}
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for job_id in job_ids:
-                pipe.hget(keys.job(job_id), "cancel")
-            answers = await pipe.execute()
+        answers = await asyncio.gather(*(self.pipe.command("HGET", keys.job(job_id), "cancel")
+                                         for job_id in job_ids))
         return {job_id: text(a) for job_id, a in zip(job_ids, answers, strict=True) if a}
 
     async def oldest_unread_ms(self, stream: str) -> int | None:
@@ -236,7 +240,7 @@ class RedisJobStore:
                                     justid=True)
 
     async def is_delivered(self, job_id: str) -> bool:
-        return bool(await self.redis.hexists(keys.job(job_id), "delivered"))
+        return bool(await self.pipe.command("HEXISTS", keys.job(job_id), "delivered"))
 
     async def ack_events(self, entry_ids: Sequence[str], delivered: Sequence[str] = ()) -> None:
         """The events are handled; the jobs in `delivered` had their ending delivered (their

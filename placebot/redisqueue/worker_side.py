@@ -28,6 +28,7 @@ from placebot.redisqueue.codec import (
     decode_render,
     encode_progress,
     encode_result,
+    needs_shrinking,
 )
 from placebot.redisqueue.connection import BLOCK_MS, UNREACHABLE, Outage
 from placebot.redisqueue.store import Entry, RedisJobStore
@@ -94,22 +95,23 @@ class RedisJobSource:
         back to the stream for another worker; the others ended through the reporter."""
         for job in jobs:
             if job.state is JobState.QUEUED:
-                self._spawn(self.give_back(job))
+                self.spawn(self.give_back(job))
 
     def close(self) -> list[Job]:
         """Take nothing more; the jobs read but not started go back to the stream."""
         self._closed = True
         left, self._buffer = self._buffer, []
         for job in left:
-            self._spawn(self.give_back(job))
+            self.spawn(self.give_back(job))
         return left
 
     async def drain(self) -> None:
-        """Wait for the give-backs started by finish() and close()."""
+        """Wait for the endings being stored and the give-backs started by finish() and
+        close()."""
         while self._pending:
             await asyncio.gather(*self._pending, return_exceptions=True)
 
-    def _spawn(self, coroutine) -> None:
+    def spawn(self, coroutine) -> None:
         task = asyncio.ensure_future(coroutine)
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
@@ -240,7 +242,14 @@ async def until_reachable(outage: Outage, call, *args, give_up_s: float = 600.0)
 
 class RedisReporter:
     """The Worker's Reporter in a worker process: every word goes to the events stream, and
-    an ending acknowledges the job in the same script that stores it."""
+    an ending acknowledges the job in the same script that stores it.
+
+    An ending is stored in the background: the Worker goes on to the batch's next job at
+    once, so a batch's endings share round trips (the store pipelines them). Until it is
+    stored the job stays held (kept alive, never taken over), and a stopping worker waits for
+    it (RedisJobSource.drain). A job's progress is stored before its ending: the Worker
+    waits for its progress calls before it reports the ending.
+    """
 
     def __init__(self, source: RedisJobSource):
         self.source = source
@@ -248,8 +257,7 @@ class RedisReporter:
         self.jobs_done = 0
 
     async def _publish(self, jobs: Sequence[Job], kind: str, fields: dict | None = None):
-        for job in jobs:
-            await self.store.publish(job.id, kind, fields)
+        await asyncio.gather(*(self.store.publish(job.id, kind, fields) for job in jobs))
 
     async def loading(self, jobs: Sequence[Job]) -> None:
         await self._publish(jobs, "loading")
@@ -258,25 +266,34 @@ class RedisReporter:
         await self._publish(jobs, "started")
 
     async def progress(self, job: Job, pass_number: int, frames: list) -> None:
-        fields = await asyncio.to_thread(encode_progress, pass_number, frames)
+        if needs_shrinking(frames):
+            fields = await asyncio.to_thread(encode_progress, pass_number, frames)
+        else:  # a copy of small frames: cheaper than a trip to a thread
+            fields = encode_progress(pass_number, frames)
         await self._publish([job], "progress", fields)
 
     async def _end(self, job: Job, outcome: str, fields: dict) -> None:
-        ended = await until_reachable(self.source.outage, self.store.finish, job.id, outcome,
-                                      fields)
+        try:
+            ended = await until_reachable(self.source.outage, self.store.finish, job.id,
+                                          outcome, fields)
+        except Exception:  # held no longer: the entry is taken over after the idle bound
+            log.exception("could not store the %s of job %s", outcome, job.id)
+            self.source.held.pop(job.id, None)
+            return
         self.source.held.pop(job.id, None)
         if not ended:
             log.info("job %s had already ended elsewhere; its %s is not sent", job.id, outcome)
+        elif outcome == "done":
+            self.jobs_done += 1
 
     async def finished(self, job: Job, result: RenderResult) -> None:
-        await self._end(job, "done", await asyncio.to_thread(encode_result, result))
-        self.jobs_done += 1
+        self.source.spawn(self._end(job, "done", encode_result(result)))
 
     async def failed(self, job: Job, error: Exception) -> None:
-        await self._end(job, "failed", {"error": user_message(error)})
+        self.source.spawn(self._end(job, "failed", {"error": user_message(error)}))
 
     async def cancelled(self, job: Job) -> None:
-        await self._end(job, "cancelled", {})
+        self.source.spawn(self._end(job, "cancelled", {}))
 
     async def restarting(self, job: Job) -> None:
         await self.source.give_back(job)

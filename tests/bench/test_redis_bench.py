@@ -1,0 +1,23 @@
+"""bench/redis.py's scaling benchmark runs end to end on the CPU (tiny model, two workers)."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_scaling_bench_smoke_answers_every_job_once_with_one_and_two_workers(tmp_path):
+    """`python -m bench.redis scaling --smoke`: real render worker processes on a real server,
+    every job answered exactly once with one worker and with two, and a speed-up computed."""
+    out = tmp_path / "scaling.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.redis", "scaling", "--smoke",
+         "--cache", str(tmp_path / "cache"), "--out", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=280,
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    results = json.loads(out.read_text())
+    assert results["each_answered_once"] and results["speedup"] > 0
+    assert results["workers_1"]["jobs"] == results["workers_2"]["jobs"] == 4
