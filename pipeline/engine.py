@@ -55,7 +55,8 @@ class RenderResult:
 
 def input_tiles(job: RenderJob) -> Image.Image:
     """What the job dreams on, at native resolution: its canvas crop, or its picture's square."""
-    return tiles_from_text(job.tiles) if job.on_picture else crop_canvas(job.crop)
+    # a picture job always has its tiles (RenderJob checks): a canvas crop has none
+    return tiles_from_text(job.tiles) if job.tiles is not None else crop_canvas(job.crop)
 
 
 class Renderer:

@@ -42,7 +42,7 @@ class AttachmentRefused(UserFacingError):
     """The attached file cannot be used; the message says why."""
 
 
-@dataclass(frozen=True)
+@dataclass
 class EmbeddedImage:
     """An image shown in a message's embed, as Discord's media proxy serves it (AttachedFile)."""
 

@@ -51,11 +51,14 @@ async def from_kept(store: SourceStore, request: RenderRequest,
                     rng: random.Random | None = None) -> RenderRequest:
     """A Re-roll (offset given) or New crop (offset drawn) of a kept picture; SourceExpired
     when it is gone."""
-    source = await asyncio.to_thread(store.load_picture, request.picture)
+    key = request.picture
+    if key is None:
+        raise ValueError("from_kept needs a request on a picture")
+    source = await asyncio.to_thread(store.load_picture, key)
     offset = request.offset
     if offset is None:
         offset = random_offset(source, rng or random.Random())
-    return on_square(request, request.picture, source, offset)
+    return on_square(request, key, source, offset)
 
 
 async def with_kept_prompt(store: SourceStore, request: RenderRequest,
