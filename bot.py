@@ -44,9 +44,12 @@ async def run(bot, token: str) -> None:
     stopping = set()  # holds the shutdown task so it is not garbage-collected mid-way
     uninstall = install_stop_handlers(
         loop, lambda: stopping.add(asyncio.ensure_future(bot.shutdown())))
+    from placebot.startup import login_with_retries
+
     try:
         async with bot:
-            await bot.start(token)
+            await login_with_retries(bot, token)  # Discord out of reach: retried, then one line
+            await bot.connect()
     finally:
         uninstall()
         if stopping:
@@ -68,12 +71,15 @@ def main() -> int:
         # PLACE_DEVICE=cuda:N: GPU N becomes this process's only one, before CUDA starts
         settings = replace(settings, device=pin_gpu(settings.device))
         check_device(settings)  # imports torch only for PLACE_DEVICE=cuda
-        if settings.redis_url is not None:
-            raise SettingsError("PLACE_REDIS_URL", "is for render workers (python -m "
-                                "placebot.gpu_worker) in this version; the bot itself runs "
-                                "the local queue: leave it empty in the bot's environment")
     except SettingsError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+    from placebot.startup import StartupError, check_data_dir
+
+    try:
+        check_data_dir(settings.data_dir)  # the journal must be writable before any job
+    except StartupError as exc:
+        print(f"cannot start: {exc}", file=sys.stderr)
         return 2
     # The CUDA driver compiles some kernels (cuDNN attention) on a machine's first run, 3-5 s
     # (bench/README.md, first start): keep its cache with the bot's data, on the Docker volume.
@@ -101,8 +107,15 @@ def main() -> int:
     except discord.PrivilegedIntentsRequired as exc:
         log.error("%s", exc)
         code = 2
+    except StartupError as exc:
+        log.error("cannot start: %s", exc)
+        code = 2
     # The journal is closed by now. A render stuck in a model download, or a background
     # compile, must not hold the exit past Docker's 10 seconds: leave without joining them.
+    if bot.restart_reason is not None:  # a stuck render engine: start afresh, same process
+        from placebot.restart import reexec
+
+        reexec(bot.restart_reason)
     logging.shutdown()
     sys.stdout.flush()
     sys.stderr.flush()

@@ -12,7 +12,7 @@ import inspect
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from discord import Interaction, app_commands
+from discord import AppCommandOptionType, Interaction, app_commands
 from discord.ext import commands
 
 from pipeline.params import PARAMS, Param, RenderRequest
@@ -36,7 +36,34 @@ def option_type(spec: Param) -> Any:
         return app_commands.Range[str, 1, spec.max_length] | None
     if spec.choices or spec.kind is str:
         return str | None
-    return app_commands.Range[spec.kind, spec.low, spec.high] | None
+    return DeclaredNumber(spec)
+
+
+class DeclaredNumber(app_commands.Transformer):
+    """Declares a number option's type and bounds to Discord, as app_commands.Range would,
+    and passes the value on as it came. RenderRequest.validate() checks it, type included:
+    a client holding an older declaration can send another type, and Range's own check then
+    raises a TypeError instead of the clear refusal any other bad value gets."""
+
+    def __init__(self, spec: Param):
+        self._spec = spec
+
+    @property
+    def type(self) -> AppCommandOptionType:
+        if self._spec.kind is int:
+            return AppCommandOptionType.integer
+        return AppCommandOptionType.number
+
+    @property
+    def min_value(self) -> int | float | None:
+        return self._spec.low
+
+    @property
+    def max_value(self) -> int | float | None:
+        return self._spec.high
+
+    async def transform(self, interaction: Interaction, value: Any) -> Any:
+        return value
 
 
 def option_help(spec: Param, default: Any) -> str:

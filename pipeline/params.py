@@ -112,6 +112,7 @@ class Param:
         """ParamError naming the value and what is allowed, unless it is within bounds."""
         if value is None:
             return
+        self.check_type(name, value)
         if self.choices:
             if value not in self.choices:
                 raise ParamError(f"{name} {value!r} is unknown; choose one of {self.bounds_text()}")
@@ -128,6 +129,20 @@ class Param:
             allowed = self.bounds_text()
             raise ParamError(f"{name} must be {'in ' if self.kind is float else ''}{allowed} "
                              f"but is {value}")
+
+    def check_type(self, name: str, value: Any) -> None:
+        """ParamError unless value is of this parameter's kind (an int is a fine float): a
+        Discord client holding an older declaration of /place can send another type."""
+        if self.kind is float:
+            fits = isinstance(value, int | float) and not isinstance(value, bool)
+        elif self.kind is int:
+            fits = isinstance(value, int) and not isinstance(value, bool)
+        else:
+            fits = isinstance(value, self.kind)
+        if not fits:
+            wanted = {int: "a whole number", float: "a number", str: "text"}.get(
+                self.kind, self.kind.__name__)
+            raise ParamError(f"{name} must be {wanted}, not {value!r}")
 
     def value_pattern(self) -> str:
         """A regex for this parameter's value as encode_value writes it."""

@@ -27,10 +27,13 @@ from placebot.messages import user_message
 from placebot.service import PlaceService
 from placebot.settings import Settings
 from placebot.source_store import SourceStore
+from placebot.startup import StartupError
 from placebot.transport import DiscordTransport
 from placebot.views import BUTTONS, refuse_unknown_button
 
 log = logging.getLogger(__name__)
+
+MISSING_ACCESS = 50001  # Discord's code for a guild the application is not in
 
 EXTENSIONS = ("cogs.place", "cogs.dream", "cogs.status")
 SHUTDOWN_GRACE_S = 6.0  # Docker gives 10 s; the rest is for closing the connection
@@ -46,20 +49,32 @@ class PlaceBot(commands.Bot):
         super().__init__(command_prefix=commands.when_mentioned, intents=intents,
                          help_command=None, **options)
         self.settings = settings
-        renderer = renderer or Renderer(ModelStore(
-            settings.model_ids, device=settings.device, vram_mode=settings.vram_mode,
-            safety_checker=settings.safety_checker, compile=settings.compile,
-        ))
         self.reporter = DiscordReporter(DiscordTransport(self), output_dir=settings.output_dir)
-        # The one implementation of the job queue seam today: everything in this process.
-        self.jobs: JobBackend = LocalBackend.from_settings(
-            settings, renderer, Journal(settings.data_dir / "jobs.sqlite3"), self.reporter)
+        self.jobs: JobBackend = self._backend(settings, renderer)
         # pictures and prompts that results' buttons name by hash (Re-roll, New crop)
         self.sources = SourceStore(settings.data_dir / "sources")
         self.service = PlaceService(self.jobs, self.sources)
         self._stopping = False
         self._heartbeat: asyncio.Task | None = None
         self.shutdown_grace_s = SHUTDOWN_GRACE_S
+        # Set when the render engine is stuck: bot.py re-executes the process once closed.
+        self.restart_reason: str | None = None
+        self._restarting: asyncio.Task | None = None
+
+    def _backend(self, settings: Settings, renderer: Renderer | None) -> JobBackend:
+        """PLACE_REDIS_URL: jobs in Redis, rendered by worker processes; else everything in
+        this process (a queue, a SQLite journal and one worker on this machine's device)."""
+        if settings.redis_url is not None:
+            from placebot.redis_backend import RedisBackend
+
+            return RedisBackend.from_settings(settings, self.reporter, self)
+        renderer = renderer or Renderer(ModelStore(
+            settings.model_ids, device=settings.device, vram_mode=settings.vram_mode,
+            safety_checker=settings.safety_checker, compile=settings.compile,
+        ))
+        return LocalBackend.from_settings(
+            settings, renderer, Journal(settings.data_dir / "jobs.sqlite3"), self.reporter,
+            on_engine_stuck=self.restart_for_fresh_engine)
 
     async def setup_hook(self) -> None:
         # Buttons first: they need no cog, so they work even if a cog fails to load.
@@ -78,10 +93,25 @@ class PlaceBot(commands.Bot):
         await refuse_unknown_button(interaction)
 
     async def _beat_while_connected(self) -> None:
-        """Touch the health file while the gateway connection is up (Docker HEALTHCHECK)."""
+        """Touch the health file while the gateway connection is up (Docker HEALTHCHECK).
+
+        A failed write (full disk, say) is logged and tried again at the next beat: a
+        heartbeat that stopped for good would mark a serving bot unhealthy."""
+        failing = False
         while not self.is_closed():
             if self.ws is not None and self.ws.open and self.is_ready():
-                await asyncio.to_thread(health.beat, self.settings.data_dir)
+                try:
+                    await asyncio.to_thread(health.beat, self.settings.data_dir)
+                except OSError as exc:
+                    if not failing:
+                        log.warning("could not write the heartbeat file %s (%s); retrying "
+                                    "every %s s", health.heartbeat_path(self.settings.data_dir),
+                                    exc, health.EVERY_S)
+                    failing = True
+                else:
+                    if failing:
+                        log.info("heartbeat file written again")
+                    failing = False
             await asyncio.sleep(health.EVERY_S)
 
     async def _on_app_command_error(self, interaction, error) -> None:
@@ -99,12 +129,21 @@ class PlaceBot(commands.Bot):
             self.tree.copy_global_to(guild=guild)
         payload = [command.to_dict(self.tree) for command in self.tree.get_commands(guild=guild)]
         target = f"guild {guild.id}" if guild else "global"
-        digest = hashlib.sha256(json.dumps([target, payload], sort_keys=True).encode()).hexdigest()
+        # The application too: another bot token with the same data folder must sync anew.
+        synced_as = [self.application_id, target, payload]
+        digest = hashlib.sha256(json.dumps(synced_as, sort_keys=True).encode()).hexdigest()
         marker = self.settings.data_dir / "commands.sha256"
         if marker.is_file() and marker.read_text().strip() == digest:
             log.info("slash commands unchanged (%s); not syncing", target)
             return False
-        synced = await self.tree.sync(guild=guild)
+        try:
+            synced = await self.tree.sync(guild=guild)
+        except discord.Forbidden as exc:
+            if guild is None or exc.code != MISSING_ACCESS:
+                raise
+            raise StartupError("DISCORD_GUILD_ID", f"is {guild.id}, a server this bot is not "
+                               "in: invite it there (see the README), or correct the id "
+                               "(empty: commands everywhere)") from None
         marker.parent.mkdir(parents=True, exist_ok=True)
         marker.write_text(digest)
         log.info("synced %d slash command(s) to %s", len(synced), target)
@@ -121,6 +160,13 @@ class PlaceBot(commands.Bot):
                 await interaction.response.send_message(text, ephemeral=True)
         except discord.HTTPException:
             log.warning("could not tell the user of interaction %s", interaction.id)
+
+    def restart_for_fresh_engine(self, error: Exception) -> None:
+        """The render engine is stuck (placebot.watchdog): close gracefully, then bot.py runs
+        the process again; the journal brings back the jobs still waiting."""
+        if self.restart_reason is None:
+            self.restart_reason = str(error)
+            self._restarting = asyncio.create_task(self.close(), name="restart")
 
     async def on_ready(self) -> None:
         log.info("connected as %s (id %s) to %d server(s)", self.user,

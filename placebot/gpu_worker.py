@@ -54,8 +54,9 @@ def _gpu_name(device: str) -> str:
 
 
 async def run_worker(settings: Settings, *, renderer=None, timings=None, name=None,
-                     stop: asyncio.Event | None = None) -> None:
-    """Render jobs from Redis until `stop` is set (or SIGTERM/SIGINT when it is None)."""
+                     stop: asyncio.Event | None = None) -> str | None:
+    """Render jobs from Redis until `stop` is set (or SIGTERM/SIGINT when it is None).
+    Returns why the process must restart (a stuck render engine), or None."""
     from pipeline.engine import Renderer
     from pipeline.models import ModelStore
     from placebot.redisqueue import keys
@@ -78,9 +79,15 @@ async def run_worker(settings: Settings, *, renderer=None, timings=None, name=No
         safety_checker=settings.safety_checker, compile=settings.compile))
     source = RedisJobSource(store, renderer, name)
     reporter = RedisReporter(source)
-    worker = Worker(source, renderer, reporter, max_batch=settings.max_batch,  # type: ignore[arg-type]
-                    job_timeout_s=settings.job_timeout_s)
     stop = stop or _stop_on_signals()
+    restart: list[str] = []
+
+    def on_stuck(error: Exception) -> None:  # a fresh engine is a fresh process (watchdog)
+        restart.append(str(error))
+        stop.set()
+
+    worker = Worker(source, renderer, reporter, max_batch=settings.max_batch,  # type: ignore[arg-type]
+                    job_timeout_s=settings.job_timeout_s, on_stuck=on_stuck)
     duties = [asyncio.create_task(source.beat_forever(
                   _facts(settings, renderer, reporter, worker, name)), name="beat"),
               asyncio.create_task(source.watch_cancels_forever(), name="cancels")]
@@ -96,6 +103,7 @@ async def run_worker(settings: Settings, *, renderer=None, timings=None, name=No
     with contextlib.suppress(Exception):  # off the list at once, not after its time to live
         await client.zrem(keys.WORKERS, name)
     await client.aclose()
+    return restart[0] if restart else None
 
 
 def _stop_on_signals() -> asyncio.Event:
@@ -131,7 +139,11 @@ def main() -> int:
 
     setup_logging(settings.log_level, urlsplit(settings.redis_url).password or "")
     quiet_libraries()
-    asyncio.run(run_worker(settings))
+    restart_reason = asyncio.run(run_worker(settings))
+    if restart_reason is not None:
+        from placebot.restart import reexec
+
+        reexec(restart_reason)
     logging.shutdown()
     sys.stdout.flush()
     sys.stderr.flush()

@@ -7,9 +7,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 
 from pipeline.engine import Renderer
-from pipeline.errors import ParamError, PipelineError
+from pipeline.errors import PipelineError
 from pipeline.params import RenderJob
 from placebot.backend import (
     CancelOutcome,
@@ -19,8 +20,9 @@ from placebot.backend import (
 )
 from placebot.delivery import Delivery
 from placebot.jobqueue import CooldownActive, Job, JobQueue, JobState
-from placebot.journal import Journal, JournalEntry
+from placebot.journal import MAX_TRIES, Journal, JournalEntry
 from placebot.settings import Settings
+from placebot.watchdog import EngineStuck
 from placebot.worker import Worker
 
 log = logging.getLogger(__name__)
@@ -40,13 +42,17 @@ class LocalBackend:
         self.reporter = reporter
         self.user_cooldown_s = user_cooldown_s
         self._last_accepted: dict[int, float] = {}
+        self._accepted_before: dict[int, float | None] = {}  # restored if a reservation goes
 
     @classmethod
     def from_settings(cls, settings: Settings, renderer: Renderer, journal: Journal,
-                      reporter: Reporter) -> LocalBackend:
+                      reporter: Reporter, *,
+                      on_engine_stuck: Callable[[EngineStuck], None] | None = None,
+                      ) -> LocalBackend:
         queue = JobQueue(settings.queue_max, settings.user_max)
         worker = Worker(queue, renderer, reporter, max_batch=settings.max_batch,
-                        job_timeout_s=settings.job_timeout_s, journal=journal)
+                        job_timeout_s=settings.job_timeout_s, journal=journal,
+                        on_stuck=on_engine_stuck)
         return cls(queue, worker, journal, reporter, user_cooldown_s=settings.user_cooldown_s)
 
     # ----- admission
@@ -54,10 +60,20 @@ class LocalBackend:
         """No await before the place is taken: the checks and the place are one step."""
         self._check_cooldown(user_id)
         self.queue.reserve(user_id)
+        if self.user_cooldown_s:  # the cooldown runs from now: a /place in the same moment waits
+            self._accepted_before[user_id] = self._last_accepted.get(user_id)
+            self._last_accepted[user_id] = time.monotonic()
         return Reservation(user_id)
 
     async def release(self, reservation: Reservation) -> None:
-        self.queue.release(reservation.user_id)
+        user_id = reservation.user_id
+        self.queue.release(user_id)
+        if user_id in self._accepted_before:  # the job never came: its cooldown goes too
+            previous = self._accepted_before.pop(user_id)
+            if previous is None:
+                self._last_accepted.pop(user_id, None)
+            else:
+                self._last_accepted[user_id] = previous
 
     async def submit(self, reservation: Reservation, render: RenderJob,
                      delivery: Delivery) -> Job:
@@ -70,7 +86,7 @@ class LocalBackend:
             self.queue.release(user_id)
             raise
         self.queue.submit(job, reserved=True)
-        self._last_accepted[user_id] = time.monotonic()
+        self._accepted_before.pop(user_id, None)
         log.info("job %s queued for user %s: %s", job.id, user_id, render)
         await self.reporter.acknowledge(job, self.worker.place(job))
         return job
@@ -112,38 +128,26 @@ class LocalBackend:
         self.worker.start()
 
     async def recover(self) -> int:
-        """Queue the jobs the journal holds from before a restart; report those given up on."""
-        retry, give_up = await asyncio.to_thread(self.journal.recover)
-        for entry in retry:
-            if job := await self._restored(entry):
-                self.queue.restore(job)
-        for entry in give_up:
-            if not (job := await self._restored(entry)):
-                continue
-            log.error("giving up on job %s after %d restarts", entry.job_id, entry.starts)
-            error = PipelineError(f"it was interrupted by {entry.starts} restarts and was dropped")
+        """Queue the jobs the journal holds from before a restart; report those given up on.
+        A row that cannot be decoded is skipped (the journal logs it and marks it failed), so
+        that one bad row cannot stop the bot from starting."""
+        recovery = await asyncio.to_thread(self.journal.recover, _job_of)
+        for job in recovery.retry:
+            self.queue.restore(job)
+        for job in recovery.give_up:
+            log.error("giving up on job %s: the bot stopped %d times while rendering it",
+                      job.id, MAX_TRIES)
+            error = PipelineError(f"the bot stopped {MAX_TRIES} times while rendering it, so "
+                                  "it was dropped")
             try:
                 await self.reporter.failed(job, error)
             except Exception:
                 log.exception("could not tell user %s that job %s was dropped",
-                              entry.user_id, entry.job_id)
-        if retry or give_up:
+                              job.user_id, job.id)
+        if recovery.retry or recovery.give_up:
             log.info("recovered %d job(s) from the journal, gave up on %d",
-                     len(retry), len(give_up))
-        return len(retry)
-
-    async def _restored(self, entry: JournalEntry) -> Job | None:
-        """The job a journal row describes; None (logged, marked failed) if it is malformed,
-        so that one bad row cannot stop the bot from starting."""
-        try:
-            render = RenderJob.from_dict(entry.render)
-        except ParamError as exc:
-            log.error("skipping journalled job %s: %s", entry.job_id, exc)
-            await asyncio.to_thread(self.journal.mark_failed, entry.job_id,
-                                    f"unreadable row: {exc}")
-            return None
-        return Job(user_id=entry.user_id, render=render,
-                   context=Delivery.from_dict(entry.context), id=entry.job_id)
+                     len(recovery.retry), len(recovery.give_up))
+        return len(recovery.retry)
 
     async def shutdown(self, grace_s: float, notify_s: float = RESTART_NOTICE_S) -> None:
         """Accept nothing new, tell waiting users their job is kept, stop the worker, close
@@ -173,3 +177,7 @@ class LocalBackend:
         except Exception:
             log.exception("could not tell the user of job %s about the restart", job.id)
 
+
+def _job_of(entry: JournalEntry) -> Job:
+    return Job(user_id=entry.user_id, render=RenderJob.from_dict(entry.render),
+               context=Delivery.from_dict(entry.context), id=entry.job_id)

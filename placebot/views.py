@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 
 PREFIX = "place"
 NO_LONGER_VALID = "This button is no longer valid."
+ALREADY_DELETED = "This picture was already deleted."
 
 
 # ----- the payloads of Re-roll and New crop: what to render again (the seed is left open).
@@ -205,7 +206,10 @@ class DeleteButton(discord.ui.DynamicItem[discord.ui.Button],
                 "messages, can delete it.", ephemeral=True)
             return
         await interaction.response.defer()
-        await interaction.delete_original_response()
+        try:
+            await interaction.delete_original_response()
+        except discord.NotFound:  # a second click that came before the first one's delete
+            await interaction.followup.send(ALREADY_DELETED, ephemeral=True)
 
 
 CANCEL_ANSWERS = {
@@ -242,7 +246,59 @@ class CancelButton(discord.ui.DynamicItem[discord.ui.Button],
         await interaction.response.send_message(CANCEL_ANSWERS[outcome], ephemeral=True)
 
 
-BUTTONS = (RerollButton, NewCropButton, DeleteButton, CancelButton)
+# ----- buttons under messages from before the custom_id format changed
+# model:canvas:x:y:strength:steps:passes and model:strength:steps:passes, values positional.
+_OLD_NUMBER = r"\d{1,4}(?:\.\d{1,4})?"
+_OLD_REROLL = (rf"{PREFIX}:reroll:(?P<model>{_OLD_NUMBER}):(?P<canvas>\d{{4}}):(?P<x>\d{{1,5}}):"
+               rf"(?P<y>\d{{1,5}}):(?P<strength>{_OLD_NUMBER}):(?P<steps>\d{{1,4}}):"
+               rf"(?P<passes>\d{{1,3}})")
+_OLD_NEWCROP = (rf"{PREFIX}:newcrop:(?P<model>{_OLD_NUMBER}):(?P<strength>{_OLD_NUMBER}):"
+                rf"(?P<steps>\d{{1,4}}):(?P<passes>\d{{1,3}})")
+
+
+def _old_request(groups: dict[str, str]) -> RenderRequest:
+    """Today's request for an old button's fields (checked when submitted, as any request)."""
+    place: dict[str, Any] = {"canvas": groups["canvas"], "x": int(groups["x"]),
+                             "y": int(groups["y"])} if groups.get("canvas") else {}
+    return RenderRequest(model=groups["model"], strength=float(groups["strength"]),
+                         steps=int(groups["steps"]), recursions=int(groups["passes"]) - 1,
+                         **place)
+
+
+class OldRerollButton(discord.ui.DynamicItem[discord.ui.Button], template=_OLD_REROLL):
+    """A Re-roll button posted before the format changed: the same crop, a new seed."""
+
+    def __init__(self, custom_id: str, request: RenderRequest):
+        super().__init__(discord.ui.Button(label="Re-roll", custom_id=custom_id))
+        self.request = request
+
+    @classmethod
+    async def from_custom_id(cls, interaction: discord.Interaction, item: discord.ui.Item[Any],
+                             match: re.Match[str]) -> OldRerollButton:
+        return cls(match.string, _old_request(match.groupdict()))
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        await _answering(interaction, lambda host: host.service.submit(interaction, self.request))
+
+
+class OldNewCropButton(discord.ui.DynamicItem[discord.ui.Button], template=_OLD_NEWCROP):
+    """A New crop button posted before the format changed: its settings, a random crop."""
+
+    def __init__(self, custom_id: str, request: RenderRequest):
+        super().__init__(discord.ui.Button(label="New crop", custom_id=custom_id))
+        self.request = request
+
+    @classmethod
+    async def from_custom_id(cls, interaction: discord.Interaction, item: discord.ui.Item[Any],
+                             match: re.Match[str]) -> OldNewCropButton:
+        return cls(match.string, _old_request(match.groupdict()))
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        await _answering(interaction, lambda host: host.service.submit(interaction, self.request))
+
+
+BUTTONS = (RerollButton, NewCropButton, DeleteButton, CancelButton, OldRerollButton,
+           OldNewCropButton)
 
 
 def is_known_button(custom_id: str) -> bool:

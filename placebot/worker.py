@@ -14,13 +14,16 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import Callable, Coroutine, Sequence
+from functools import partial
 from typing import Any, Protocol
 
 from pipeline.engine import Renderer, RenderResult
-from pipeline.errors import OutOfMemory, PipelineError, RenderCancelled
+from pipeline.errors import ModelLoadError, OutOfMemory, PipelineError, RenderCancelled
+from placebot import watchdog
 from placebot.backend import QueuePlace, WorkerReporter
 from placebot.jobqueue import Job, JobState
 from placebot.journal import Journal
+from placebot.watchdog import EngineStuck, wait_for_engine
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +79,8 @@ class Worker:
         max_batch: int = 4,
         job_timeout_s: float = 600.0,
         journal: Journal | None = None,
+        stuck_grace_s: float | None = None,
+        on_stuck: Callable[[EngineStuck], None] | None = None,
     ):
         self.queue = queue
         self.renderer = renderer
@@ -83,10 +88,15 @@ class Worker:
         self.max_batch = max_batch
         self.job_timeout_s = job_timeout_s
         self.journal = journal
+        # None: the watchdog module's grace, read when a render starts
+        self.stuck_grace_s = stuck_grace_s
+        # What a wedged render asks for: the bot restarts its process (placebot.watchdog).
+        self.on_stuck = on_stuck
         self.timer = JobTimer()
         self._stopping = False
         self._interrupt_for_shutdown = False  # read by the render thread between steps
         self._task: asyncio.Task | None = None
+        self._taken: list[Job] = []  # the batch being rendered
         # Its own thread: the default pool serves quick work (crops, journal) meanwhile, and a
         # stop need not wait for a render that cannot be interrupted (a model download).
         self._render_thread = concurrent.futures.ThreadPoolExecutor(1, "render")
@@ -130,9 +140,24 @@ class Worker:
                 await asyncio.wait_for(self.idle.wait(), interrupt_s)
             except (TimeoutError, asyncio.TimeoutError):
                 log.error("the running job did not stop within %g s; leaving it", interrupt_s)
+                await self._leave_running(notify_s=interrupt_s)
         if self._task:
             self._task.cancel()
         self._render_thread.shutdown(wait=False, cancel_futures=True)
+
+    async def _leave_running(self, notify_s: float) -> None:
+        """The running batch would not stop: its jobs stay in the journal (their try given
+        back, the shutdown is not their fault) and their users are told so before we go."""
+        jobs = [job for job in self._taken if job.state is JobState.RUNNING]
+        for job in jobs:
+            job.state = JobState.QUEUED
+        await self._record("returned jobs", partial(_mark_returned, [job.id for job in jobs]))
+        notices = [asyncio.ensure_future(self._safely(self.reporter.restarting(job)))
+                   for job in jobs]
+        if notices:
+            _done, late = await asyncio.wait(notices, timeout=notify_s)
+            for notice in late:
+                notice.cancel()
 
     async def run(self) -> None:
         while not self._stopping:
@@ -159,28 +184,42 @@ class Worker:
                 await self._end_cancelled(job)
         live = [job for job in batch if job.cancel_reason is None]
         if live:
+            # Counted before the render, as arq does: if it kills the process, the try counts
+            # against this job, and only against this one.
+            await self._record("taken jobs", lambda journal: journal.mark_taken(
+                [job.id for job in live]))
             self.idle.clear()
+            self._taken = live
             try:
                 await self._run_batch(live)
             finally:
+                self._taken = []
                 self.idle.set()
         self.queue.finish(batch)
         await self.announce_queue_moved()
         return True
 
     async def _run_batch(self, jobs: list[Job]) -> None:
-        if self.renderer.store.is_loaded(jobs[0].render.model):
-            await self._safely(self.reporter.started(jobs))
-        else:  # the load can take minutes: say so, instead of "pass 0" all along
-            await self._safely(self.reporter.loading(jobs))
-        await self.announce_queue_moved()
-        started = time.monotonic()
         try:
+            await self._load_model(jobs)
+            await self._safely(self.reporter.started(jobs))
+            await self.announce_queue_moved()
+            started = time.monotonic()
             results = await self._render_with_retry(jobs)
         except RenderCancelled as exc:
             await self._end_stopped(jobs, exc.reason)
             return
+        except EngineStuck as exc:
+            await self._engine_stuck(jobs, exc)
+            return
         except Exception as exc:
+            if len(jobs) > 1 and not isinstance(exc, ModelLoadError):
+                # One malformed job must not fail its batch mates: each runs alone now.
+                log.warning("batch %s failed (%s); retrying its jobs one by one",
+                            [j.id for j in jobs], exc)
+                for job in jobs:
+                    await self._run_alone(job)
+                return
             if not isinstance(exc, PipelineError):
                 log.exception("unexpected error rendering jobs %s", [j.id for j in jobs])
             else:
@@ -194,6 +233,41 @@ class Worker:
                 await self._end_cancelled(job)
             else:
                 await self._deliver(job, result)
+
+    async def _run_alone(self, job: Job) -> None:
+        if job.cancel_reason is not None:
+            await self._end_cancelled(job)
+        elif not self._stopping:
+            await self._run_batch([job])
+        else:  # shutting down meanwhile: it stays in the journal for the restart
+            job.state = JobState.QUEUED
+            await self._record(f"job {job.id}", partial(_mark_returned, [job.id]))
+            await self._safely(self.reporter.restarting(job))
+
+    async def _load_model(self, jobs: list[Job]) -> None:
+        """Load the batch's model on the engine's thread before the render and its timeout
+        start: a slow first download must not count as a slow render."""
+        store = self.renderer.store
+        model = jobs[0].render.model
+        if store.is_loaded(model):
+            return
+        await self._safely(self.reporter.loading(jobs))  # minutes, on a first download
+        await self.announce_queue_moved()
+        await wait_for_engine(self._render_thread, lambda: store.get(model),
+                              limit_s=watchdog.LOAD_LIMIT_S, doing="loading the model")
+
+    async def _engine_stuck(self, jobs: list[Job], error: EngineStuck) -> None:
+        """The engine's thread is lost: report its jobs and ask for a fresh engine through
+        on_stuck (the bot restarts its process; the other jobs wait in the journal). Without
+        that action the worker goes on with a fresh thread on the same engine."""
+        log.critical("%s (jobs %s)", error, [job.id for job in jobs])
+        self._render_thread.shutdown(wait=False, cancel_futures=True)
+        self._render_thread = concurrent.futures.ThreadPoolExecutor(1, "render")
+        for job in jobs:
+            await self._end_failed(job, error)
+        if self.on_stuck is not None:  # it replaces this engine: take nothing more here
+            self._stopping = True
+            self.on_stuck(error)
 
     async def _render_with_retry(self, jobs: list[Job]) -> list[RenderResult]:
         try:
@@ -221,7 +295,10 @@ class Worker:
 
         def on_pass(index: int, number: int, frames: list) -> None:
             job = jobs[index]
-            if job.cancel_reason is None and number < job.render.passes:  # the last: result
+            # The last pass shows as the result; a job that ended meanwhile (given up on by
+            # the watchdog, its render come back late) shows nothing more.
+            if (job.cancel_reason is None and number < job.render.passes
+                    and job.state is JobState.RUNNING):
                 coroutine = self._safely(self.reporter.progress(job, number, frames))
                 self._progress[job.id].append(asyncio.run_coroutine_threadsafe(coroutine, loop))
 
@@ -229,7 +306,9 @@ class Worker:
             return self.renderer.render([job.render for job in jobs], on_pass=on_pass,
                                         should_stop=should_stop)
 
-        return await loop.run_in_executor(self._render_thread, render)
+        grace = watchdog.STUCK_GRACE_S if self.stuck_grace_s is None else self.stuck_grace_s
+        return await wait_for_engine(self._render_thread, render,
+                                     limit_s=self.job_timeout_s + grace, doing="the render")
 
     async def _progress_done(self, job: Job) -> None:
         """Let the job's progress updates land before its ending, never after it."""
@@ -241,6 +320,8 @@ class Worker:
         for job in jobs:
             if reason == SHUTDOWN:
                 job.state = JobState.QUEUED  # kept in the journal, rendered after restart
+                # the shutdown's doing, not the job's: its try does not count
+                await self._record(f"job {job.id}", partial(_mark_returned, [job.id]))
                 await self._progress_done(job)
                 await self._safely(self.reporter.restarting(job))
             elif reason == "timeout":
@@ -258,31 +339,32 @@ class Worker:
             log.exception("could not deliver the result of job %s", job.id)
             await self._end_failed(job, exc)
             return
-        await self._record(job, lambda journal: journal.mark_done(job.id))
+        await self._record(f"job {job.id}", lambda journal: journal.mark_done(job.id))
 
     async def _end_failed(self, job: Job, error: Exception) -> None:
         job.state = JobState.FAILED
         self.queue.finish([job])
         await self._progress_done(job)
-        await self._record(job, lambda journal: journal.mark_failed(job.id, str(error)))
+        await self._record(f"job {job.id}",
+                           lambda journal: journal.mark_failed(job.id, str(error)))
         await self._safely(self.reporter.failed(job, error))
 
     async def _end_cancelled(self, job: Job) -> None:
         job.state = JobState.CANCELLED
         self.queue.finish([job])
         await self._progress_done(job)
-        await self._record(job, lambda journal: journal.mark_cancelled(job.id))
+        await self._record(f"job {job.id}", lambda journal: journal.mark_cancelled(job.id))
         await self._safely(self.reporter.cancelled(job))
 
-    async def _record(self, job: Job, write: Callable[[Journal], None]) -> None:
-        """Record a job's end. A failing write is logged; the worker goes on (the job may then
-        be rendered again after a restart, which beats stopping every later job)."""
+    async def _record(self, what: str, write: Callable[[Journal], None]) -> None:
+        """Record what became of jobs. A failing write is logged; the worker goes on (a job may
+        then be rendered again after a restart, which beats stopping every later job)."""
         if self.journal is None:
             return
         try:
             await asyncio.to_thread(write, self.journal)
         except Exception:
-            log.exception("journal: could not record the end of job %s", job.id)
+            log.exception("journal: could not record %s", what)
 
     @staticmethod
     async def _safely(coroutine: Coroutine[Any, Any, None]) -> None:
@@ -291,3 +373,7 @@ class Worker:
             await coroutine
         except Exception:
             log.exception("reporting failed")
+
+
+def _mark_returned(job_ids: list[str], journal: Journal) -> None:
+    journal.mark_returned(job_ids)

@@ -77,8 +77,9 @@ class RedisJobStore:
         await self.pipe.load_scripts()
 
     # ----- admission (bot side)
-    async def reserve(self, job_id: str, user_id: int, *, user_max: int, queue_max: int) -> None:
-        """Hold a place for a job being prepared, or raise the QueueRefusal that applies."""
+    async def reserve(self, job_id: str, user_id: int, *, user_max: int, queue_max: int) -> int:
+        """Hold a place for a job being prepared, or raise the QueueRefusal that applies;
+        return the 1-based place it will take in the line, as of now."""
         status, number = await self._run("RESERVE", job_id, user_id, user_max, queue_max,
                                          int(self.timings.reservation_s * 1000))
         status = text(status)
@@ -88,6 +89,7 @@ class RedisJobStore:
             raise QueueFull(queue_max)
         if status == "cooldown":
             raise CooldownActive(int(number) / 1000)
+        return int(number)
 
     async def enqueue(self, job_id: str, user_id: int, render: RenderJob, context: dict,
                       *, cooldown_s: float = 0.0) -> int:

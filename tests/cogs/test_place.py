@@ -108,7 +108,7 @@ async def test_bad_input_is_refused_ephemerally_before_queuing(fake, start_bot):
             callback = interaction.callbacks[0]
             assert callback["type"] == 4 and callback["data"]["flags"] & 64
             assert expected in callback["data"]["content"]
-        assert len(bot.jobs.queue) == 0 and bot.jobs.journal.recover() == ([], [])
+        assert len(bot.jobs.queue) == 0 and bot.jobs.journal.recover().retry == []
 
 
 async def test_waiting_users_see_their_position_updated(fake, start_bot, gated):

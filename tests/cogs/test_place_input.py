@@ -78,3 +78,41 @@ async def test_cooldown_refuses_a_quick_second_job(fake, start_bot):
         await fake.wait_for(lambda: second.callbacks)
     assert first.callbacks[0]["type"] == 5
     assert "(cooldown)" in second.callbacks[0]["data"]["content"]
+
+
+async def test_two_place_at_the_same_moment_under_a_cooldown_accept_one(fake, start_bot,
+                                                                         gated):
+    """Both arrive before either is answered: the cooldown holds for the second."""
+    async with start_bot(user_cooldown_s=60, user_max=5) as bot:
+        gated.close()  # the accepted job stays in the queue while the test looks
+        both = [fake.slash("place", user_id=9), fake.slash("place", user_id=9)]
+        await fake.wait_for(lambda: all(i.callbacks for i in both))
+        accepted = [i for i in both if i.callbacks[0]["type"] == 5]
+        refused = [i for i in both if i.callbacks[0]["type"] == 4]
+        assert len(accepted) == 1 and len(refused) == 1
+        await fake.wait_for(lambda: len(bot.jobs.queue) + len(bot.jobs.queue.running) == 1)
+    assert "(cooldown)" in refused[0].callbacks[0]["data"]["content"]
+
+
+WRONG_TYPES = [
+    ({"seed": "abc"}, "seed"),  # a string where an integer belongs
+    ({"seed": 2.5}, "seed"),
+    ({"canvas": "2017", "x": 1.5, "y": 3}, "x"),
+    ({"recursions": "two"}, "recursions"),
+]
+
+
+@pytest.mark.parametrize(("options", "name"), WRONG_TYPES,
+                         ids=[str(options) for options, _ in WRONG_TYPES])
+async def test_an_option_of_the_wrong_type_gets_the_same_clear_error(
+        fake, start_bot, options, name):
+    """A value of another type than declared (a client with an older declaration) is refused
+    ephemerally, naming the option, like any other bad value."""
+    async with start_bot() as bot:
+        interaction = fake.slash("place", options, check_types=False)
+        await fake.wait_for(lambda: interaction.callbacks)
+        assert len(bot.jobs.queue) == 0
+    callback = interaction.callbacks[0]
+    assert callback["type"] == 4 and callback["data"]["flags"] & 64
+    assert name in callback["data"]["content"]
+    assert "went wrong" not in callback["data"]["content"]

@@ -70,7 +70,7 @@ async def test_sigterm_finishes_the_running_job_and_exits_within_10_seconds(
     await asyncio.wait_for(runner, 10)
     assert time.monotonic() - started < 10
     assert bot.is_closed() and job.original.embeds
-    assert type(bot.jobs.journal)(tmp_path / "data" / "jobs.sqlite3").recover() == ([], [])
+    assert type(bot.jobs.journal)(tmp_path / "data" / "jobs.sqlite3").recover().retry == []
 
 
 async def test_buttons_of_a_result_keep_working_after_a_restart(fake, start_bot, tmp_path):
@@ -84,9 +84,11 @@ async def test_buttons_of_a_result_keep_working_after_a_restart(fake, start_bot,
     assert (embed_fields(again)["x"], embed_fields(again)["y"]) == ("7", "9")
 
 
-async def test_a_job_given_up_after_restarts_is_reported_without_stopping_the_bot(
+async def test_a_job_given_up_after_its_tries_is_reported_and_the_jobs_behind_it_run(
         fake, start_bot, tmp_path):
-    from placebot.journal import MAX_STARTS, Journal
+    """The job that was taken MAX_TRIES times is dropped and its user told; the job queued
+    behind it, never taken, is rendered; the bot keeps serving."""
+    from placebot.journal import MAX_TRIES, Journal
 
     data = tmp_path / "data"
     journal = Journal(data / "jobs.sqlite3")
@@ -95,16 +97,67 @@ async def test_a_job_given_up_after_restarts_is_reported_without_stopping_the_bo
     context = {"user_id": 61, "channel_id": fake.channel_id, "guild_id": fake.guild_id,
                "created_at": 0.0, "size_limit": 8 << 20}
     journal.add("aaaaaaaaaaaa", 61, render, context)
-    journal.add("bbbbbbbbbbbb", 62, render, {**context, "user_id": 62, "channel_id": 999})
-    for _ in range(MAX_STARTS - 1):
-        journal.recover()
+    journal.add("bbbbbbbbbbbb", 62, {**render, "seed": 2}, {**context, "user_id": 62})
+    for _ in range(MAX_TRIES):  # it was running each time the process died
+        journal.mark_taken(["aaaaaaaaaaaa"])
     journal.close()
     async with start_bot(data_dir=data):
         told = await fake.wait_for(lambda: [m for m in fake.messages.values()
                                             if "was dropped" in m.content])
+        behind = await fake.wait_for(lambda: _channel_results(fake), 60)
         later = await wait_result(fake, fake.slash("place", user_id=63))  # still working
-    assert {m.content.split()[0] for m in told} >= {"<@61>"}
-    assert later.embeds
+    assert [m.content.split()[0] for m in told] == ["<@61>"]
+    assert behind[0].content.split()[0] == "<@62>" and later.embeds
+
+
+async def test_a_damaged_journal_file_does_not_stop_the_bot_starting(fake, start_bot, tmp_path):
+    """A journal SQLite cannot read is set aside under a dated name and the bot serves."""
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "jobs.sqlite3").write_bytes(b"not a database " * 500)
+    async with start_bot(data_dir=data):
+        result = await wait_result(fake, fake.slash("place", user_id=64))
+    assert result.embeds
+    assert [p.name for p in data.iterdir() if p.name.startswith("jobs.sqlite3.unreadable-")]
+
+
+async def test_a_journal_row_that_cannot_be_decoded_is_skipped_and_the_others_run(
+        fake, start_bot, tmp_path):
+    """One undecodable row (an unknown model, say) is skipped; the good rows are rendered."""
+    from placebot.journal import Journal
+
+    data = tmp_path / "data"
+    journal = Journal(data / "jobs.sqlite3")
+    render = {"model": "1.4", "canvas": "2017", "x": 1, "y": 1, "seed": 5, "strength": 0.5,
+              "steps": 4, "passes": 2}
+    context = {"user_id": 65, "channel_id": fake.channel_id, "guild_id": fake.guild_id,
+               "created_at": 0.0, "size_limit": 8 << 20}
+    journal.add("badbadbadbad", 66, {**render, "model": "9.9"}, {**context, "user_id": 66})
+    journal.add("goodgoodgood", 65, render, context)
+    journal.close()
+    async with start_bot(data_dir=data) as bot:
+        posted = await fake.wait_for(lambda: _channel_results(fake), 60)
+        assert bot.jobs.journal.state("badbadbadbad") == "failed"
+    assert [m.content.split()[0] for m in posted] == ["<@65>"]
+
+
+async def test_users_of_a_batch_that_will_not_stop_are_told_before_it_is_left(
+        fake, start_bot, gated, tmp_path):
+    """SIGTERM while a render never reaches a stop check: its user is told the job is kept,
+    and the journal keeps it with its try given back."""
+    from placebot.journal import Journal
+
+    data = tmp_path / "data"
+    async with start_bot(data_dir=data) as bot:
+        bot.shutdown_grace_s = 0.1
+        gated.close()  # the render waits at the gate: it polls no stop flag
+        job = fake.slash("place", user_id=67)
+        await asyncio.to_thread(gated.entered.wait, 10)
+        await fake.wait_for(lambda: job.original and "Dreaming" in job.original.content)
+        await bot.shutdown()
+        assert "restarting" in job.original.content
+    [kept] = Journal(data / "jobs.sqlite3").recover().retry
+    assert kept.user_id == 67 and kept.tries == 0
 
 
 async def test_cancel_with_a_forged_owner_is_refused(fake, start_bot, gated):
@@ -120,3 +173,96 @@ async def test_cancel_with_a_forged_owner_is_refused(fake, start_bot, gated):
         gated.open()
         await wait_result(fake, victim)
     assert "no longer waiting or running" in forged.callbacks[0]["data"]["content"]
+
+
+_REEXEC_ONCE = """
+import json, os, sys
+from pathlib import Path
+from placebot.restart import reexec
+runs = Path(sys.argv[1])
+lines = runs.read_text().splitlines() if runs.exists() else []
+runs.write_text("\\n".join([*lines, json.dumps([os.getpid(), sys.orig_argv[1:]])]))
+if not lines:
+    reexec("test")
+"""
+
+
+def test_reexec_runs_the_same_command_again_in_the_same_process(tmp_path):
+    """The restart replaces the process in place: same pid, same interpreter options and args."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = tmp_path / "once.py"
+    script.write_text(_REEXEC_ONCE)
+    runs = tmp_path / "runs"
+    root = Path(__file__).parents[2]
+    done = subprocess.run([sys.executable, "-X", "utf8", str(script), str(runs)],
+                          env={**os.environ, "PYTHONPATH": str(root)}, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    first, second = (json.loads(line) for line in runs.read_text().splitlines())
+    assert first == second and first[1] == ["-X", "utf8", str(script), str(runs)]
+
+
+async def test_a_render_that_never_returns_is_reported_and_the_bot_restarts_for_a_new_engine(
+        fake, start_bot, gated, tmp_path):
+    """Past the job timeout plus the grace, a wedged render's user is told why it failed, the
+    bot closes itself to restart (as bot.py does), and the job behind it runs after that."""
+    data = tmp_path / "data"
+    async with start_bot(data_dir=data, job_timeout_s=0.3, max_batch=1) as bot:
+        bot.jobs.worker.stuck_grace_s = 0.3
+        gated.close()  # the render waits at the gate: it polls no stop flag, like a hung call
+        stuck = fake.slash("place", {"seed": 1}, user_id=71)
+        await asyncio.to_thread(gated.entered.wait, 10)
+        behind = fake.slash("place", {"seed": 2}, user_id=72)
+        await fake.wait_for(lambda: bot.is_closed(), 30)
+        assert "stopped responding" in stuck.original.content
+        assert "stopped responding" in bot.restart_reason
+        assert "restarting" in behind.original.content
+    async with start_bot(data_dir=data):  # what bot.py's re-execution starts
+        posted = await fake.wait_for(lambda: _channel_results(fake), 60)
+    assert [m.content.split()[0] for m in posted] == ["<@72>"]
+
+
+async def test_bot_py_restarts_its_process_for_a_new_engine_and_resumes_the_other_jobs(
+        fake, tiny_model_dir, tmp_path):
+    """The real path: `python bot.py` whose render hangs reports the job, re-executes itself
+    (same process id, a second login) and renders the job that was waiting."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from tests.support.bot_harness import GUILD_ID
+
+    root = Path(__file__).parents[2]
+    marker = tmp_path / "wedged-pid"
+    env = {**os.environ, "DISCORD_TOKEN": "fake-token", "DISCORD_GUILD_ID": str(GUILD_ID),
+           "PLACE_MODEL_1_4": str(tiny_model_dir), "PLACE_MODEL_1_5": str(tiny_model_dir),
+           "PLACE_DEVICE": "cpu", "PLACE_STEPS": "4", "PLACE_STRENGTH": "0.5",
+           "PLACE_RECURSIONS": "1", "PLACE_MAX_BATCH": "1", "PLACE_JOB_TIMEOUT": "1",
+           "PLACE_DATA_DIR": str(tmp_path / "data"), "HF_HUB_OFFLINE": "1",
+           "FAKE_DISCORD_URL": fake.url, "WEDGE_GRACE_S": "0.5", "WEDGE_MARKER": str(marker)}
+    with (tmp_path / "bot.log").open("w") as log_file:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, str(root / "tests/support/wedging_bot.py"), cwd=tmp_path, env=env,
+            stdout=log_file, stderr=subprocess.STDOUT)
+    try:
+        await fake.wait_ready(timeout=120)
+        stuck = fake.slash("place", {"seed": 1}, user_id=81)
+        await fake.wait_for(marker.exists, 120)
+        behind = fake.slash("place", {"seed": 2}, user_id=82)
+        posted = await fake.wait_for(lambda: _channel_results(fake), 180)
+        assert "stopped responding" in stuck.original.content
+        assert "restarting" in behind.original.content
+        assert [m.content.split()[0] for m in posted] == ["<@82>"]
+        assert fake.identifies == 2 and int(marker.read_text()) == process.pid
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.wait_for(process.wait(), 30)
+        except (TimeoutError, asyncio.TimeoutError):
+            process.kill()
+            await process.wait()
+        print((tmp_path / "bot.log").read_text()[-3000:])

@@ -29,3 +29,30 @@ async def test_old_rows_are_rendered_and_a_malformed_one_is_skipped(fake, start_
         await fake.wait_for(lambda: bot.jobs.journal.state("0123456789ab") == "done")
         assert bot.jobs.journal.state("ba9876543210") == "failed"
     assert embed_fields(posted[0])["Seed"] == "7"
+
+
+
+async def test_a_job_is_in_the_journal_before_its_user_is_told_it_is_queued(
+        fake, start_bot, gated, tmp_path):
+    """When "Queued" reaches Discord the job is already written down: a crash between the
+    two loses nothing."""
+    import sqlite3
+
+    data = tmp_path / "data"
+    rows_when_told: list[int] = []  # the user's rows in the journal, each time "Queued" is said
+
+    def count_rows_when_queued_is_said(rec):
+        if rec.method == "PATCH" and "Queued" in str((rec.json or {}).get("content")):
+            user = next(i.user_id for i in fake.interactions if i.token in rec.path)
+            with sqlite3.connect(data / "jobs.sqlite3") as db:
+                rows_when_told.append(db.execute(
+                    "SELECT count(*) FROM jobs WHERE user_id = ?", (user,)).fetchone()[0])
+
+    fake.on_request.append(count_rows_when_queued_is_said)
+    async with start_bot(data_dir=data, max_batch=1):
+        gated.close()
+        fake.slash("place", user_id=1)  # runs, held at the gate
+        await fake.wait_for(lambda: gated.entered.is_set())
+        waiting = fake.slash("place", user_id=2)  # waits: told "Queued: position 1"
+        await fake.wait_for(lambda: waiting.original and "Queued" in waiting.original.content)
+    assert rows_when_told and set(rows_when_told) == {1}

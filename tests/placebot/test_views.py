@@ -25,7 +25,7 @@ from tests.support.bot_harness import custom_ids, embed_fields, wait_result
 FORGED = [
     "place:reroll:../../etc/passwd",
     "place:reroll:m1.4:c2017:x3:y4:s0.5:t4:r98",  # 98 recursions
-    "place:reroll:1.4:2017:3:4:0.5:4:4",  # the first version's format
+    "place:reroll:1.4:2017:3:4:0.5:4:x",  # the old format, malformed
     "place:delete:not-a-user",
     "place:explode:1",
     "someone-elses-button",
@@ -152,3 +152,17 @@ async def test_a_click_works_when_the_cogs_failed_to_load(fake, start_bot, tmp_p
         reroll = next(i for i in custom_ids(first) if i.startswith("place:reroll"))
         again = await wait_result(fake, fake.click(first.id, reroll, user_id=50))
     assert (embed_fields(again)["x"], embed_fields(again)["y"]) == ("3", "4")
+
+
+async def test_delete_clicked_twice_quickly_is_not_an_error(fake, start_bot):
+    """Both clicks arrive before the first deletes: the message goes, and the second click
+    gets nothing alarming."""
+    async with start_bot():
+        result = await wait_result(fake, fake.slash("place", user_id=47))
+        delete = next(c["custom_id"] for row in result.components for c in row["components"]
+                      if c["custom_id"].startswith("place:delete"))
+        clicks = [fake.click(result.id, delete, user_id=47) for _ in range(2)]
+        said = await fake.wait_for(lambda: result.deleted and [
+            t for c in clicks for t in c.ephemeral_texts if "already deleted" in t])
+    assert said == ["This picture was already deleted."]
+    assert not any("Sorry" in t for c in clicks for t in c.ephemeral_texts)

@@ -9,6 +9,7 @@ import pytest
 from pipeline.errors import ModelLoadError, OutOfMemory, RenderCancelled
 from pipeline.params import RenderRequest
 from placebot.jobqueue import Job, JobQueue
+from placebot.watchdog import EngineStuck
 from placebot.worker import JobTimeout, Worker
 from tests.conftest import FAST
 
@@ -65,6 +66,9 @@ class StubStore:
     def is_loaded(self, key):
         return key in self.loaded
 
+    def get(self, key):
+        self.loaded.add(key)
+
     def reload_lower(self, key):
         self.lowered.append(key)
         return "low" if len(self.lowered) == 1 else None
@@ -81,8 +85,13 @@ class StubRenderer:
     def render(self, jobs, on_pass=None, should_stop=None):
         self.calls += 1
         effect = self.effects.pop(0) if self.effects else None
+        self.store.get(jobs[0].model)  # as the engine does: the model first, then the passes
+        if should_stop is not None and (reason := should_stop()):
+            raise RenderCancelled(reason)
         if isinstance(effect, Exception):
             raise effect
+        if callable(effect):
+            effect(jobs)
         if effect == "slow":
             while not (reason := should_stop()):
                 time.sleep(0.01)
@@ -226,3 +235,103 @@ def test_eta_grows_with_position(position):
     timer.record(2.0)
     timer.record(4.0)
     assert timer.eta(position) == pytest.approx(2.6 * (position + 1))
+
+
+class SlowLoadingStore(StubStore):
+    """A model that takes longer to load than the job timeout (a first download)."""
+
+    def __init__(self, load_s):
+        super().__init__()
+        self.load_s = load_s
+
+    def get(self, key):
+        if key not in self.loaded:
+            time.sleep(self.load_s)
+            self.loaded.add(key)
+
+
+async def test_loading_the_model_does_not_count_against_the_job_timeout():
+    """A load longer than PLACE_JOB_TIMEOUT does not kill the job that triggered it."""
+    renderer = StubRenderer()
+    renderer.store = SlowLoadingStore(load_s=2.0)
+    job = _job()
+    reporter = await _run(renderer, [job], job_timeout_s=1.0)
+    assert reporter.endings(job)[0][0] == "finished"
+    assert ("loading", [job.id]) in reporter.events and ("started", [job.id]) in reporter.events
+
+
+async def test_a_render_that_never_returns_is_failed_and_a_fresh_engine_asked_for():
+    """Past the timeout plus the grace, a wedged render is reported failed with the reason,
+    the stuck action runs once, and the job behind it is left waiting for the new engine."""
+    wedged = threading.Event()
+    renderer = StubRenderer(lambda jobs: wedged.wait())
+    queue = JobQueue(max_size=10, user_max=5)
+    reporter = RecordingReporter()
+    asked = asyncio.Event()
+    stuck = []
+    worker = Worker(queue, renderer, reporter, max_batch=1, job_timeout_s=0.2,
+                    stuck_grace_s=0.2, on_stuck=lambda error: (stuck.append(error), asked.set()))
+    first, second = _job(1), _job(2)
+    queue.submit(first)
+    queue.submit(second)
+    task = worker.start()
+    try:
+        await asyncio.wait_for(asked.wait(), 30)
+        await asyncio.wait_for(task, 10)  # the worker stops taking jobs
+    finally:
+        wedged.set()
+    [ending] = reporter.endings(first)
+    assert ending[0] == "failed" and isinstance(ending[2], EngineStuck)
+    assert "stopped responding" in str(ending[2]) and stuck == [ending[2]]
+    assert reporter.endings(second) == [] and queue.waiting == [second]
+
+
+async def test_without_a_stuck_action_the_worker_goes_on_with_a_fresh_thread():
+    """A worker nobody can restart renders the next job on a new engine thread."""
+    wedged = threading.Event()
+    renderer = StubRenderer(lambda jobs: wedged.wait())
+    first, second = _job(1), _job(2)
+    try:
+        reporter = await _run(renderer, [first, second], max_batch=1, job_timeout_s=0.2,
+                              stuck_grace_s=0.2)
+    finally:
+        wedged.set()
+    assert isinstance(reporter.endings(first)[0][2], EngineStuck)
+    assert reporter.endings(second)[0][0] == "finished"
+
+
+async def test_a_failed_batch_is_retried_job_by_job_so_only_the_bad_job_fails():
+    """One job that breaks its batch fails alone; its batch mates get their results."""
+    def break_on_seed_2(jobs):
+        if any(job.seed == 2 for job in jobs):
+            raise ValueError("malformed job: seed 2")
+
+    renderer = StubRenderer(*[break_on_seed_2] * 4)
+    jobs = [_job(user) for user in (1, 2, 3)]
+    reporter = await _run(renderer, jobs, max_batch=4)
+    assert [reporter.endings(job)[0][0] for job in jobs] == ["finished", "failed", "finished"]
+    assert renderer.calls == 4  # the batch, then each job alone
+
+
+async def test_the_worker_counts_a_try_in_the_journal_when_it_takes_a_job(tmp_path):
+    """Taking a job counts one try for it, and only for it (the jobs behind it keep theirs)."""
+    from placebot.journal import Journal
+
+    journal = Journal(tmp_path / "jobs.sqlite3")
+    taken, behind = _job(1), _job(2, steps=6)
+    for job in (taken, behind):
+        journal.add(job.id, job.user_id, job.render.to_dict(), {})
+    held = threading.Event()
+    renderer = StubRenderer(lambda jobs: held.wait(30))
+    queue = JobQueue(max_size=10, user_max=5)
+    reporter = RecordingReporter()
+    worker = Worker(queue, renderer, reporter, max_batch=1, journal=journal)
+    queue.submit(taken)
+    queue.submit(behind)
+    task = worker.start()
+    try:
+        await asyncio.wait_for(reporter.started_event.wait(), 10)
+        assert (journal.tries(taken.id), journal.tries(behind.id)) == (1, 0)
+    finally:
+        held.set()
+        task.cancel()

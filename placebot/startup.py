@@ -1,0 +1,81 @@
+"""What must hold before the bot serves, and the one-line errors an owner can act on.
+
+A start-up failure the owner can fix (a data folder that cannot be written, a server the bot
+is not in, Discord out of reach) is a StartupError: bot.py prints it as one line and exits with
+code 2, as it does for a malformed setting, instead of a traceback and a restart loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from pathlib import Path
+
+import aiohttp
+import discord
+
+log = logging.getLogger(__name__)
+
+CONNECT_ATTEMPTS = 6  # 5 + 10 + 20 + 40 + 60 s apart: a network coming up after a boot
+CONNECT_FIRST_RETRY_S = 5.0
+CONNECT_MAX_RETRY_S = 60.0
+_PROBE = ".write-check"
+
+
+class StartupError(Exception):
+    """The bot cannot start, for a reason its owner can fix; `setting` names the variable."""
+
+    def __init__(self, setting: str | None, message: str):
+        super().__init__(f"{setting}: {message}" if setting else message)
+        self.setting = setting
+
+
+def check_data_dir(data_dir: Path) -> None:
+    """Create PLACE_DATA_DIR and write (and sync) a file in it, or raise StartupError.
+
+    The journal must be writable before a job is accepted: a folder that is read-only or full
+    is reported now, in one line, rather than as a traceback from deep inside SQLite."""
+    probe = Path(data_dir) / _PROBE
+    try:
+        probe.parent.mkdir(parents=True, exist_ok=True)
+        with open(probe, "wb") as file:
+            file.write(b"ok")
+            file.flush()
+            os.fsync(file.fileno())
+        probe.unlink()
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise StartupError("PLACE_DATA_DIR", f"{data_dir} cannot be written ({reason}): give "
+                           "the bot a folder it can write to, with free space") from None
+
+
+async def login_with_retries(client: discord.Client, token: str) -> None:
+    """client.login(), retried with backoff while Discord cannot be reached.
+
+    A machine that just booted may have no network or DNS yet: each failed try is one line in
+    the log, and after CONNECT_ATTEMPTS a StartupError says what to check."""
+    delay = CONNECT_FIRST_RETRY_S
+    for attempt in range(1, CONNECT_ATTEMPTS + 1):
+        try:
+            await client.login(token)
+            return
+        except (aiohttp.ClientConnectionError, asyncio.TimeoutError) as exc:
+            reason = _connection_reason(exc)
+            if attempt == CONNECT_ATTEMPTS:
+                raise StartupError(None, f"cannot reach Discord ({reason}) after {attempt} "
+                                   "tries: check this machine's network, DNS and proxy") from None
+            log.warning("cannot reach Discord (%s); try %d of %d, again in %.0f s",
+                        reason, attempt, CONNECT_ATTEMPTS, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, CONNECT_MAX_RETRY_S)
+
+
+def _connection_reason(exc: BaseException) -> str:
+    if isinstance(exc, aiohttp.ClientConnectorDNSError):
+        return "its name does not resolve"
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return exc.strerror or str(exc.os_error)
+    if isinstance(exc, asyncio.TimeoutError):
+        return "timed out"
+    return str(exc) or type(exc).__name__

@@ -1,0 +1,69 @@
+"""Start-up failures an owner can fix: one line naming the cause and the setting, exit 2."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from placebot.client import PlaceBot
+from placebot.startup import StartupError
+from tests.fakediscord import FakeDiscord
+from tests.support.bot_harness import bot_settings
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _bot_py(code: str, cwd: Path, **env: str) -> subprocess.CompletedProcess:
+    """Runs `code` then bot.main() in a fresh interpreter, as `python bot.py` would."""
+    script = f"import sys, bot\n{code}\nsys.exit(bot.main())"
+    return subprocess.run([sys.executable, "-c", script], cwd=cwd, capture_output=True,
+                          text=True, timeout=300,
+                          env={"PATH": os.environ["PATH"], "PYTHONPATH": str(ROOT),
+                               "DISCORD_TOKEN": "x", **env})
+
+
+def test_a_data_folder_that_cannot_be_written_stops_the_start_in_one_line(tmp_path):
+    """PLACE_DATA_DIR where a file stands (or read-only, or full): one line, exit 2."""
+    (tmp_path / "blocker").write_text("a file where the data folder should be")
+    done = _bot_py("", tmp_path, PLACE_DATA_DIR=str(tmp_path / "blocker" / "data"))
+    assert done.returncode == 2, done.stderr
+    [line] = done.stderr.strip().splitlines()
+    assert "PLACE_DATA_DIR" in line and "cannot be written" in line
+
+
+def test_discord_unreachable_at_start_is_retried_then_one_line(tmp_path):
+    """Nothing listens where Discord should be: a few retries with backoff, each one line,
+    then exit 2 with one line saying what to check; no traceback."""
+    point_at_nothing = ("import discord, placebot.startup as startup\n"
+                        "discord.http.Route.BASE = 'http://127.0.0.1:9/api/v10'\n"
+                        "startup.CONNECT_ATTEMPTS, startup.CONNECT_FIRST_RETRY_S = 3, 0.01")
+    done = _bot_py(point_at_nothing, tmp_path, PLACE_DATA_DIR=str(tmp_path / "data"))
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert sum("cannot reach Discord" in line for line in lines) == 3
+    assert "network" in lines[-1]
+
+
+async def test_a_guild_the_bot_is_not_in_stops_the_start_naming_the_setting(
+        fake, start_bot):
+    """DISCORD_GUILD_ID of a server the bot was never invited to: StartupError, one line."""
+    with pytest.raises(StartupError, match="DISCORD_GUILD_ID") as raised:
+        async with start_bot(discord_guild_id=9999):
+            pass
+    assert "\n" not in str(raised.value) and "9999" in str(raised.value)
+
+
+async def test_another_bot_token_with_the_same_data_folder_syncs_again(
+        fake, tiny_model_dir, gated, tmp_path):
+    """Switching DISCORD_TOKEN to another application keeps /place: it is synced there too."""
+    settings = bot_settings(tmp_path / "data", tiny_model_dir)
+    async with fake.running(PlaceBot(settings, renderer=gated, guild_ready_timeout=0.05)):
+        assert fake.sync_count == 1
+    other = FakeDiscord(app_id=1001, bot_user_id=1001)
+    bot = PlaceBot(settings, renderer=gated, guild_ready_timeout=0.05)
+    async with other, other.running(bot):
+        assert other.sync_count == 1
+    assert [c["name"] for c in other.commands[str(other.guild_id)]] == ["place", "place_status"]
