@@ -173,16 +173,28 @@ class RedisBackend:
     async def _refresh_places_forever(self) -> None:
         while True:
             await asyncio.sleep(POSITIONS_EVERY_S)
-            waiting = [job for job in self.queue.local.values() if job.state is JobState.QUEUED]
             try:
-                self._workers = await self.store.workers()
-                positions = await asyncio.gather(*(self.store.position(j.id) for j in waiting))
+                await self._refresh_places()
             except UNREACHABLE:
                 continue  # the event reader reports the outage
-            places = [(job, self._place(p)) for job, p in zip(waiting, positions, strict=True)
-                      if p]
-            if places:
-                await self.reporter.queue_moved(places)
+            except Exception:  # the next round tries again
+                log.exception("could not refresh the queue positions")
+
+    async def _refresh_places(self) -> None:
+        """Tell this process's waiting users their places; forget the jobs that another bot
+        process answered (their events went there)."""
+        local = list(self.queue.local.values())
+        self._workers = await self.store.workers()
+        states = await self.store.states([job.id for job in local])
+        for job, state in zip(local, states, strict=True):
+            if state not in ("queued", "running"):
+                self.queue.local.pop(job.id, None)
+        waiting = [job for job, state in zip(local, states, strict=True)
+                   if state == "queued" and job.state is JobState.QUEUED]
+        positions = await asyncio.gather(*(self.store.position(job.id) for job in waiting))
+        places = [(job, self._place(p)) for job, p in zip(waiting, positions, strict=True) if p]
+        if places:
+            await self.reporter.queue_moved(places)
 
     # ----- the process's life
     async def start(self) -> None:

@@ -111,7 +111,7 @@ class RedisJobStore:
     # ----- what the bot shows
     async def position(self, job_id: str) -> int:
         """1-based place among waiting jobs; 0 once taken or ended."""
-        rank = await self.redis.zrank(keys.WAITING, job_id)
+        rank = await self.pipe.command("ZRANK", keys.WAITING, job_id)
         return 0 if rank is None else rank + 1
 
     async def counts(self) -> tuple[int, int]:
@@ -120,6 +120,12 @@ class RedisJobStore:
             pipe.zcard(keys.RUNNING)
             waiting, running = await pipe.execute()
         return int(waiting), int(running)
+
+    async def states(self, job_ids: Sequence[str]) -> list[str]:
+        """Each job's state ('queued', 'running', an ending, or '' once forgotten)."""
+        answers = await asyncio.gather(*(self.pipe.command("HGET", keys.job(job_id), "state")
+                                         for job_id in job_ids))
+        return [text(answer) for answer in answers]
 
     async def job(self, job_id: str) -> dict[str, str]:
         raw = await self.redis.hgetall(keys.job(job_id))

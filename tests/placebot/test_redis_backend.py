@@ -12,7 +12,7 @@ import pytest
 
 from placebot.client import PlaceBot
 from tests.support.bot_harness import bot_settings, custom_ids, wait_result
-from tests.support.redis_harness import TrackingRenderer, running_workers
+from tests.support.redis_harness import TEST_TIMINGS, TrackingRenderer, running_workers
 from tests.support.valkey import ValkeyProcess
 
 FINAL_EDIT = re.compile(r"/webhooks/\d+/[^/]+/messages/@original")
@@ -32,6 +32,7 @@ def redis_bot(fake, valkey, tmp_path, tiny_model_dir):
     async def start(name: str):
         settings = bot_settings(tmp_path / name, tiny_model_dir, redis_url=valkey.url)
         bot = PlaceBot(settings, guild_ready_timeout=0.05)
+        bot.jobs.store.timings = TEST_TIMINGS  # take-overs after 2 s, not 30
         bot.shutdown_grace_s = 2.0
         async with fake.running(bot):
             yield bot
@@ -47,11 +48,13 @@ def result_edits(fake, interaction) -> list:
 
 async def test_two_bots_and_two_workers_answer_one_place_once(fake, valkey, redis_bot):
     """Two bot processes and two workers: a /place gets its result in its own response,
-    edited once, and nothing is posted in the channel."""
+    edited once, nothing is posted in the channel, and neither bot keeps the job after."""
     renderers = [TrackingRenderer(), TrackingRenderer()]
-    async with running_workers(valkey.url, renderers), redis_bot("a"), redis_bot("b"):
+    async with (running_workers(valkey.url, renderers), redis_bot("a") as a,
+                redis_bot("b") as b):
         interaction = fake.slash("place")
         result = await wait_result(fake, interaction)
+        await fake.wait_for(lambda: not a.jobs.queue.local and not b.jobs.queue.local, 30)
     assert interaction.callbacks[0]["type"] == 5  # deferred at once
     assert len(result_edits(fake, interaction)) == 1
     assert [i.split(":")[1] for i in custom_ids(result)] == ["reroll", "newcrop", "delete"]
@@ -69,6 +72,41 @@ async def test_a_bot_restarted_with_a_job_in_flight_delivers_it_after(fake, valk
             await asyncio.to_thread(renderer.entered.wait, 30)
         renderer.open()
         async with redis_bot("restarted"):
+            result = await wait_result(fake, interaction)
+    assert len(result_edits(fake, interaction)) == 1 and result.embeds
+
+
+def die_on_close(bot: PlaceBot) -> None:
+    """Closing the bot kills its Redis side as a SIGKILL would: nothing more is acknowledged,
+    said or cleaned up (the Discord connection still closes, for the test's sake)."""
+
+    async def die(grace_s: float) -> None:
+        backend = bot.jobs
+        for task in [*backend.queue._tasks, *backend.queue._chains.values(),
+                     backend._positions]:
+            task.cancel()
+        await backend.store.redis.aclose()
+
+    bot.jobs.shutdown = die  # type: ignore[method-assign]
+
+
+async def test_a_bot_killed_while_delivering_has_its_job_delivered_by_the_next(
+        fake, valkey, redis_bot):
+    """A bot dies inside the upload of a result; the bot started after it takes the result
+    over once it has been idle past the bound, and edits it in, once."""
+    async with running_workers(valkey.url, [TrackingRenderer()]):
+        async with redis_bot("dying") as dying:
+            uploading = asyncio.Event()
+
+            async def hang(job, result):
+                uploading.set()
+                await asyncio.Event().wait()
+
+            dying.reporter.finished = hang  # type: ignore[method-assign]
+            die_on_close(dying)
+            interaction = fake.slash("place")
+            await asyncio.wait_for(uploading.wait(), 60)
+        async with redis_bot("next"):
             result = await wait_result(fake, interaction)
     assert len(result_edits(fake, interaction)) == 1 and result.embeds
 
