@@ -71,10 +71,6 @@ def main() -> int:
         # PLACE_DEVICE=cuda:N: GPU N becomes this process's only one, before CUDA starts
         settings = replace(settings, device=pin_gpu(settings.device))
         check_device(settings)  # imports torch only for PLACE_DEVICE=cuda
-        if settings.redis_url is not None:
-            raise SettingsError("PLACE_REDIS_URL", "is for render workers (python -m "
-                                "placebot.gpu_worker) in this version; the bot itself runs "
-                                "the local queue: leave it empty in the bot's environment")
     except SettingsError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2

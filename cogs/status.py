@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -10,11 +11,14 @@ from discord import app_commands
 from discord.ext import commands, tasks
 
 from placebot.backend import JobBackend, QueueStatus
+from placebot.jobqueue import QueueRefusal
+from placebot.messages import user_message
 
 if TYPE_CHECKING:
     from placebot.client import PlaceBot
 
 PRESENCE_EVERY_S = 20  # Discord limits presence updates; the queue can change much faster
+MAX_WORKERS_SHOWN = 18  # an embed holds 25 fields; 6 are the queue's own
 
 
 def status_facts(status: QueueStatus) -> dict[str, str]:
@@ -28,6 +32,15 @@ def status_facts(status: QueueStatus) -> dict[str, str]:
         "vram_mode": status.vram_mode,
         "average": f"{average:.1f} s" if average is not None else "no job yet",
     }
+
+
+def worker_line(facts: dict, now: float) -> tuple[str, str]:
+    """One render worker as /place_status lists it: a title, and its facts."""
+    loaded = ", ".join(f"SD {key}" for key in facts.get("loaded", [])) or "no model loaded"
+    beat = max(0.0, now - float(facts.get("beat", now)))
+    return (f"Worker {facts.get('host', '?')}",
+            f"{facts.get('gpu', '?')} · VRAM {facts.get('vram_mode', '?')} · {loaded} · "
+            f"{facts.get('jobs_done', 0)} jobs done · last heartbeat {beat:.0f} s ago")
 
 
 def presence_text(status: QueueStatus) -> str:
@@ -50,12 +63,21 @@ class StatusCog(commands.Cog, name="Status"):
     @app_commands.command(name="place_status")
     async def place_status(self, interaction: discord.Interaction) -> None:
         """Queue length, loaded model, device, VRAM mode and average job time."""
-        facts = status_facts(await self.jobs.status())
+        try:
+            status = await self.jobs.status()
+        except QueueRefusal as exc:  # the queue is out of reach (the distributed mode)
+            await interaction.response.send_message(user_message(exc), ephemeral=True)
+            return
+        facts = status_facts(status)
         embed = discord.Embed(title="/place status", colour=discord.Colour.blurple())
         for name, key in (("Waiting", "waiting"), ("Running", "running"),
                           ("Loaded model", "loaded"), ("Device", "device"),
                           ("VRAM mode", "vram_mode"), ("Average job time", "average")):
             embed.add_field(name=name, value=facts[key], inline=True)
+        now = time.time()
+        for worker in status.workers[:MAX_WORKERS_SHOWN]:
+            name, value = worker_line(worker, now)
+            embed.add_field(name=name, value=value, inline=False)
         notices = self.owner_notices()
         if notices:
             embed.add_field(name="Needs the owner", value="\n".join(notices), inline=False)
@@ -63,7 +85,10 @@ class StatusCog(commands.Cog, name="Status"):
 
     @tasks.loop(seconds=PRESENCE_EVERY_S)
     async def update_presence(self) -> None:
-        text = presence_text(await self.jobs.status())
+        try:
+            text = presence_text(await self.jobs.status())
+        except QueueRefusal:  # out of reach for now: the presence stays as it was
+            return
         if text != self._shown:
             await self.client.change_presence(activity=discord.CustomActivity(name=text))
             self._shown = text

@@ -72,6 +72,9 @@ class QueueStatus:
     loaded_models: tuple[str, ...]  # model keys, e.g. ("1.4",)
     device: str
     vram_mode: str
+    # The render workers, where they are other processes (the distributed mode): each one's
+    # facts as it last beat (host, gpu, vram_mode, loaded, jobs_done, beat: epoch seconds).
+    workers: tuple[dict, ...] = ()
 
 
 class CancelOutcome(enum.Enum):

@@ -146,6 +146,11 @@ class DiscordReporter:
                            files: list[NamedFile]) -> None:
         embed = result_embed(result, files[0][0])
         view = result_view(job)
+        if job.context.reply_to is not None:  # "Dream on this": in reply to that message
+            await self._transport.post(job, content=f"<@{job.user_id}> dreamed on this.",
+                                       embed=embed, files=files, view=view, reply=True)
+            await self._transport.delete_live(job)
+            return
         if await self._transport.edit_live(job, content=f"<@{job.user_id}>", embed=embed,
                                            attachments=attachments(files), view=view,
                                            final=True):

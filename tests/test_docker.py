@@ -198,3 +198,44 @@ def test_compose_reserves_a_gpu_and_gives_the_bot_time_to_stop():
     devices = service["deploy"]["resources"]["reservations"]["devices"]
     assert devices == [{"driver": "nvidia", "count": 1, "capabilities": ["gpu"]}]
     assert service["stop_grace_period"] == "10s"
+
+
+def compose_services() -> dict:
+    return yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+
+
+def test_the_default_stack_is_the_single_process_bot():
+    """`docker compose up` starts only the bot with its GPU: every other service is in the
+    distributed profile."""
+    services = compose_services()
+    assert "profiles" not in services["bot"]
+    assert all(s.get("profiles") == ["distributed"] for n, s in services.items() if n != "bot")
+
+
+def test_the_distributed_profile_runs_valkey_with_aof_and_a_password():
+    """Valkey's official image, AOF written before each answer, a password required (the
+    server refuses to start without one), its data on a named volume."""
+    valkey = compose_services()["valkey"]
+    assert valkey["image"].startswith("valkey/valkey:")
+    command = " ".join(valkey["command"])
+    assert "--appendonly yes" in command and "--appendfsync always" in command
+    assert '--requirepass "$$VALKEY_PASSWORD"' in command and "exit 1" in command
+    assert valkey["volumes"] == ["valkey-data:/data"]
+
+
+def test_the_distributed_profile_has_one_worker_per_gpu_and_a_bot_without_one():
+    """Each render worker reserves its own GPU (device_ids), the bot none; all of them reach
+    Valkey through PLACE_REDIS_URL with the password."""
+    services = compose_services()
+    workers = {n: s for n, s in services.items() if n.startswith("worker-")}
+    gpus = [s["deploy"]["resources"]["reservations"]["devices"] for s in workers.values()]
+    assert len(workers) >= 2 and all(len(d) == 1 and "count" not in d[0] for d in gpus)
+    assert sorted(d[0]["device_ids"][0] for d in gpus) == [str(i) for i in range(len(gpus))]
+    assert all(s["command"] == ["python", "-m", "placebot.gpu_worker"] for s in workers.values())
+    bot = services["bot-distributed"]
+    assert "deploy" not in bot and set(workers) <= set(bot["depends_on"])
+    url = "redis://:${VALKEY_PASSWORD:-}@valkey:6379/0"
+    assert all(s["environment"]["PLACE_REDIS_URL"] == url for s in [bot, *workers.values()])
+    settings = settings_from_env({"DISCORD_TOKEN": "x", "PLACE_REDIS_URL":
+                                  url.replace("${VALKEY_PASSWORD:-}", "secret")})
+    assert settings.redis_url is not None

@@ -79,13 +79,21 @@ class RedisBotQueue:
         await self.store.reserve(job.id, job.user_id, user_max=self.user_max,
                                  queue_max=self.queue_max)
         try:
-            position = await self.store.enqueue(job.id, job.user_id, job.render, context,
-                                                cooldown_s=self.cooldown_s)
+            return await self.enqueue(job, context)
         except BaseException:
             await self.store.release(job.id, job.user_id)
             raise
+
+    async def enqueue(self, job: Job, context: dict) -> int:
+        """Queue a job reserved under its id; this process delivers it with its live
+        interaction (unless another process gets its events first: then through `rebuild`)."""
         self.local[job.id] = job
-        return position
+        try:
+            return await self.store.enqueue(job.id, job.user_id, job.render, context,
+                                            cooldown_s=self.cooldown_s)
+        except BaseException:
+            self.local.pop(job.id, None)
+            raise
 
     async def cancel(self, job_id: str, user_id: int, reason: str) -> str:
         """'cancelled' (was waiting), 'stopping' (running), or 'ended'/'unknown'/'not_yours'."""

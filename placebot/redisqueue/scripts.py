@@ -24,7 +24,7 @@ end
 """
 
 # ARGV: prefix, job id, user id, user max, queue max, reservation ms
-# → {'ok'|'user'|'full'|'cooldown', number}
+# → {'ok', the place the job will take} or {'user'|'full'|'cooldown', number}
 RESERVE = _COMMON + """
 local job_id, user_id = ARGV[2], ARGV[3]
 local now = now_ms()
@@ -39,7 +39,7 @@ if cooling > 0 then return {'cooldown', cooling} end
 local expiry = now + tonumber(ARGV[6])
 redis.call('ZADD', P .. 'reserved', expiry, job_id)
 redis.call('ZADD', user_key, expiry, job_id)
-return {'ok', 0}
+return {'ok', redis.call('ZCARD', P .. 'waiting') + 1}
 """
 
 # ARGV: prefix, job id, user id, model, render json, context json, cooldown ms

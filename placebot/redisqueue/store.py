@@ -77,8 +77,9 @@ class RedisJobStore:
         await self.pipe.load_scripts()
 
     # ----- admission (bot side)
-    async def reserve(self, job_id: str, user_id: int, *, user_max: int, queue_max: int) -> None:
-        """Hold a place for a job being prepared, or raise the QueueRefusal that applies."""
+    async def reserve(self, job_id: str, user_id: int, *, user_max: int, queue_max: int) -> int:
+        """Hold a place for a job being prepared, or raise the QueueRefusal that applies;
+        return the 1-based place it will take in the line, as of now."""
         status, number = await self._run("RESERVE", job_id, user_id, user_max, queue_max,
                                          int(self.timings.reservation_s * 1000))
         status = text(status)
@@ -88,6 +89,7 @@ class RedisJobStore:
             raise QueueFull(queue_max)
         if status == "cooldown":
             raise CooldownActive(int(number) / 1000)
+        return int(number)
 
     async def enqueue(self, job_id: str, user_id: int, render: RenderJob, context: dict,
                       *, cooldown_s: float = 0.0) -> int:
@@ -109,7 +111,7 @@ class RedisJobStore:
     # ----- what the bot shows
     async def position(self, job_id: str) -> int:
         """1-based place among waiting jobs; 0 once taken or ended."""
-        rank = await self.redis.zrank(keys.WAITING, job_id)
+        rank = await self.pipe.command("ZRANK", keys.WAITING, job_id)
         return 0 if rank is None else rank + 1
 
     async def counts(self) -> tuple[int, int]:
@@ -118,6 +120,12 @@ class RedisJobStore:
             pipe.zcard(keys.RUNNING)
             waiting, running = await pipe.execute()
         return int(waiting), int(running)
+
+    async def states(self, job_ids: Sequence[str]) -> list[str]:
+        """Each job's state ('queued', 'running', an ending, or '' once forgotten)."""
+        answers = await asyncio.gather(*(self.pipe.command("HGET", keys.job(job_id), "state")
+                                         for job_id in job_ids))
+        return [text(answer) for answer in answers]
 
     async def job(self, job_id: str) -> dict[str, str]:
         raw = await self.redis.hgetall(keys.job(job_id))

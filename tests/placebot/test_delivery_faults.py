@@ -9,6 +9,7 @@ from PIL import Image
 from pipeline.engine import Renderer
 from pipeline.models import ModelStore
 from tests.support.bot_harness import embed_fields, render_after_token_expiry, wait_result
+from tests.support.patience import PATIENCE_S
 
 
 def _patches(fake, interaction):
@@ -22,7 +23,7 @@ async def test_model_that_fails_to_load_is_reported_and_the_next_job_retries(
     renderer = Renderer(ModelStore({"1.4": str(model), "1.5": str(model)}, device="cpu"))
     async with start_bot(renderer=renderer) as bot:
         first = fake.slash("place", user_id=1)
-        await fake.wait_for(lambda: first.original and "failed" in first.original.content, 60)
+        await fake.wait_for(lambda: first.original and "failed" in first.original.content)
         assert "model 1.4 could not be loaded" in first.original.content
         assert "Traceback" not in first.original.content
         shutil.copytree(tiny_model_dir, model)
@@ -51,7 +52,7 @@ async def test_gateway_drop_mid_job_resumes_and_the_result_arrives(fake, start_b
     async with start_bot():
         gated.close()
         interaction = fake.slash("place")
-        await asyncio.to_thread(gated.entered.wait, 10)
+        assert await asyncio.to_thread(gated.entered.wait, PATIENCE_S)
         await fake.drop_gateway()
         gated.open()
         await fake.wait_for(lambda: fake.resumes == 1)

@@ -1,0 +1,234 @@
+"""The JobBackend (placebot/backend.py) of the distributed mode, chosen by PLACE_REDIS_URL.
+
+The bot process only admits jobs and delivers: the jobs wait in Redis (placebot/redisqueue)
+and render workers (`python -m placebot.gpu_worker`, one per GPU, on any machine) render them.
+Any bot process can deliver any job: a job's record keeps its interaction's token, and an
+interaction's messages are edited through a webhook that needs only the application id and
+that token (StoredInteraction). A job whose token has died is posted in its channel.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import discord
+
+from pipeline.params import RenderJob
+from placebot.backend import CancelOutcome, QueuePlace, QueueStatus, Reporter, Reservation
+from placebot.delivery import Delivery
+from placebot.jobqueue import Job, JobState, QueueRefusal, new_job_id
+from placebot.redisqueue.bot_side import RedisBotQueue
+from placebot.redisqueue.codec import decode_context, decode_render
+from placebot.redisqueue.connection import UNREACHABLE, connect
+from placebot.redisqueue.store import RedisJobStore
+from placebot.settings import Settings
+
+log = logging.getLogger(__name__)
+
+CANCELLED_BY_USER = "cancelled by its requester"
+POSITIONS_EVERY_S = 3.0  # waiting users' places refreshed (Discord edits are rate-limited)
+CANCEL_OUTCOMES = {"cancelled": CancelOutcome.REMOVED, "stopping": CancelOutcome.STOPPING}
+
+
+class QueueUnavailable(QueueRefusal):
+    def __init__(self):
+        super().__init__("the render queue can't be reached right now; try again in a minute")
+
+
+@dataclass(frozen=True)
+class RedisReservation(Reservation):
+    job_id: str = ""
+    position: int = 0  # the place the job will take, as of the reservation
+
+
+class StoredInteraction:
+    """An interaction's response, editable from any bot process: its webhook needs only the
+    application id and the interaction's token (both kept in the job's record)."""
+
+    def __init__(self, client: discord.Client, application_id: int, token: str):
+        self.token = token
+        self._webhook = discord.Webhook.partial(application_id, token, client=client)
+
+    async def edit_original_response(self, **fields: Any) -> discord.WebhookMessage:
+        return await self._webhook.edit_message("@original", **fields)  # type: ignore[call-overload]
+
+
+def stored_context(delivery: Delivery) -> dict[str, Any]:
+    """What a job's record keeps of its delivery: where to answer, and the means to."""
+    interaction = delivery.interaction
+    return {"delivery": delivery.to_dict(),
+            "token": interaction.token if interaction is not None else None,
+            "application_id": interaction.application_id if interaction is not None else None}
+
+
+class RedisBackend:
+    """JobBackend on Redis for one bot process; several may share one Redis."""
+
+    def __init__(self, store: RedisJobStore, reporter: Reporter, client: discord.Client, *,
+                 user_max: int, queue_max: int, user_cooldown_s: float = 0.0):
+        self.store = store
+        self.reporter = reporter
+        self.client = client
+        self.user_max = user_max
+        self.queue_max = queue_max
+        self.queue = RedisBotQueue(store, _RequeueAsWaiting(self), user_max=user_max,
+                                   queue_max=queue_max, cooldown_s=user_cooldown_s,
+                                   rebuild=self._rebuild)
+        self._workers: list[dict] = []
+        self._positions: asyncio.Task | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings, reporter: Reporter,
+                      client: discord.Client) -> RedisBackend:
+        assert settings.redis_url is not None
+        return cls(RedisJobStore(connect(settings.redis_url)), reporter, client,
+                   user_max=settings.user_max, queue_max=settings.queue_max,
+                   user_cooldown_s=settings.user_cooldown_s)
+
+    # ----- admission
+    async def reserve(self, user_id: int) -> Reservation:
+        job_id = new_job_id()
+        try:
+            position = await self.store.reserve(job_id, user_id, user_max=self.user_max,
+                                                queue_max=self.queue_max)
+        except UNREACHABLE as exc:
+            self.queue.outage.lost(exc)
+            raise QueueUnavailable() from None
+        return RedisReservation(user_id, job_id, position)
+
+    async def release(self, reservation: Reservation) -> None:
+        assert isinstance(reservation, RedisReservation)
+        try:
+            await self.store.release(reservation.job_id, reservation.user_id)
+        except UNREACHABLE:  # the reservation runs out by itself
+            log.warning("could not give back the reservation of job %s", reservation.job_id)
+
+    async def submit(self, reservation: Reservation, render: RenderJob,
+                     delivery: Delivery) -> Job:
+        """The user hears "Queued" before the job is in Redis: no worker's word about it, from
+        any bot process, can come before (and be covered by) that first edit."""
+        assert isinstance(reservation, RedisReservation)
+        job = Job(user_id=reservation.user_id, render=render, context=delivery,
+                  id=reservation.job_id)
+        await self.reporter.acknowledge(job, self._place(reservation.position))
+        try:
+            await self.queue.enqueue(job, stored_context(delivery))
+        except UNREACHABLE as exc:
+            self.queue.outage.lost(exc)
+            raise QueueUnavailable() from None
+        log.info("job %s queued in Redis for user %s: %s", job.id, job.user_id, render)
+        return job
+
+    def _place(self, position: int) -> QueuePlace:
+        """The place, with an ETA from the live workers' recent job times."""
+        averages = [w["average_s"] for w in self._workers if w.get("average_s")]
+        if not position or not averages:
+            return QueuePlace(position)
+        per_job = sum(averages) / len(averages) / len(self._workers)  # side by side
+        return QueuePlace(position, per_job * (position + 1))
+
+    async def cancel(self, job_id: str, user_id: int) -> CancelOutcome:
+        """A waiting job is dropped (its `cancelled` comes through the events, to whichever
+        bot delivers it); a running one is stopped by its worker within a step."""
+        try:
+            outcome = await self.queue.cancel(job_id, user_id, CANCELLED_BY_USER)
+        except UNREACHABLE as exc:
+            self.queue.outage.lost(exc)
+            raise QueueUnavailable() from None
+        return CANCEL_OUTCOMES.get(outcome, CancelOutcome.NOT_FOUND)
+
+    async def status(self) -> QueueStatus:
+        try:
+            waiting, running = await self.store.counts()
+            self._workers = await self.store.workers()
+        except UNREACHABLE as exc:
+            self.queue.outage.lost(exc)
+            raise QueueUnavailable() from None
+        averages = [w["average_s"] for w in self._workers if w.get("average_s")]
+        loaded = sorted({m for w in self._workers for m in w.get("loaded", [])})
+        return QueueStatus(
+            waiting=waiting, running=running,
+            average_job_s=sum(averages) / len(averages) if averages else None,
+            loaded_models=tuple(loaded),
+            device=f"{len(self._workers)} render worker(s)",
+            vram_mode=", ".join(sorted({str(w.get("vram_mode")) for w in self._workers})) or "-",
+            workers=tuple(self._workers))
+
+    # ----- delivery of jobs this process did not accept
+    def _rebuild(self, record: dict) -> Job:
+        context = decode_context(record["context"])
+        delivery = Delivery.from_dict(context["delivery"])
+        if context.get("token") and context.get("application_id"):
+            delivery.interaction = StoredInteraction(  # type: ignore[assignment]
+                self.client, int(context["application_id"]), str(context["token"]))
+        delivery.acknowledged.set()  # by the process that accepted it
+        return Job(user_id=int(record["user"]), render=decode_render(record["render"]),
+                   context=delivery, id=record["id"])
+
+    # ----- waiting users' places
+    async def _refresh_places_forever(self) -> None:
+        while True:
+            await asyncio.sleep(POSITIONS_EVERY_S)
+            try:
+                await self._refresh_places()
+            except UNREACHABLE:
+                continue  # the event reader reports the outage
+            except Exception:  # the next round tries again
+                log.exception("could not refresh the queue positions")
+
+    async def _refresh_places(self) -> None:
+        """Tell this process's waiting users their places; forget the jobs that another bot
+        process answered (their events went there)."""
+        local = list(self.queue.local.values())
+        self._workers = await self.store.workers()
+        states = await self.store.states([job.id for job in local])
+        for job, state in zip(local, states, strict=True):
+            if state not in ("queued", "running"):
+                self.queue.local.pop(job.id, None)
+        waiting = [job for job, state in zip(local, states, strict=True)
+                   if state == "queued" and job.state is JobState.QUEUED]
+        positions = await asyncio.gather(*(self.store.position(job.id) for job in waiting))
+        places = [(job, self._place(p)) for job, p in zip(waiting, positions, strict=True) if p]
+        if places:
+            await self.reporter.queue_moved(places)
+
+    # ----- the process's life
+    async def start(self) -> None:
+        try:
+            await self.store.ensure_groups()
+        except UNREACHABLE as exc:  # the reader keeps trying, and says when it is back
+            self.queue.outage.lost(exc)
+        self.queue.start()
+        self._positions = asyncio.create_task(self._refresh_places_forever(),
+                                              name="redis-positions")
+
+    async def shutdown(self, grace_s: float) -> None:
+        """Stop reading events (those in hand are delivered first). The jobs stay in Redis:
+        the workers go on, and any bot process delivers them, this one after a restart."""
+        if self._positions is not None:
+            self._positions.cancel()
+        with contextlib.suppress(*UNREACHABLE):
+            await asyncio.wait_for(self.queue.stop(), grace_s)
+        await self.store.redis.aclose()
+
+
+class _RequeueAsWaiting:
+    """The Reporter as the bot queue calls it, but a worker's `restarting` (it stopped, its
+    job went back to the queue for another worker) shows the job waiting again, instead of
+    the bot's own "restarting" notice."""
+
+    def __init__(self, backend: RedisBackend):
+        self._backend = backend
+
+    def __getattr__(self, name: str):
+        return getattr(self._backend.reporter, name)
+
+    async def restarting(self, job: Job) -> None:
+        position = await self._backend.store.position(job.id)
+        job.context.shown_position = None
+        await self._backend.reporter.queue_moved([(job, self._backend._place(position))])
+

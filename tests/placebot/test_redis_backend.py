@@ -1,0 +1,172 @@
+"""The distributed mode through the real bot and discord.py over the fake Discord: PlaceBots
+sharing a real Valkey server with render workers (a fast renderer), any bot delivering any
+job through the stored interaction token."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+
+import pytest
+
+from placebot.client import PlaceBot
+from tests.support.bot_harness import bot_settings, custom_ids, wait_result
+from tests.support.redis_harness import TEST_TIMINGS, TrackingRenderer, running_workers
+from tests.support.valkey import ValkeyProcess
+
+FINAL_EDIT = re.compile(r"/webhooks/\d+/[^/]+/messages/@original")
+
+
+@pytest.fixture
+def valkey(tmp_path):
+    with ValkeyProcess(tmp_path / "valkey", password="test-secret") as server:
+        yield server
+
+
+@pytest.fixture
+def redis_bot(fake, valkey, tmp_path, tiny_model_dir):
+    """redis_bot(name) → an async context manager running a PlaceBot on the shared Redis."""
+
+    @contextlib.asynccontextmanager
+    async def start(name: str):
+        settings = bot_settings(tmp_path / name, tiny_model_dir, redis_url=valkey.url)
+        bot = PlaceBot(settings, guild_ready_timeout=0.05)
+        bot.jobs.store.timings = TEST_TIMINGS  # take-overs after 2 s, not 30
+        bot.shutdown_grace_s = 2.0
+        async with fake.running(bot):
+            yield bot
+
+    return start
+
+
+def result_edits(fake, interaction) -> list:
+    """The edits of the interaction's response that carried a result (an embed)."""
+    return [r for r in fake.requests if r.method == "PATCH" and interaction.token in r.path
+            and FINAL_EDIT.search(r.path) and (r.json or {}).get("embeds")]
+
+
+async def test_two_bots_and_two_workers_answer_one_place_once(fake, valkey, redis_bot):
+    """Two bot processes and two workers: a /place gets its result in its own response,
+    edited once, nothing is posted in the channel, and neither bot keeps the job after."""
+    renderers = [TrackingRenderer(), TrackingRenderer()]
+    async with (running_workers(valkey.url, renderers), redis_bot("a") as a,
+                redis_bot("b") as b):
+        interaction = fake.slash("place")
+        result = await wait_result(fake, interaction)
+        await fake.wait_for(lambda: not a.jobs.queue.local and not b.jobs.queue.local)
+    assert interaction.callbacks[0]["type"] == 5  # deferred at once
+    assert len(result_edits(fake, interaction)) == 1
+    assert [i.split(":")[1] for i in custom_ids(result)] == ["reroll", "newcrop", "delete"]
+    assert not [r for r in fake.requests if r.method == "POST" and "/channels/" in r.path]
+
+
+async def test_a_bot_restarted_with_a_job_in_flight_delivers_it_after(fake, valkey, redis_bot):
+    """A bot stops while its job renders; the bot started after it (another process, same
+    Redis) edits the result into the job's response through the stored token."""
+    renderer = TrackingRenderer()
+    renderer.close()
+    async with running_workers(valkey.url, [renderer]):
+        async with redis_bot("first"):
+            interaction = fake.slash("place")
+            await asyncio.to_thread(renderer.entered.wait, 30)
+        renderer.open()
+        async with redis_bot("restarted"):
+            result = await wait_result(fake, interaction)
+    assert len(result_edits(fake, interaction)) == 1 and result.embeds
+
+
+def die_on_close(bot: PlaceBot) -> None:
+    """Closing the bot kills its Redis side as a SIGKILL would: nothing more is acknowledged,
+    said or cleaned up (the Discord connection still closes, for the test's sake)."""
+
+    async def die(grace_s: float) -> None:
+        backend = bot.jobs
+        for task in [*backend.queue._tasks, *backend.queue._chains.values(),
+                     backend._positions]:
+            task.cancel()
+        await backend.store.redis.aclose()
+
+    bot.jobs.shutdown = die  # type: ignore[method-assign]
+
+
+async def test_a_bot_killed_while_delivering_has_its_job_delivered_by_the_next(
+        fake, valkey, redis_bot):
+    """A bot dies inside the upload of a result; the bot started after it takes the result
+    over once it has been idle past the bound, and edits it in, once."""
+    async with running_workers(valkey.url, [TrackingRenderer()]):
+        async with redis_bot("dying") as dying:
+            uploading = asyncio.Event()
+
+            async def hang(job, result):
+                uploading.set()
+                await asyncio.Event().wait()
+
+            dying.reporter.finished = hang  # type: ignore[method-assign]
+            die_on_close(dying)
+            interaction = fake.slash("place")
+            await asyncio.wait_for(uploading.wait(), 60)
+        async with redis_bot("next"):
+            result = await wait_result(fake, interaction)
+    assert len(result_edits(fake, interaction)) == 1 and result.embeds
+
+
+async def test_cancel_clicked_on_another_bot_stops_a_waiting_job(fake, valkey, redis_bot):
+    """A job waits (no worker yet); its Cancel button is handled by another bot process:
+    the job is dropped, its response says so, and a worker started later never renders it."""
+    async with redis_bot("accepting"):
+        interaction = fake.slash("place")
+        original = await fake.wait_for(
+            lambda: interaction.original if interaction.original
+            and "Queued" in (interaction.original.content or "") else None)
+    [cancel] = custom_ids(original)
+    renderer = TrackingRenderer()
+    async with redis_bot("clicked"), running_workers(valkey.url, [renderer]):
+        click = fake.click(original.id, cancel, user_id=interaction.user_id)
+        await fake.wait_for(lambda: click.callbacks)
+        await fake.wait_for(lambda: interaction.original.content == "Cancelled.")
+    assert click.callbacks[0]["data"]["content"] == "Your job was cancelled."
+    assert not renderer.rendered
+
+
+async def test_place_status_lists_the_render_workers(fake, valkey, redis_bot):
+    """/place_status shows each live worker: host, GPU, VRAM mode, model, jobs, heartbeat."""
+    renderers = [TrackingRenderer(), TrackingRenderer(("1.5",))]
+    async with running_workers(valkey.url, renderers), redis_bot("a"):
+        await wait_result(fake, fake.slash("place"))
+        status = fake.slash("place_status", user_id=2)
+        await fake.wait_for(lambda: status.callbacks)
+    fields = status.callbacks[0]["data"]["embeds"][0]["fields"]
+    workers = [f["value"] for f in fields if f["name"].startswith("Worker ")]
+    assert len(workers) == 2 and any("SD 1.5" in w for w in workers)
+    assert all("VRAM full" in w and "last heartbeat" in w for w in workers)
+
+
+def queued_text(interaction) -> str:
+    return (interaction.original.content or "") if interaction.original else ""
+
+
+async def test_a_waiting_user_sees_the_line_move(fake, valkey, redis_bot):
+    """Two jobs wait (no worker yet); the first is cancelled: the second's response moves
+    from position 2 to position 1."""
+    async with redis_bot("a"):
+        first = fake.slash("place", user_id=1)
+        await fake.wait_for(lambda: "position 1" in queued_text(first))
+        second = fake.slash("place", user_id=2)
+        await fake.wait_for(lambda: "position 2" in queued_text(second))
+        [cancel] = custom_ids(first.original)
+        fake.click(first.original.id, cancel, user_id=1)
+        await fake.wait_for(lambda: "position 1" in queued_text(second))
+    assert queued_text(first) == "Cancelled."
+
+
+async def test_redis_out_of_reach_gets_one_clear_line(fake, valkey, redis_bot):
+    """The server is down: /place answers at once, ephemerally, that the queue can't be
+    reached, and queues nothing."""
+    valkey.stop()
+    async with redis_bot("a"):
+        interaction = fake.slash("place")
+        await fake.wait_for(lambda: interaction.callbacks)
+    callback = interaction.callbacks[0]
+    assert callback["type"] == 4 and callback["data"]["flags"] & 64
+    assert "render queue can't be reached" in callback["data"]["content"]
