@@ -23,7 +23,9 @@ if TYPE_CHECKING:
     from placebot.client import PlaceBot
 
 DESCRIPTION = "Dream on a random 32x32 patch of r/Place with Stable Diffusion."
-SLASH_OPTIONS = tuple(name for name, spec in PARAMS.items() if spec.slash)
+# /place's options: those of every job and of a canvas crop (a picture's belong to /dream)
+SLASH_OPTIONS = tuple(name for name, spec in PARAMS.items()
+                      if spec.slash and spec.scope != "picture")
 
 Submit = Callable[[Interaction, RenderRequest], Awaitable[Any]]
 
@@ -73,27 +75,44 @@ def option_help(spec: Param, default: Any) -> str:
 def build_place_command(defaults: Mapping[str, Any], submit: Submit,
                         options: tuple[str, ...] = SLASH_OPTIONS) -> app_commands.Command:
     """The /place command, its options derived from the parameters and `defaults`."""
+    return build_render_command("place", DESCRIPTION, defaults, submit, options)
 
-    async def place(interaction: Interaction, **options: Any) -> None:
-        given = {name: value for name, value in options.items() if value is not None}
-        await submit(interaction, RenderRequest(**{**defaults, **given}))
+
+def build_render_command(name: str, description: str, defaults: Mapping[str, Any],
+                         submit: Callable[..., Awaitable[Any]], options: tuple[str, ...], *,
+                         leading: tuple[tuple[str, Any, str], ...] = ()
+                         ) -> app_commands.Command:
+    """A command whose options are render parameters (derived from their definition and
+    `defaults`), after `leading` required options (name, annotation, help) that are passed to
+    `submit` by name: submit(interaction, request, **leading_values)."""
+    leading_names = tuple(option for option, _, _ in leading)
+
+    async def command(interaction: Interaction, **values: Any) -> None:
+        given = {key: value for key, value in values.items()
+                 if value is not None and key not in leading_names}
+        extra = {key: values[key] for key in leading_names}
+        await submit(interaction, RenderRequest(**{**defaults, **given}), **extra)
 
     # discord.py reads the options from the callback's signature: give it one per parameter
     keyword = inspect.Parameter.KEYWORD_ONLY
-    place.__signature__ = inspect.Signature([
+    command.__signature__ = inspect.Signature([
         inspect.Parameter("interaction", inspect.Parameter.POSITIONAL_OR_KEYWORD,
                           annotation=Interaction),
-        *(inspect.Parameter(name, keyword, default=None, annotation=option_type(PARAMS[name]))
-          for name in options),
+        *(inspect.Parameter(option, keyword, annotation=annotation)
+          for option, annotation, _ in leading),
+        *(inspect.Parameter(option, keyword, default=None,
+                            annotation=option_type(PARAMS[option]))
+          for option in options),
     ])
-    app_commands.describe(**{name: option_help(PARAMS[name], defaults[name])
-                             for name in options})(place)
+    app_commands.describe(**{option: text for option, _, text in leading},
+                          **{option: option_help(PARAMS[option], defaults[option])
+                             for option in options})(command)
     app_commands.choices(**{
-        name: [app_commands.Choice(name=PARAMS[name].choice_name.format(c), value=c)
-               for c in PARAMS[name].choices]
-        for name in options if PARAMS[name].choices
-    })(place)
-    return app_commands.Command(name="place", description=DESCRIPTION, callback=place)
+        option: [app_commands.Choice(name=PARAMS[option].choice_name.format(c), value=c)
+                 for c in PARAMS[option].choices]
+        for option in options if PARAMS[option].choices
+    })(command)
+    return app_commands.Command(name=name, description=description, callback=command)
 
 
 class PlaceCog(commands.Cog, name="Place"):

@@ -49,6 +49,8 @@ def build_parser(engine: EngineSettings) -> argparse.ArgumentParser:
         "Defaults come from .env and the PLACE_* variables, as for the bot.",
     )
     for name, spec in PARAMS.items():
+        if spec.scope == "picture":  # the CLI dreams on canvas crops
+            continue
         default = engine.render_defaults[name]
         parser.add_argument(f"--{name}", type=_flag_type(name, spec),
                             choices=spec.choices or None, default=default,
@@ -100,7 +102,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.model_id:
         model_ids[args.model] = args.model_id
     try:
-        job = RenderRequest(**{name: getattr(args, name) for name in PARAMS}).resolve()
+        job = RenderRequest(**{name: getattr(args, name) for name in PARAMS
+                               if hasattr(args, name)}).resolve()
     except PipelineError as exc:
         return _fail(str(exc))
     try:

@@ -21,6 +21,7 @@ from PIL import Image
 
 from pipeline.canvases import crop_canvas, upscale
 from pipeline.errors import OutOfMemory, RenderCancelled
+from pipeline.image_source import tiles_from_text
 from pipeline.models import LoadedModel, ModelStore
 from pipeline.params import NO_GUIDANCE, RenderJob
 from pipeline.prompts import encode_prompts
@@ -36,7 +37,7 @@ StopCheck = Callable[[], "str | None"]
 @dataclass
 class RenderResult:
     job: RenderJob
-    tiles: Image.Image  # the 32x32 crop, native resolution
+    tiles: Image.Image  # the 32x32 crop (or the picture's square), native resolution
     frames: list[Image.Image]  # the 512x512 input, then one image per pass
     pass_seconds: list[float] = field(default_factory=list)
     model_id: str = ""
@@ -50,6 +51,12 @@ class RenderResult:
     @property
     def seconds(self) -> float:
         return sum(self.pass_seconds)
+
+
+def input_tiles(job: RenderJob) -> Image.Image:
+    """What the job dreams on, at native resolution: its canvas crop, or its picture's square."""
+    # a picture job always has its tiles (RenderJob checks): a canvas crop has none
+    return tiles_from_text(job.tiles) if job.tiles is not None else crop_canvas(job.crop)
 
 
 class Renderer:
@@ -92,7 +99,7 @@ class Renderer:
 
     @staticmethod
     def _start(job: RenderJob, model: LoadedModel) -> RenderResult:
-        tiles = crop_canvas(job.crop)
+        tiles = input_tiles(job)
         return RenderResult(job=job, tiles=tiles, frames=[upscale(tiles)], model_id=model.model_id)
 
     @staticmethod

@@ -15,6 +15,7 @@ crop can take another square of a picture that is not square.
 
 from __future__ import annotations
 
+import base64
 import io
 import random
 import warnings
@@ -124,3 +125,24 @@ def square(source: Image.Image, offset: int) -> Image.Image:
     if source.width >= source.height:
         return source.crop((offset, 0, offset + side, side))
     return source.crop((0, offset, side, offset + side))
+
+
+def tiles_text(tiles: Image.Image) -> str:
+    """A square as the text a RenderJob carries (base64 PNG): small, and lossless."""
+    buffer = io.BytesIO()
+    tiles.save(buffer, format="PNG", optimize=True)
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def tiles_from_text(text: str) -> Image.Image:
+    """The square a RenderJob carries, decoded within the same bounds as any user's picture
+    (a job may come from a journal row or another machine): RGB, square, MIN_PIXEL-MAX_PIXEL."""
+    try:
+        data = base64.b64decode(text, validate=True)
+    except ValueError:
+        raise ImageSourceError("the job's picture is not valid base64") from None
+    tiles = decode(data)
+    if tiles.width != tiles.height or not (MIN_PIXEL <= tiles.width <= MAX_PIXEL):
+        raise ImageSourceError(f"the job's picture is {tiles.width}x{tiles.height}; a square "
+                               f"{MIN_PIXEL}-{MAX_PIXEL} tiles wide is needed")
+    return tiles

@@ -19,8 +19,10 @@ FRAME_MS = 700
 
 def job_metadata(result: RenderResult) -> dict:
     """Everything needed to reproduce the image: every render parameter (RenderJob.to_dict,
-    with its schema version, so RenderJob.from_dict reads it back) and the model's id."""
-    return {**result.job.to_dict(), "model_id": result.model_id}
+    with its schema version, so RenderJob.from_dict reads it back) and the model's id. A
+    picture's square is left out (up to 1 MB of text): the crop file and the strip show it."""
+    row = {key: value for key, value in result.job.to_dict().items() if key != "tiles"}
+    return {**row, "model_id": result.model_id}
 
 
 def png_bytes(image: Image.Image, metadata: dict | None = None, *, optimize=False) -> bytes:
@@ -66,8 +68,9 @@ def animation_bytes(frames: list[Image.Image], fmt: str = "WEBP", size: int = 51
 def file_stem(result: RenderResult) -> str:
     """A name built from validated numbers only: no user text reaches a path."""
     job = result.job
-    return (f"place{job.crop.canvas}_{job.crop.x}_{job.crop.y}_sd{job.model}_seed{job.seed}"
-            f"_s{job.strength:g}_st{job.steps}_p{job.passes}")
+    source = (f"picture{job.picture}_o{job.offset}" if job.on_picture
+              else f"place{job.crop.canvas}_{job.crop.x}_{job.crop.y}")
+    return f"{source}_sd{job.model}_seed{job.seed}_s{job.strength:g}_st{job.steps}_p{job.passes}"
 
 
 def save_result(result: RenderResult, folder: Path) -> dict[str, Path]:

@@ -26,6 +26,7 @@ from pipeline.canvases import (
     widest_crop_range,
 )
 from pipeline.errors import ParamError
+from pipeline.image_source import DEFAULT_PIXEL, MAX_PIXEL, MAX_SQUARES, MIN_PIXEL
 
 __all__ = ["PARAMS", "Crop", "Param", "ParamError", "RenderJob", "RenderRequest"]
 
@@ -43,6 +44,10 @@ MAX_SEED = 2**32 - 1
 MAX_PROMPT_CHARS = 500
 NO_GUIDANCE = 1.0  # diffusers runs classifier-free guidance only above 1
 MAX_X, MAX_Y = widest_crop_range()
+PICTURE_KEY = r"[0-9a-f]{16}"  # a content hash, as placebot's source store names a picture
+MAX_OFFSET = MAX_PIXEL * (MAX_SQUARES - 1)  # the farthest a square starts along a long side
+# the square as base64 PNG text: 512x512 RGB stored raw is 786 KB, 1.05 M characters
+MAX_TILES_CHARS = 1_100_000
 
 _PARAM = "param"  # the key of a field's metadata that holds its Param
 
@@ -66,6 +71,10 @@ class Param:
     source: bool = False  # picks the picture's source: New crop draws it anew
     batches: bool = False  # jobs share a pipeline call only when they agree on it
     max_length: int | None = None  # of a text parameter
+    pattern: str | None = None  # a text parameter's whole value must match this regex
+    # "canvas": only a canvas crop has it; "picture": only a user's picture (/dream); "any": both
+    scope: str = "any"
+    shown: bool = True  # a field of the result's embed
 
     def bounds_text(self) -> str:
         """What is allowed, as a person reads it: '0-5', '(0, 1]', '1.4, 1.5'."""
@@ -108,6 +117,8 @@ class Param:
             if value not in self.choices:
                 raise ParamError(f"{name} {value!r} is unknown; choose one of {self.bounds_text()}")
             return
+        if self.pattern is not None and not re.fullmatch(self.pattern, value):
+            raise ParamError(f"{name} {value[:40]!r} is not valid")
         if self.max_length is not None and len(value) > self.max_length:
             raise ParamError(f"{name} is {len(value)} characters long; at most "
                              f"{self.max_length} are allowed")
@@ -139,6 +150,8 @@ class Param:
             return "|".join(re.escape(c) for c in sorted(self.choices, key=len, reverse=True))
         if self.kind is float:
             return r"[0-9.e+-]{1,24}"
+        if self.pattern is not None:
+            return self.pattern
         return r"\d{1,20}"
 
     def encode_value(self, value: Any) -> str:
@@ -147,8 +160,9 @@ class Param:
 
 
 def param(default: Any, **spec: Any) -> Any:
-    """A RenderRequest field with its Param."""
-    return field(default=default, metadata={_PARAM: Param(**spec)})
+    """A RenderRequest field with its Param (one not shown stays out of repr and the logs)."""
+    spec = Param(**spec)
+    return field(default=default, repr=spec.shown, metadata={_PARAM: spec})
 
 
 def check_steps_strength(steps: int, strength: float) -> None:
@@ -176,6 +190,24 @@ class RenderRequest:
     y: int | None = param(
         None, label="y", help="Top edge of the 32x32 crop, in tiles (give x and y together)",
         low=0, high=MAX_Y, tag="y", source=True)
+    # A user's picture instead of a canvas crop (/dream). The bot keeps its pixelated source
+    # under this content key (for Re-roll and New crop); the job renders the square at
+    # `offset` along its long side, carried whole in `tiles` (a small PNG), so that whoever
+    # renders the job, here or a worker elsewhere, needs nothing but the job.
+    picture: str | None = param(
+        None, label="Picture", help="The content key of the user's pixelated picture", kind=str,
+        pattern=PICTURE_KEY, slash=False, tag="p", scope="picture")
+    offset: int | None = param(
+        None, label="Square", help="Where the square starts along the picture's long side",
+        low=0, high=MAX_OFFSET, slash=False, tag="o", source=True, scope="picture")
+    pixel: int = param(
+        DEFAULT_PIXEL, label="Pixel",
+        help="Tiles on the picture's short side, before the 512 upscale (512: as it is)",
+        low=MIN_PIXEL, high=MAX_PIXEL, scope="picture")
+    tiles: str | None = param(
+        None, label="Tiles", help="The square that is dreamed on, as base64 PNG", kind=str,
+        pattern=r"[A-Za-z0-9+/=]*", max_length=MAX_TILES_CHARS, slash=False, scope="picture",
+        shown=False)
     seed: int | None = param(
         None, label="Seed", help="Random seed, to redo a picture exactly", low=0, high=MAX_SEED)
     # 0.8: what the original script really ran (its strength=0.05 never applied)
@@ -205,6 +237,8 @@ class RenderRequest:
         """Raise ParamError naming the first bad value and what is allowed; return self."""
         # The crop first: it knows the chosen canvas's own bounds, tighter than x's and y's.
         check_crop_position(self.canvas, self.x, self.y)
+        if self.picture is not None and self.canvas is not None:
+            raise ParamError("a job dreams on a canvas crop or on a picture, not on both")
         for name, spec in PARAMS.items():
             spec.check(name, getattr(self, name))
         check_steps_strength(self.steps, self.strength)
@@ -214,12 +248,14 @@ class RenderRequest:
         """Fix the crop and the seed (drawing them at random where not given)."""
         self.validate()
         rng = rng or random.Random()
+        seed = self.seed if self.seed is not None else rng.randint(0, MAX_SEED)
+        prompt = (self.prompt or "").strip() or None
+        if self.picture is not None:  # its square is chosen by whoever holds the picture
+            return RenderJob(**{**self.values(), "seed": seed, "prompt": prompt})
         if self.x is not None:
             crop = Crop(self.canvas, self.x, self.y)
         else:
             crop = random_crop(rng, self.canvas)
-        seed = self.seed if self.seed is not None else rng.randint(0, MAX_SEED)
-        prompt = (self.prompt or "").strip() or None
         values = {**self.values(), "canvas": crop.canvas, "x": crop.x, "y": crop.y, "seed": seed,
                   "prompt": prompt}
         return RenderJob(**values)
@@ -245,11 +281,18 @@ class RenderJob(RenderRequest):
     """A fully determined render: same job on the same device and dtype, same images."""
 
     def __post_init__(self) -> None:
-        unset = [name for name in ("canvas", "x", "y", "seed") if getattr(self, name) is None]
+        needed = ("picture", "offset", "tiles", "seed") if self.picture is not None else (
+            "canvas", "x", "y", "seed")
+        unset = [name for name in needed if getattr(self, name) is None]
         if unset:
             raise ParamError(f"a render job needs {', '.join(unset)}; resolve a request first")
         if not self.prompt:  # no prompt, no guidance (also for a row written before prompts)
             object.__setattr__(self, "guidance", NO_GUIDANCE)
+
+    @property
+    def on_picture(self) -> bool:
+        """A user's picture (/dream), not a canvas crop."""
+        return self.picture is not None
 
     @property
     def crop(self) -> Crop:
@@ -294,9 +337,9 @@ def _upgrade(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def encode_payload(request: RenderRequest, names: Iterable[str]) -> str:
-    """The named parameters of a request, as a custom_id fragment."""
-    return "".join(f":{PARAMS[n].tag}{PARAMS[n].encode_value(getattr(request, n))}"
-                   for n in names)
+    """The named parameters of a request (those it has), as a custom_id fragment."""
+    return "".join(f":{PARAMS[n].tag}{PARAMS[n].encode_value(value)}"
+                   for n in names if (value := getattr(request, n)) is not None)
 
 
 def payload_pattern(names: Iterable[str]) -> str:

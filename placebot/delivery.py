@@ -30,12 +30,15 @@ class Delivery:
     size_limit: int = DEFAULT_SIZE_LIMIT
     interaction: discord.Interaction | None = field(default=None, repr=False)
     shown_position: int | None = None
+    # "Dream on this": the result is posted in reply to the message it dreamed on
+    reply_to: int | None = None
     # Set once the interaction is deferred and the job acknowledged: the worker's edits wait
     # for it, so that "Queued: position 1" can never land after "Dreaming".
     acknowledged: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
 
     @classmethod
-    def from_interaction(cls, interaction: discord.Interaction) -> Delivery:
+    def from_interaction(cls, interaction: discord.Interaction, *,
+                         reply_to: discord.Message | None = None) -> Delivery:
         if interaction.channel_id is None:
             raise ValueError(f"interaction {interaction.id} has no channel to answer in")
         return cls(
@@ -45,12 +48,13 @@ class Delivery:
             created_at=interaction.created_at.timestamp(),
             size_limit=getattr(interaction, "filesize_limit", None) or DEFAULT_SIZE_LIMIT,
             interaction=interaction,
+            reply_to=reply_to.id if reply_to is not None else None,
         )
 
     def to_dict(self) -> dict[str, Any]:
         return {"user_id": self.user_id, "channel_id": self.channel_id,
                 "guild_id": self.guild_id, "created_at": self.created_at,
-                "size_limit": self.size_limit}
+                "size_limit": self.size_limit, "reply_to": self.reply_to}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Delivery:

@@ -1,37 +1,49 @@
-"""Accepting a /place job from Discord: validate, hold a place, answer within 3 s, submit.
+"""Accepting a job from Discord: validate, hold a place, answer within 3 s, prepare, submit.
 
-Shared by the /place command and the Re-roll / New crop buttons. What happens to the job
-afterwards is the JobBackend's business (placebot/backend.py).
+Shared by /place, /dream, "Dream on this" and the Re-roll / New crop buttons. What happens to
+the job afterwards is the JobBackend's business (placebot/backend.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 
 import discord
 
-from pipeline.errors import ParamError
+from pipeline.errors import ParamError, PipelineError
 from pipeline.params import RenderRequest
 from placebot.backend import JobBackend
 from placebot.delivery import Delivery
 from placebot.jobqueue import Job, QueueRefusal
-from placebot.messages import user_message
+from placebot.messages import UserFacingError, user_message
+from placebot.pictures import keep_prompt
+from placebot.source_store import SourceStore
 
 log = logging.getLogger(__name__)
 
+# Slower work on a request once the interaction is answered (fetching and decoding a picture,
+# reading a kept one): it returns the request to render, or raises an error for the user.
+Prepare = Callable[[RenderRequest], Awaitable[RenderRequest]]
+# What preparing may refuse with, in a line for the user (anything else is unexpected)
+REFUSALS = (ParamError, UserFacingError, PipelineError)
+
 
 class PlaceService:
-    def __init__(self, jobs: JobBackend):
+    def __init__(self, jobs: JobBackend, sources: SourceStore):
         self._jobs = jobs
+        self._sources = sources
 
-    async def submit(self, interaction: discord.Interaction,
-                     request: RenderRequest) -> Job | None:
+    async def submit(self, interaction: discord.Interaction, request: RenderRequest, *,
+                     prepare: Prepare | None = None,
+                     reply_to: discord.Message | None = None) -> Job | None:
         """Queue the job and answer the interaction; refusals are ephemeral and queue nothing.
 
         Validation and the backend's admission run first and hold a place at once, so two
         quick /place from one person cannot both slip under the per-user limit; then the
-        interaction is deferred, well inside Discord's 3 seconds, before any slower work.
+        interaction is deferred, well inside Discord's 3 seconds, before any slower work
+        (`prepare`). `reply_to`: the result is posted in reply to this message.
         """
         try:
             request.validate()
@@ -41,9 +53,27 @@ class PlaceService:
             return None
         try:
             await interaction.response.defer(thinking=True)
+            if prepare is not None:
+                request = (await prepare(request)).validate()
+            await keep_prompt(self._sources, request)
             render = await asyncio.to_thread(request.resolve)  # may decode a canvas (~0.1 s)
-            delivery = Delivery.from_interaction(interaction)
+            delivery = Delivery.from_interaction(interaction, reply_to=reply_to)
+        except REFUSALS as exc:
+            await self._jobs.release(reservation)
+            await self._refuse_after_defer(interaction, exc)
+            return None
         except BaseException:
             await self._jobs.release(reservation)
             raise
         return await self._jobs.submit(reservation, render, delivery)
+
+    @staticmethod
+    async def _refuse_after_defer(interaction: discord.Interaction, error: Exception) -> None:
+        """One ephemeral line, as a refusal before the defer would be: the public "thinking"
+        message is taken away first (a deferred answer's visibility cannot change)."""
+        log.info("refused interaction %s after answering it: %s", interaction.id, error)
+        try:
+            await interaction.delete_original_response()
+        except discord.HTTPException as exc:
+            log.warning("could not remove the thinking message of %s: %s", interaction.id, exc)
+        await interaction.followup.send(user_message(error), ephemeral=True)

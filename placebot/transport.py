@@ -1,5 +1,8 @@
 """Carrying a job's messages to Discord: edit the interaction's response while its token lives,
 else post in the channel (mentioning the user), else send a DM.
+
+Every message may ping its job's requester and nobody else (requester_only): a prompt or a
+picture's name is a user's text, and the client's default (PlaceBot) pings no one at all.
 """
 
 from __future__ import annotations
@@ -20,6 +23,12 @@ from placebot.result_files import NamedFile
 log = logging.getLogger(__name__)
 
 ACKNOWLEDGE_WAIT_S = 10
+
+
+def requester_only(user_id: int) -> discord.AllowedMentions:
+    """The requester may be pinged; no other user, role, @everyone or replied-to author."""
+    return discord.AllowedMentions(everyone=False, roles=False, replied_user=False,
+                                   users=[discord.Object(user_id)])
 
 
 def attachments(files: Sequence[NamedFile]) -> list[discord.File]:
@@ -45,7 +54,8 @@ class DiscordTransport:
             with contextlib.suppress(TimeoutError, asyncio.TimeoutError):
                 await asyncio.wait_for(delivery.acknowledged.wait(), ACKNOWLEDGE_WAIT_S)
         try:
-            await delivery.interaction.edit_original_response(**fields)
+            await delivery.interaction.edit_original_response(
+                **fields, allowed_mentions=requester_only(delivery.user_id))
             return True
         except discord.HTTPException as exc:
             if isinstance(exc, discord.NotFound) or exc.status == 401:
@@ -57,26 +67,43 @@ class DiscordTransport:
             log.warning("could not update job %s: %s", job.id, exc)
             return True
 
-    async def post(self, job: Job, *, content: str, embed: discord.Embed | None = None,
-                   view: discord.ui.View | None = None, files: Sequence[NamedFile] = ()) -> None:
-        """A channel message (mentioning the user); if the channel refuses, a DM."""
+    async def delete_live(self, job: Job) -> None:
+        """Remove the interaction's response (its work is shown elsewhere); a failure is only
+        logged: the response then stays, which is untidy but harmless."""
         delivery: Delivery = job.context
-        mention = discord.AllowedMentions(users=[discord.Object(delivery.user_id)])
+        if not delivery.token_alive() or delivery.interaction is None:
+            return
+        try:
+            await delivery.interaction.delete_original_response()
+        except discord.HTTPException as exc:
+            log.warning("could not remove the live response of job %s: %s", job.id, exc)
 
-        def fields() -> dict[str, Any]:
+    async def post(self, job: Job, *, content: str, embed: discord.Embed | None = None,
+                   view: discord.ui.View | None = None, files: Sequence[NamedFile] = (),
+                   reply: bool = False) -> None:
+        """A channel message (mentioning the user), in reply to the job's message when `reply`;
+        if the channel refuses, a DM."""
+        delivery: Delivery = job.context
+        mention = requester_only(delivery.user_id)
+
+        def fields(in_channel: bool) -> dict[str, Any]:
             extra: dict[str, Any] = {"embed": embed} if embed is not None else {}
             if view is not None:
                 extra["view"] = view
+            if in_channel and reply and delivery.reply_to is not None:
+                extra["reference"] = discord.MessageReference(
+                    message_id=delivery.reply_to, channel_id=delivery.channel_id,
+                    guild_id=delivery.guild_id, fail_if_not_exists=False)
             return {"content": content, "files": attachments(files),
                     "allowed_mentions": mention, **extra}
 
         channel = self._client.get_partial_messageable(delivery.channel_id,
                                                        guild_id=delivery.guild_id)
         try:
-            await channel.send(**fields())
+            await channel.send(**fields(True))
             return
         except (discord.Forbidden, discord.NotFound) as exc:
             log.warning("cannot post in channel %s for job %s (%s); sending a DM instead",
                         delivery.channel_id, job.id, exc.status)
         dm = await self._client.create_dm(discord.Object(delivery.user_id))
-        await dm.send(**fields())
+        await dm.send(**fields(False))

@@ -31,6 +31,8 @@ from pipeline.params import (
 from placebot.backend import CancelOutcome, JobBackend
 from placebot.jobqueue import Job
 from placebot.messages import user_message
+from placebot.pictures import from_kept, with_kept_prompt
+from placebot.source_store import PROMPT_KEY, SourceStore, prompt_key
 
 if TYPE_CHECKING:
     from placebot.service import PlaceService
@@ -42,15 +44,23 @@ NO_LONGER_VALID = "This button is no longer valid."
 ALREADY_DELETED = "This picture was already deleted."
 
 
-# ----- the payloads of Re-roll and New crop: what to render again (the seed is left open)
+# ----- the payloads of Re-roll and New crop: what to render again (the seed is left open).
+# A prompt does not fit in a custom_id: the source store keeps it, the payload names its key.
+_PROMPT = f"(?::q(?P<prompt_key>{PROMPT_KEY}))?"
+
+
+def _prompt_part(job: RenderJob) -> str:
+    return f":q{prompt_key(job.prompt, job.guidance)}" if job.prompt else ""
+
+
 def reroll_id(job: RenderJob) -> str:
     """Same source and parameters, a new seed."""
-    return f"{PREFIX}:reroll{encode_payload(job, RESEED_FIELDS)}"
+    return f"{PREFIX}:reroll{encode_payload(job, RESEED_FIELDS)}{_prompt_part(job)}"
 
 
 def newcrop_id(job: RenderJob) -> str:
-    """Same parameters, a new source (crop) and seed."""
-    return f"{PREFIX}:newcrop{encode_payload(job, RECROP_FIELDS)}"
+    """Same parameters, a new source (crop, or square of the picture) and seed."""
+    return f"{PREFIX}:newcrop{encode_payload(job, RECROP_FIELDS)}{_prompt_part(job)}"
 
 
 # ----- the ids of Delete and Cancel: whose message, which job
@@ -77,6 +87,9 @@ class ButtonHost(Protocol):
 
     @property
     def jobs(self) -> JobBackend: ...
+
+    @property
+    def sources(self) -> SourceStore: ...
 
     async def report_unexpected(self, interaction: discord.Interaction,
                                 error: Exception) -> None: ...
@@ -108,12 +121,22 @@ async def _submit_payload(interaction: discord.Interaction, host: ButtonHost,
     except ParamError as exc:
         await interaction.response.send_message(user_message(exc), ephemeral=True)
         return
-    await host.service.submit(interaction, request)
+    key = payload.get("prompt_key")
+
+    async def from_kept_sources(request: RenderRequest) -> RenderRequest:
+        """The prompt and the picture the payload names, read back (SourceExpired if gone)."""
+        if key is not None:
+            request = await with_kept_prompt(host.sources, request, key)
+        if request.picture is not None:
+            request = await from_kept(host.sources, request)
+        return request
+
+    await host.service.submit(interaction, request, prepare=from_kept_sources)
 
 
 # ----- one class per action
 class RerollButton(discord.ui.DynamicItem[discord.ui.Button],
-                   template=f"{PREFIX}:reroll{payload_pattern(RESEED_FIELDS)}"):
+                   template=f"{PREFIX}:reroll{payload_pattern(RESEED_FIELDS)}{_PROMPT}"):
     """Same source, same settings, a new seed: a new /place job for whoever clicks."""
 
     def __init__(self, custom_id: str, payload: dict[str, str | None]):
@@ -136,7 +159,7 @@ class RerollButton(discord.ui.DynamicItem[discord.ui.Button],
 
 
 class NewCropButton(discord.ui.DynamicItem[discord.ui.Button],
-                    template=f"{PREFIX}:newcrop{payload_pattern(RECROP_FIELDS)}"):
+                    template=f"{PREFIX}:newcrop{payload_pattern(RECROP_FIELDS)}{_PROMPT}"):
     """Same settings, a random crop and seed: a new /place job for whoever clicks."""
 
     def __init__(self, custom_id: str, payload: dict[str, str | None]):
@@ -235,8 +258,8 @@ _OLD_NEWCROP = (rf"{PREFIX}:newcrop:(?P<model>{_OLD_NUMBER}):(?P<strength>{_OLD_
 
 def _old_request(groups: dict[str, str]) -> RenderRequest:
     """Today's request for an old button's fields (checked when submitted, as any request)."""
-    place = {"canvas": groups["canvas"], "x": int(groups["x"]), "y": int(groups["y"])} \
-        if groups.get("canvas") else {}
+    place: dict[str, Any] = {"canvas": groups["canvas"], "x": int(groups["x"]),
+                             "y": int(groups["y"])} if groups.get("canvas") else {}
     return RenderRequest(model=groups["model"], strength=float(groups["strength"]),
                          steps=int(groups["steps"]), recursions=int(groups["passes"]) - 1,
                          **place)
@@ -309,16 +332,23 @@ def result_view(job: Job) -> discord.ui.View:
 
 def result_embed(result: RenderResult, image_name: str) -> discord.Embed:
     job = result.job
-    crop = job.crop
-    embed = discord.Embed(
-        title=f"r/Place {crop.canvas} at ({crop.x}, {crop.y}), dreamed by SD {job.model}",
-        description=("Left to right in the strip: the 32x32 crop, then each img2img pass. "
-                     "Re-roll keeps this crop with a new seed."),
-        colour=discord.Colour.from_rgb(255, 69, 0),
-    )
+    if job.on_picture:
+        title = f"A picture, {job.pixel} tiles high, dreamed by SD {job.model}"
+        description = ("Left to right in the strip: the pixelated picture, then each img2img "
+                       "pass. Re-roll keeps this square with a new seed; New crop takes "
+                       "another square of the picture (a new seed if it is square).")
+    else:
+        crop = job.crop
+        title = f"r/Place {crop.canvas} at ({crop.x}, {crop.y}), dreamed by SD {job.model}"
+        description = ("Left to right in the strip: the 32x32 crop, then each img2img pass. "
+                       "Re-roll keeps this crop with a new seed.")
+    embed = discord.Embed(title=title, description=description,
+                          colour=discord.Colour.from_rgb(255, 69, 0))
+    hidden_scope = "canvas" if job.on_picture else "picture"
     for name, value in (
         *((spec.label, _shown(spec.encode_value(value), spec.kind)) for key, spec
-          in PARAMS.items() if (value := getattr(job, key)) is not None),
+          in PARAMS.items() if spec.shown and spec.scope != hidden_scope
+          and (value := getattr(job, key)) is not None),
         ("Model id", result.model_id), ("Time", f"{result.seconds:.1f} s"),
     ):
         embed.add_field(name=name, value=value, inline=True)

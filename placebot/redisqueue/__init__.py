@@ -2,8 +2,8 @@
 
 Used when PLACE_REDIS_URL is set: bot processes admit jobs and deliver results (through
 placebot/redis_backend.py), GPU worker processes (`python -m placebot.gpu_worker`) render
-them. Commands that concurrent tasks issue share round trips (pipelining.py). Redis's own semantics carry the
-guarantees:
+them. Commands that concurrent tasks issue share round trips (pipelining.py). Redis's own
+semantics carry the guarantees:
 
 - a job is a hash (`place:job:<id>`) plus an entry in its model's stream
   (`place:jobs:<model>`); workers pull with XREADGROUP (COUNT = PLACE_MAX_BATCH) in the

@@ -10,6 +10,7 @@ from tests.support.bot_harness import (
     render_after_token_expiry,
     wait_result,
 )
+from tests.support.patience import PATIENCE_S
 
 
 async def test_commands_are_synced_to_the_guild_with_their_options(fake, start_bot):
@@ -115,7 +116,7 @@ async def test_waiting_users_see_their_position_updated(fake, start_bot, gated):
     async with start_bot(max_batch=1):
         gated.close()
         first = fake.slash("place", user_id=1)
-        await asyncio.to_thread(gated.entered.wait, 10)
+        assert await asyncio.to_thread(gated.entered.wait, PATIENCE_S)
         second = fake.slash("place", {"seed": 2}, user_id=2)
         await fake.wait_for(lambda: second.original and "position 1" in second.original.content)
         third = fake.slash("place", {"seed": 3}, user_id=3)
@@ -134,7 +135,7 @@ async def test_per_user_limit_refuses_a_second_job(fake, start_bot, gated):
     async with start_bot():
         gated.close()
         fake.slash("place", user_id=7)
-        await asyncio.to_thread(gated.entered.wait, 10)
+        assert await asyncio.to_thread(gated.entered.wait, PATIENCE_S)
         again = fake.slash("place", user_id=7)
         await fake.wait_for(lambda: again.callbacks)
         gated.open()
@@ -203,7 +204,7 @@ async def test_a_burst_of_20_users_all_get_exactly_one_result(fake, start_bot):
     async with start_bot() as bot:
         interactions = [fake.slash("place", user_id=100 + n) for n in range(20)]
         for interaction in interactions:
-            await wait_result(fake, interaction, timeout=120)
+            await wait_result(fake, interaction)
         assert all(i.callbacks[0]["type"] == 5 for i in interactions)
         results = [m for m in fake.messages.values() if m.embeds]
         assert len(results) == 20
@@ -220,12 +221,15 @@ async def test_gateway_heartbeats_flow_while_a_job_renders(fake, start_bot, rend
     async with start_bot(renderer=renderer, steps=50, strength=1.0, recursions=1):
         interaction = fake.slash("place")
         await fake.wait_for(lambda: interaction.original and
-                            "Dreaming" in interaction.original.content, 30)
+                            "Dreaming" in interaction.original.content)
         started = asyncio.get_running_loop().time()
         await wait_result(fake, interaction)
         ended = asyncio.get_running_loop().time()
     during = [t for t in fake.heartbeats if started <= t <= ended]
-    gaps = [b - a for a, b in itertools.pairwise(during)]
+    gaps = [b - a for a, b in itertools.pairwise([started, *during, ended])]
     assert ended - started >= 2.0  # a real multi-second render (100 UNet steps)
-    assert len(during) >= int(ended - started) - 1
-    assert max(gaps) < 1.6  # the fake asks for one every second
+    # The fake asks for a beat every second. A render on the event loop would leave one gap
+    # as long as the render; beats that keep coming leave none longer than half of it, however
+    # slow a busy machine makes both (no fixed bound on a clock here).
+    assert len(during) >= 2
+    assert max(gaps) <= (ended - started) / 2

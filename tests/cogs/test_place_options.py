@@ -24,12 +24,15 @@ async def test_options_carry_the_definitions_bounds_and_choices(fake, start_bot)
     async with start_bot():
         await fake.wait_for(lambda: fake.commands.get(str(fake.guild_id)))
     options = _place_options(fake)
-    assert set(options) == {name for name, spec in PARAMS.items() if spec.slash}
+    assert set(options) == {name for name, spec in PARAMS.items()
+                            if spec.slash and spec.scope != "picture"}
     assert "steps" not in options
     for name, option in options.items():
         spec = PARAMS[name]
         if spec.choices:
             assert [c["value"] for c in option["choices"]] == list(spec.choices)
+        elif spec.kind is str:
+            assert (option["min_length"], option["max_length"]) == (1, spec.max_length)
         else:
             assert (option["min_value"], option["max_value"]) == (spec.low, spec.high)
         assert not option["required"]

@@ -29,6 +29,8 @@ import yarl
 from aiohttp import WSMsgType, web
 from discord.gateway import DiscordWebSocket
 
+from tests.support.patience import PATIENCE_S
+
 log = logging.getLogger(__name__)
 
 Json = dict[str, Any]
@@ -42,6 +44,8 @@ EVERYONE_PERMISSIONS = str(discord.Permissions(
     attach_files=True, add_reactions=True, use_application_commands=True,
 ).value)
 OPTION_TYPES = {bool: 5, int: 4, float: 10, str: 3}  # bool first: it is an int too
+ATTACHMENT_OPTION = 11  # its value is an attachment id; the attachment is in data.resolved
+CHAT_INPUT, MESSAGE_COMMAND = 1, 3  # application command types
 
 UNKNOWN_WEBHOOK = 404, {"code": 10015, "message": "Unknown Webhook"}
 UNKNOWN_MESSAGE = 404, {"code": 10008, "message": "Unknown Message"}
@@ -111,6 +115,10 @@ class Message:
     edits: int = 0
     attachment_ids: list[str] = field(default_factory=list, repr=False)
     nonce: str | None = field(default=None, repr=False)  # as the bot sent it, if it did
+    reference: Json | None = None  # message_reference: the message this one replies to
+    author_id: int | None = None  # a user's message (post_as_user); None: the bot's
+    user_attachments: list[Json] = field(default_factory=list, repr=False)  # a user's files
+    user_embeds: list[Json] = field(default_factory=list, repr=False)
     timestamp: str = field(default_factory=_now, repr=False)
     edited_timestamp: str | None = field(default=None, repr=False)
 
@@ -193,6 +201,10 @@ class FakeDiscord:
         self.identifies = 0
         self.resumes = 0
         self.presences: list[Json] = []
+        # Files users attached (user_attachment), served at /attachments/{id}/{name} as
+        # Discord's CDN serves them; every fetch of one is recorded by its id.
+        self.uploaded: dict[str, bytes] = {}
+        self.attachment_fetches: list[str] = []
         # Called with every REST request before it is answered (for "what did the bot know
         # when it said this" checks); an exception is logged and fails the request with a 503
         # (which discord.py does not retry: a 500 would cost 25 s of its retries).
@@ -237,6 +249,7 @@ class FakeDiscord:
         """Serves on 127.0.0.1 on a free port (`self.port`)."""
         app = web.Application(client_max_size=64 * 1024 * 1024)  # uploads go up to 25 MiB
         app.router.add_get("/gateway", self._gateway)
+        app.router.add_get("/attachments/{aid}/{name}", self._serve_attachment)
         app.router.add_route("*", "/api/v10/{tail:.*}", self._rest)
         self._runner = web.AppRunner(app, handle_signals=False)
         await self._runner.setup()
@@ -297,14 +310,14 @@ class FakeDiscord:
 
     # -- waiting ----------------------------------------------------------------------------
 
-    async def wait_ready(self, timeout: float = 10) -> None:
+    async def wait_ready(self, timeout: float = PATIENCE_S) -> None:
         """Waits until a client has IDENTIFY'd (READY + GUILD_CREATE sent) or RESUMEd."""
         try:
             await asyncio.wait_for(self._ready.wait(), timeout)
         except TimeoutError:
             raise TimeoutError(f"no bot ready after {timeout}s; {self._recent()}") from None
 
-    async def wait_for(self, predicate: Callable[[], Any], timeout: float = 10.0) -> Any:
+    async def wait_for(self, predicate: Callable[[], Any], timeout: float = PATIENCE_S) -> Any:
         """Polls `predicate()` every 10 ms and returns its first truthy value."""
         deadline = asyncio.get_running_loop().time() + timeout
         while not (result := predicate()):
@@ -334,6 +347,9 @@ class FakeDiscord:
         command = self._find_command(name, guild)
         data = {"id": command["id"], "name": name, "type": 1,
                 "options": self._options(command, subcommand, options or {}, check_types)}
+        attached = {v["id"]: v for v in (options or {}).values() if isinstance(v, dict)}
+        if attached:  # attachment options: Discord sends the attachments themselves aside
+            data["resolved"] = {"attachments": attached}
         if "guild_id" in command:
             data["guild_id"] = command["guild_id"]
         return self._interact(2, data, user_id, guild, channel_id, attachment_size_limit,
@@ -369,11 +385,63 @@ class FakeDiscord:
         message.components = [*message.components, {"type": 1, "components": [button]}]
         return self.click(message_id, custom_id, user_id=user_id, permissions=permissions)
 
-    def _find_command(self, name: str, guild: bool) -> Json:
+    def message_command(self, name: str, message_id: int | str, *, user_id: int = 4000,
+                        guild: bool = True) -> Interaction:
+        """Runs the message command `name` (right-click a message → Apps) on a stored message."""
+        message = self.messages.get(str(message_id))
+        if message is None or message.deleted:
+            raise LookupError(f"no live message {message_id}")
+        command = self._find_command(name, guild, MESSAGE_COMMAND)
+        data = {"id": command["id"], "name": name, "type": MESSAGE_COMMAND,
+                "target_id": message.id,
+                "resolved": {"messages": {message.id: self._message_payload(message)}}}
+        if "guild_id" in command:
+            data["guild_id"] = command["guild_id"]
+        return self._interact(2, data, user_id, guild, message.channel_id, 8 * 1024 * 1024,
+                              None)
+
+    def user_attachment(self, filename: str, data: bytes, *, content_type: str | None = None,
+                        size: int | None = None) -> Json:
+        """A file a user attached, served by the fake like Discord's CDN: pass it as an
+        attachment option's value, or to post_as_user. `size` is what Discord declares
+        (default: the real size); `content_type` defaults to the one the name suggests."""
+        aid = self._new_id()
+        self.uploaded[aid] = data
+        url = f"{self.url}/attachments/{aid}/{filename}"
+        return {"id": aid, "filename": filename, "size": len(data) if size is None else size,
+                "url": url, "proxy_url": url,
+                "content_type": content_type or mimetypes.guess_type(filename)[0]}
+
+    def post_as_user(self, content: str = "", *, attachments: list[Json] = (),
+                     embeds: list[Json] = (), user_id: int = 4001,
+                     channel_id: int | None = None) -> Message:
+        """A message a user posted (with user_attachment files and embeds), for a message
+        command to be used on; the bot does not see it (it has no message intents)."""
+        message = Message(self._new_id(), str(channel_id or self.channel_id), content=content,
+                          author_id=user_id, user_attachments=list(attachments),
+                          user_embeds=list(embeds))
+        self.messages[message.id] = message
+        return message
+
+    def media_proxy_url(self, filename: str, data: bytes) -> str:
+        """Where Discord's media proxy would serve an image a user linked (an embed's
+        proxy_url)."""
+        return self.user_attachment(filename, data)["proxy_url"]
+
+    async def _serve_attachment(self, request: web.Request) -> web.Response:
+        aid = request.match_info["aid"]
+        self.attachment_fetches.append(aid)
+        data = self.uploaded.get(aid)
+        if data is None:
+            return web.Response(status=404)
+        kind = mimetypes.guess_type(request.match_info["name"])[0] or "application/octet-stream"
+        return web.Response(body=data, content_type=kind)
+
+    def _find_command(self, name: str, guild: bool, kind: int = CHAT_INPUT) -> Json:
         scopes = ([str(self.guild_id)] if guild else []) + ["global"]
         for scope in scopes:
             for command in self.commands.get(scope, []):
-                if command["name"] == name and command.get("type", 1) == 1:
+                if command["name"] == name and command.get("type", 1) == kind:
                     return command
         synced = {scope: [c["name"] for c in cmds] for scope, cmds in self.commands.items()}
         raise LookupError(f"/{name} is not synced for {'the guild' if guild else 'DMs'} "
@@ -395,6 +463,11 @@ class FakeDiscord:
         for key, value in values.items():
             if key not in types:
                 raise LookupError(f"/{command['name']} has no option {key!r}: {sorted(types)}")
+            if types[key] == ATTACHMENT_OPTION:
+                if not isinstance(value, dict) or "id" not in value:
+                    raise TypeError(f"option {key!r} takes a user_attachment(), got {value!r}")
+                options.append({"name": key, "type": ATTACHMENT_OPTION, "value": value["id"]})
+                continue
             inferred = OPTION_TYPES.get(type(value))
             if check_types and types[key] in OPTION_TYPES.values() and inferred != types[key] \
                     and not (types[key] == 10 and inferred == 4):  # an int is a fine number
@@ -583,7 +656,7 @@ class FakeDiscord:
         key = guild or "global"
         old_ids = {c["name"]: c["id"] for c in self.commands.get(key, [])}
         self.commands[key] = [
-            {**c, "id": old_ids.get(c["name"]) or self._new_id(),
+            {"description": "", **c, "id": old_ids.get(c["name"]) or self._new_id(),
              "application_id": str(self.app_id), "version": "1",
              **({"guild_id": guild} if guild else {})}
             for c in rec.json or []]
@@ -636,7 +709,7 @@ class FakeDiscord:
         if _too_big(rec.files, interaction.attachment_size_limit):
             return TOO_LARGE
         original = interaction.original
-        if original is not None and original.flags & LOADING:
+        if original is not None and not original.deleted and original.flags & LOADING:
             message = original  # Discord: the first followup after a defer replaces "thinking"
             self._edit(message, rec.json or {}, rec.files)
         else:
@@ -723,6 +796,8 @@ class FakeDiscord:
         for key in ("content", "embeds", "components"):
             if key in data:
                 setattr(message, key, data[key] or type(getattr(message, key))())
+        if data.get("message_reference"):
+            message.reference = data["message_reference"]
         kept = list(zip(message.attachment_ids, message.attachments, strict=True))
         if "attachments" in data:  # lists the old ones to keep (by id) and the new uploads
             keep = {str(a.get("id")) for a in data["attachments"] or []}
@@ -732,8 +807,9 @@ class FakeDiscord:
         message.attachments = [a for _, a in kept]
 
     def _message_payload(self, message: Message) -> Json:
+        author = _user(message.author_id) if message.author_id else self._bot_user()
         payload = {
-            "id": message.id, "channel_id": message.channel_id, "author": self._bot_user(),
+            "id": message.id, "channel_id": message.channel_id, "author": author,
             "content": message.content, "timestamp": message.timestamp,
             "edited_timestamp": message.edited_timestamp, "tts": False,
             "mention_everyone": False, "mentions": [], "mention_roles": [], "pinned": False,
@@ -745,6 +821,10 @@ class FakeDiscord:
                  "proxy_url": f"{self.url}/attachments/{aid}/{name}"}
                 for aid, (name, data) in zip(message.attachment_ids, message.attachments,
                                              strict=True)]}
+        if message.author_id:  # a user's message: the files and embeds they posted
+            payload.update(attachments=message.user_attachments, embeds=message.user_embeds)
+        if message.reference:
+            payload["message_reference"] = {"type": 0, **message.reference}
         if message.interaction_token:  # who ran the command or clicked the button
             interaction = self._by_token[message.interaction_token]
             payload["application_id"] = str(self.app_id)

@@ -134,3 +134,15 @@ def test_a_pixel_size_out_of_bounds_is_named():
     """pixel outside 8-512 is an error naming the allowed range."""
     with pytest.raises(ImageSourceError, match="pixel must be 8-512 but is 4"):
         pixelate(Image.new("RGB", (64, 64)), 4)
+
+
+def test_a_jobs_square_round_trips_as_text_and_is_bounded():
+    """tiles_text/tiles_from_text are lossless; a non-square or oversized one is refused."""
+    from pipeline.image_source import tiles_from_text, tiles_text
+
+    square_tiles = Image.effect_noise((32, 32), 60).convert("RGB")
+    assert tiles_from_text(tiles_text(square_tiles)).tobytes() == square_tiles.tobytes()
+    with pytest.raises(ImageSourceError, match="a square"):
+        tiles_from_text(tiles_text(Image.new("RGB", (32, 16))))
+    with pytest.raises(ImageSourceError, match="not valid base64"):
+        tiles_from_text("!!!")

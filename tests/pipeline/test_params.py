@@ -84,12 +84,12 @@ def test_row_of_today_decodes_after_a_new_parameter_is_added():
 
     @dataclass(frozen=True)
     class Extended(RenderJob):
-        pixel: int = param(32, label="Pixel", help="tile size", low=1, high=512, tag="p")
+        sharpness: int = param(3, label="Sharpness", help="edges", low=1, high=9, tag="h")
 
-    extended_params = {**PARAMS, "pixel": fields(Extended)[-1].metadata["param"]}
+    extended_params = {**PARAMS, "sharpness": fields(Extended)[-1].metadata["param"]}
     with patch.dict(PARAMS, extended_params):
         job = Extended.from_dict(row)
-    assert job.pixel == 32 and job.crop == Crop("2017", 1, 2) and job.seed == 3
+    assert job.sharpness == 3 and job.crop == Crop("2017", 1, 2) and job.seed == 3
 
 
 def test_unknown_keys_of_a_row_are_ignored():
@@ -146,4 +146,17 @@ def test_every_parameter_has_what_every_surface_needs():
     for spec in PARAMS.values():
         assert spec.label and spec.help and len(spec.help) <= 80
         assert spec.choices or (spec.low is not None and spec.high is not None) or (
-            spec.kind is str and spec.max_length)
+            spec.kind is str and (spec.max_length or spec.pattern))
+
+
+def test_a_job_dreams_on_a_canvas_crop_or_a_picture_not_both():
+    """A picture with a canvas is refused; a picture job needs its square."""
+    with pytest.raises(ParamError, match="not on both"):
+        RenderRequest(canvas="2017", picture="0123456789abcdef").validate()
+    with pytest.raises(ParamError, match="needs offset, tiles"):
+        RenderRequest(picture="0123456789abcdef").resolve()
+
+
+def test_a_picture_key_must_be_a_content_hash():
+    with pytest.raises(ParamError, match=r"picture '\.\./x' is not valid"):
+        RenderRequest(picture="../x").validate()

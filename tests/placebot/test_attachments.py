@@ -4,6 +4,7 @@ import io
 import threading
 from dataclasses import dataclass
 
+import discord
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
@@ -11,7 +12,13 @@ from PIL import Image
 
 from pipeline.image_source import ImageSourceError
 from placebot import attachments
-from placebot.attachments import MB, AttachmentRefused, download, picture_source
+from placebot.attachments import (
+    MB,
+    AttachmentRefused,
+    download,
+    is_discord_media,
+    picture_source,
+)
 
 
 @dataclass
@@ -29,8 +36,9 @@ def _png(size=(64, 48)) -> bytes:
 
 
 @pytest.fixture
-async def cdn():
-    """A stand-in for Discord's CDN on 127.0.0.1: serves `files`, counts requests and bytes."""
+async def cdn(monkeypatch):
+    """A stand-in for Discord's CDN on 127.0.0.1: serves `files`, counts requests and bytes.
+    discord.py is pointed at it, as at a fake Discord: only Discord's hosts are fetched from."""
     state = {"files": {}, "requests": 0, "sent": 0}
 
     async def serve(request):
@@ -53,6 +61,7 @@ async def cdn():
     app.router.add_get("/attachments/{name}", serve)
     server = TestServer(app, host="127.0.0.1")
     await server.start_server()
+    monkeypatch.setattr(discord.http.Route, "BASE", str(server.make_url("/api/v10")))
     state["url"] = lambda name: str(server.make_url(f"/attachments/{name}"))
     yield state
     await server.close()
@@ -114,3 +123,22 @@ async def test_a_decode_that_hangs_is_abandoned_after_its_timeout(monkeypatch):
             await picture_source(b"", 32, timeout_s=0.05)
     finally:
         release.set()
+
+
+async def test_a_url_off_discords_media_servers_is_never_requested(cdn):
+    """A picture URL on another host (here the same server named localhost) is refused
+    without a request."""
+    data = cdn["files"]["a.png"] = _png()
+    elsewhere = cdn["url"]("a.png").replace("127.0.0.1", "localhost")
+    with pytest.raises(AttachmentRefused, match="not on Discord's media servers"):
+        await download(Attached("a.png", len(data), elsewhere), 8)
+    assert cdn["requests"] == 0
+
+
+def test_discords_cdn_and_media_proxy_are_its_media_servers():
+    """Discord's CDN and proxy over https are accepted; look-alikes and plain http are not."""
+    assert is_discord_media("https://cdn.discordapp.com/attachments/1/2/a.png")
+    assert is_discord_media("https://images-ext-1.discordapp.net/external/x/https/evil.example")
+    assert not is_discord_media("https://evil.example/cdn.discordapp.com/a.png")
+    assert not is_discord_media("https://cdn.discordapp.com.evil.example/a.png")
+    assert not is_discord_media("http://media.discordapp.net/a.png")

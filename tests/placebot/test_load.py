@@ -11,6 +11,7 @@ import logging
 import os
 
 from tests.support.fast_renderer import FastRenderer
+from tests.support.patience import PATIENCE_S
 
 log = logging.getLogger(__name__)
 
@@ -56,9 +57,9 @@ async def _burst(fake, count, users, first_user):
 
 
 async def _all_answered(fake, interactions):
-    await fake.wait_for(lambda: all(i.callbacks for i in interactions), 30)
+    await fake.wait_for(lambda: all(i.callbacks for i in interactions), PATIENCE_S)
     accepted = [i for i in interactions if i.callbacks[0]["type"] == 5]
-    await fake.wait_for(lambda: all(i.original and i.original.embeds for i in accepted), 60)
+    await fake.wait_for(lambda: all(i.original and i.original.embeds for i in accepted), PATIENCE_S)
     return accepted
 
 

@@ -54,7 +54,7 @@ async def test_two_bots_and_two_workers_answer_one_place_once(fake, valkey, redi
                 redis_bot("b") as b):
         interaction = fake.slash("place")
         result = await wait_result(fake, interaction)
-        await fake.wait_for(lambda: not a.jobs.queue.local and not b.jobs.queue.local, 30)
+        await fake.wait_for(lambda: not a.jobs.queue.local and not b.jobs.queue.local)
     assert interaction.callbacks[0]["type"] == 5  # deferred at once
     assert len(result_edits(fake, interaction)) == 1
     assert [i.split(":")[1] for i in custom_ids(result)] == ["reroll", "newcrop", "delete"]

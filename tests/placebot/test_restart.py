@@ -8,6 +8,7 @@ import time
 from bot import run
 from placebot.client import PlaceBot
 from tests.support.bot_harness import bot_settings, custom_ids, embed_fields, wait_result
+from tests.support.patience import PATIENCE_S
 
 
 def _channel_results(fake):
@@ -22,7 +23,7 @@ async def test_jobs_kept_over_a_restart_are_posted_in_their_channel(fake, start_
         bot.shutdown_grace_s = 0.1
         gated.close()
         running = fake.slash("place", {"seed": 1}, user_id=1)
-        await asyncio.to_thread(gated.entered.wait, 10)
+        assert await asyncio.to_thread(gated.entered.wait, PATIENCE_S)
         waiting = fake.slash("place", {"seed": 2}, user_id=2)
         await fake.wait_for(lambda: waiting.original and "position 1" in waiting.original.content)
         stopping = asyncio.create_task(bot.shutdown())
@@ -45,7 +46,7 @@ async def test_a_finished_job_is_never_rendered_again(fake, start_bot, gated, tm
     data = tmp_path / "data"
     async with start_bot(data_dir=data):
         await fake.wait_for(lambda: fake.slash("place") and True)
-        await fake.wait_for(lambda: [m for m in fake.messages.values() if m.embeds], 60)
+        await fake.wait_for(lambda: [m for m in fake.messages.values() if m.embeds], PATIENCE_S)
     calls = gated.calls
     async with start_bot(data_dir=data):
         await asyncio.sleep(0.3)
@@ -62,7 +63,7 @@ async def test_sigterm_finishes_the_running_job_and_exits_within_10_seconds(
     runner = asyncio.create_task(run(bot, "fake-token"))
     await fake.wait_ready()
     job = fake.slash("place", user_id=3)
-    await asyncio.to_thread(gated.entered.wait, 10)
+    assert await asyncio.to_thread(gated.entered.wait, PATIENCE_S)
     started = time.monotonic()
     os.kill(os.getpid(), signal.SIGTERM)
     await asyncio.sleep(0.2)
@@ -104,7 +105,7 @@ async def test_a_job_given_up_after_its_tries_is_reported_and_the_jobs_behind_it
     async with start_bot(data_dir=data):
         told = await fake.wait_for(lambda: [m for m in fake.messages.values()
                                             if "was dropped" in m.content])
-        behind = await fake.wait_for(lambda: _channel_results(fake), 60)
+        behind = await fake.wait_for(lambda: _channel_results(fake), PATIENCE_S)
         later = await wait_result(fake, fake.slash("place", user_id=63))  # still working
     assert [m.content.split()[0] for m in told] == ["<@61>"]
     assert behind[0].content.split()[0] == "<@62>" and later.embeds
@@ -136,7 +137,7 @@ async def test_a_journal_row_that_cannot_be_decoded_is_skipped_and_the_others_ru
     journal.add("goodgoodgood", 65, render, context)
     journal.close()
     async with start_bot(data_dir=data) as bot:
-        posted = await fake.wait_for(lambda: _channel_results(fake), 60)
+        posted = await fake.wait_for(lambda: _channel_results(fake), PATIENCE_S)
         assert bot.jobs.journal.state("badbadbadbad") == "failed"
     assert [m.content.split()[0] for m in posted] == ["<@65>"]
 
@@ -152,7 +153,7 @@ async def test_users_of_a_batch_that_will_not_stop_are_told_before_it_is_left(
         bot.shutdown_grace_s = 0.1
         gated.close()  # the render waits at the gate: it polls no stop flag
         job = fake.slash("place", user_id=67)
-        await asyncio.to_thread(gated.entered.wait, 10)
+        assert await asyncio.to_thread(gated.entered.wait, PATIENCE_S)
         await fake.wait_for(lambda: job.original and "Dreaming" in job.original.content)
         await bot.shutdown()
         assert "restarting" in job.original.content
@@ -215,14 +216,14 @@ async def test_a_render_that_never_returns_is_reported_and_the_bot_restarts_for_
         bot.jobs.worker.stuck_grace_s = 0.3
         gated.close()  # the render waits at the gate: it polls no stop flag, like a hung call
         stuck = fake.slash("place", {"seed": 1}, user_id=71)
-        await asyncio.to_thread(gated.entered.wait, 10)
+        assert await asyncio.to_thread(gated.entered.wait, PATIENCE_S)
         behind = fake.slash("place", {"seed": 2}, user_id=72)
-        await fake.wait_for(lambda: bot.is_closed(), 30)
+        await fake.wait_for(lambda: bot.is_closed(), PATIENCE_S)
         assert "stopped responding" in stuck.original.content
         assert "stopped responding" in bot.restart_reason
         assert "restarting" in behind.original.content
     async with start_bot(data_dir=data):  # what bot.py's re-execution starts
-        posted = await fake.wait_for(lambda: _channel_results(fake), 60)
+        posted = await fake.wait_for(lambda: _channel_results(fake), PATIENCE_S)
     assert [m.content.split()[0] for m in posted] == ["<@72>"]
 
 
@@ -251,9 +252,9 @@ async def test_bot_py_restarts_its_process_for_a_new_engine_and_resumes_the_othe
     try:
         await fake.wait_ready(timeout=120)
         stuck = fake.slash("place", {"seed": 1}, user_id=81)
-        await fake.wait_for(marker.exists, 120)
+        await fake.wait_for(marker.exists, 2 * PATIENCE_S)
         behind = fake.slash("place", {"seed": 2}, user_id=82)
-        posted = await fake.wait_for(lambda: _channel_results(fake), 180)
+        posted = await fake.wait_for(lambda: _channel_results(fake), 2 * PATIENCE_S)
         assert "stopped responding" in stuck.original.content
         assert "restarting" in behind.original.content
         assert [m.content.split()[0] for m in posted] == ["<@82>"]

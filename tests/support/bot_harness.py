@@ -6,6 +6,7 @@ import threading
 from dataclasses import replace
 
 from placebot.settings import Settings
+from tests.support.patience import PATIENCE_S
 
 GUILD_ID = 2000
 MANAGE_MESSAGES = 1 << 13
@@ -52,7 +53,7 @@ def _settings(data_dir, model_dir, **changes) -> Settings:
 bot_settings = _settings
 
 
-async def wait_result(fake, interaction, timeout=60):
+async def wait_result(fake, interaction, timeout=PATIENCE_S):
     """The interaction's @original once it carries the final result (an embed)."""
     return await fake.wait_for(
         lambda: interaction.original if interaction.original and interaction.original.embeds
@@ -74,7 +75,7 @@ async def render_after_token_expiry(fake, gated, user_id):
 
     gated.close()
     interaction = fake.slash("place", user_id=user_id)
-    await asyncio.to_thread(gated.entered.wait, 10)
+    assert await asyncio.to_thread(gated.entered.wait, PATIENCE_S)
     fake.expire_token(interaction.token)
     gated.open()
     return interaction

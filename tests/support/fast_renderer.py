@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from PIL import ImageChops
 
-from pipeline.canvases import crop_canvas, upscale
-from pipeline.engine import RenderResult
+from pipeline.canvases import upscale
+from pipeline.engine import RenderResult, input_tiles
 
 
 class FastStore:
@@ -31,7 +31,7 @@ class FastRenderer:
     def render(self, jobs, on_pass=None, should_stop=None):
         results = []
         for index, job in enumerate(jobs):
-            tiles = crop_canvas(job.crop)
+            tiles = input_tiles(job)
             result = RenderResult(job=job, tiles=tiles, frames=[upscale(tiles)],
                                   model_id="fast-fake")
             for number in range(1, job.passes + 1):

@@ -13,6 +13,7 @@ from placebot.jobqueue import Job
 from placebot.redisqueue.bot_side import RedisBotQueue
 from placebot.redisqueue.connection import BLOCK_MS, connect
 from placebot.redisqueue.store import RedisJobStore
+from tests.support.patience import PATIENCE_S
 from tests.support.redis_harness import (
     TEST_TIMINGS,
     RecordingReporter,
@@ -163,7 +164,7 @@ async def test_cancel_stops_a_running_job_within_a_step(valkey):
     renderer.close()
     async with running_workers(valkey.url, [renderer]):
         job = await submit(bot, 1, 1)
-        await asyncio.to_thread(renderer.entered.wait, 30)
+        assert await asyncio.to_thread(renderer.entered.wait, PATIENCE_S)
         assert await bot.cancel(job.id, 1, "cancelled by its requester") == "stopping"
         await reporter.wait_ended(1)
     await close(bot)

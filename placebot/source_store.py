@@ -1,0 +1,150 @@
+"""What a result's buttons need that does not fit in a custom_id (100 characters), kept a week.
+
+Re-roll and New crop of a /dream result need the user's pixelated picture (the "source", a few
+KB at the default 32 tiles), and Re-roll of any prompted result needs its prompt (up to 500
+characters) and guidance. Both are kept in the data folder under a content hash, which is what
+the button carries: the same picture or prompt is stored once, and a payload cannot name
+anything but a hash (a forged one finds nothing). Every use refreshes an entry; entries unused
+for KEEP_S are pruned, and a click after that is told its picture or prompt has expired.
+
+Blocking (file I/O, PNG coding): call it from a thread.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image
+
+from pipeline.image_source import decode
+from placebot.messages import UserFacingError
+
+log = logging.getLogger(__name__)
+
+KEEP_S = 7 * 86400
+PRUNE_EVERY_S = 3600.0
+KEY_CHARS = 16  # hex digits of sha256: 64 bits, far from any collision at this scale
+PROMPT_KEY = r"[0-9a-f]{16}"  # what a payload's prompt key may be
+
+
+class SourceExpired(UserFacingError):
+    """The picture or prompt a button needs is gone; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class StoredPrompt:
+    prompt: str
+    guidance: float
+
+
+def content_key(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()[:KEY_CHARS]
+
+
+def _prompt_record(prompt: str, guidance: float) -> bytes:
+    return json.dumps({"prompt": prompt, "guidance": guidance}, sort_keys=True).encode()
+
+
+def prompt_key(prompt: str, guidance: float) -> str:
+    """The key a prompt is kept under: a pure function of it, so that a result's buttons can
+    name it without any I/O."""
+    return content_key(_prompt_record(prompt, guidance))
+
+
+class SourceStore:
+    def __init__(self, folder: Path, *, keep_s: float = KEEP_S):
+        self.folder = Path(folder)
+        self.keep_s = keep_s
+        self._last_prune = 0.0
+
+    # ----- pictures
+    def save_picture(self, source: Image.Image) -> str:
+        """Keep the pixelated source; return its key."""
+        buffer = io.BytesIO()
+        source.save(buffer, format="PNG", optimize=True)
+        return self._save(buffer.getvalue(), ".png")
+
+    def load_picture(self, key: str) -> Image.Image:
+        """The source under `key`; SourceExpired once it is gone."""
+        data = self._load(key, ".png")
+        if data is None:
+            raise SourceExpired(f"the picture of this result has expired (pictures are kept "
+                                f"{self.keep_s / 86400:g} days after their last use); "
+                                "use /dream with it again")
+        return decode(data)
+
+    # ----- prompts
+    def save_prompt(self, prompt: str, guidance: float) -> str:
+        return self._save(_prompt_record(prompt, guidance), ".prompt.json")
+
+    def load_prompt(self, key: str) -> StoredPrompt:
+        data = self._load(key, ".prompt.json")
+        if data is None:
+            raise SourceExpired(f"the prompt of this result has expired (prompts are kept "
+                                f"{self.keep_s / 86400:g} days after their last use); "
+                                "run the command again with it")
+        row = json.loads(data)
+        return StoredPrompt(str(row["prompt"]), float(row["guidance"]))
+
+    # ----- files
+    def _path(self, key: str, suffix: str) -> Path:
+        if len(key) != KEY_CHARS or any(c not in "0123456789abcdef" for c in key):
+            raise ValueError(f"not a content key: {key[:40]!r}")  # never a path from outside
+        return self.folder / f"{key}{suffix}"
+
+    def _save(self, data: bytes, suffix: str) -> str:
+        key = content_key(data)
+        path = self._path(key, suffix)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        if path.is_file():
+            os.utime(path)  # the same content again: it lives another KEEP_S
+        else:  # written whole, then renamed: a crash never leaves half a file under the key
+            partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+            partial.write_bytes(data)
+            partial.replace(path)
+        self.prune_now_and_then()
+        return key
+
+    def _load(self, key: str, suffix: str) -> bytes | None:
+        path = self._path(key, suffix)
+        try:
+            if time.time() - path.stat().st_mtime > self.keep_s:
+                path.unlink(missing_ok=True)
+                return None
+            data = path.read_bytes()
+        except FileNotFoundError:
+            return None
+        os.utime(path)
+        return data
+
+    def prune_now_and_then(self) -> int:
+        """prune(), at most once per PRUNE_EVERY_S (saves call it)."""
+        if time.monotonic() - self._last_prune < PRUNE_EVERY_S and self._last_prune:
+            return 0
+        self._last_prune = time.monotonic()
+        return self.prune()
+
+    def prune(self) -> int:
+        """Delete entries unused for keep_s; return how many."""
+        if not self.folder.is_dir():
+            return 0
+        cutoff = time.time() - self.keep_s
+        removed = 0
+        for path in self.folder.iterdir():
+            try:
+                if path.stat().st_mtime < cutoff:
+                    path.unlink()
+                    removed += 1
+            except FileNotFoundError:  # pruned meanwhile by another thread
+                continue
+        if removed:
+            log.info("pruned %d picture(s) and prompt(s) unused for %g days", removed,
+                     self.keep_s / 86400)
+        return removed
