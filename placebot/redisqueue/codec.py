@@ -14,7 +14,7 @@ from PIL import Image
 
 from pipeline.engine import RenderResult
 from pipeline.errors import PipelineError
-from pipeline.params import RenderJob, RenderRequest
+from pipeline.params import RenderJob
 
 FRAME_SIDE = 512  # the engine's output size: nothing larger is accepted back
 PREVIEW_SIDE = 192  # progress previews are shown this high; frames are shrunk to it to travel
@@ -35,15 +35,12 @@ def encode_render(job: RenderJob) -> str:
 
 
 def decode_render(raw: bytes | str) -> RenderJob:
-    """The RenderJob in a job record, validated as a /place request is."""
+    """The RenderJob in a job record, every parameter checked as a /place or /dream request's
+    is (RenderJob.from_dict validates them all: crop, picture, prompt, bounds)."""
     try:
-        job = RenderJob.from_dict(json.loads(text(raw)))
-        RenderRequest(model=job.model, canvas=job.crop.canvas, x=job.crop.x, y=job.crop.y,
-                      seed=job.seed, strength=job.strength, steps=job.steps,
-                      recursions=job.passes - 1).validate()
-    except (ValueError, KeyError, TypeError) as exc:
+        return RenderJob.from_dict(json.loads(text(raw)))
+    except (ValueError, KeyError, TypeError) as exc:  # ParamError is a ValueError
         raise InvalidJob(f"its parameters are invalid ({exc})") from None
-    return job
 
 
 def decode_context(raw: bytes | str) -> dict:

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import json
 import random
 
 import pytest
 from PIL import Image
 
 from pipeline.engine import RenderResult
-from pipeline.params import RenderRequest
+from pipeline.image_source import tiles_text
+from pipeline.params import RenderJob, RenderRequest
 from placebot.redisqueue.codec import (
     InvalidJob,
     decode_progress,
+    decode_render,
     decode_result,
     encode_progress,
+    encode_render,
     encode_result,
 )
 
@@ -52,3 +56,22 @@ def test_progress_frames_travel_shrunk_to_preview_size():
     frames = result().frames[:2]
     number, back = decode_progress(as_read(encode_progress(1, frames)), JOB)
     assert number == 1 and [f.size for f in back] == [(192, 192), (192, 192)]
+
+
+def test_a_picture_job_with_a_prompt_crosses_redis_whole():
+    """A /dream job (a user's picture, carried as its tiles) with a prompt and guidance reads
+    back equal to what was queued: the codec carries whatever RenderJob carries."""
+    tiles = tiles_text(Image.new("RGB", (32, 32), (200, 30, 90)))
+    job = RenderJob(picture="0123456789abcdef", offset=0, tiles=tiles, seed=5, steps=4,
+                    strength=0.5, recursions=1, prompt="a castle", guidance=6.0)
+    assert decode_render(encode_render(job)) == job
+
+
+def test_a_job_the_bot_would_refuse_is_refused_from_redis():
+    """A stored job whose prompt exceeds its bound is refused, the parameter named."""
+    job = RenderRequest(steps=4, strength=0.5, recursions=1, prompt="x").resolve(
+        random.Random(1))
+    stored = json.loads(encode_render(job))
+    stored["prompt"] = "x" * 5000
+    with pytest.raises(InvalidJob, match="prompt"):
+        decode_render(json.dumps(stored))
