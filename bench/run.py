@@ -180,7 +180,6 @@ def plain_recursion(pipe, job, first_frame, guidance: float) -> list:
     frames = [first_frame]
     with torch.inference_mode():
         for _ in range(job.passes):
-            # the original's empty prompt where the job has none (a resolved job holds None)
             frames.append(pipe(job.prompt or "", image=frames[-1], strength=job.strength,
                                num_inference_steps=job.steps, guidance_scale=guidance,
                                generator=generator).images[0])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import discord
@@ -48,9 +49,11 @@ def presence_text(status: QueueStatus) -> str:
 
 
 class StatusCog(commands.Cog, name="Status"):
-    def __init__(self, jobs: JobBackend, client: discord.Client):
+    def __init__(self, jobs: JobBackend, client: discord.Client,
+                 owner_notices: Callable[[], list[str]] = list):
         self.jobs = jobs
         self.client = client  # for the presence
+        self.owner_notices = owner_notices  # problems the owner should fix, one line each
         self._shown: str | None = None
         self.update_presence.start()
 
@@ -75,6 +78,9 @@ class StatusCog(commands.Cog, name="Status"):
         for worker in status.workers[:MAX_WORKERS_SHOWN]:
             name, value = worker_line(worker, now)
             embed.add_field(name=name, value=value, inline=False)
+        notices = self.owner_notices()
+        if notices:
+            embed.add_field(name="Needs the owner", value="\n".join(notices), inline=False)
         await interaction.response.send_message(embed=embed, ephemeral=True)
 
     @tasks.loop(seconds=PRESENCE_EVERY_S)
@@ -93,4 +99,4 @@ class StatusCog(commands.Cog, name="Status"):
 
 
 async def setup(bot: PlaceBot) -> None:
-    await bot.add_cog(StatusCog(bot.jobs, bot))
+    await bot.add_cog(StatusCog(bot.jobs, bot, bot.reporter.owner_notices))

@@ -42,6 +42,8 @@ class DiscordReporter:
     def __init__(self, transport: DiscordTransport, *, output_dir: Path | None = None):
         self._transport = transport
         self._output_dir = output_dir  # also save every result here, when set
+        # Why the last save there failed, for /place_status (None while saving works).
+        self.output_problem: str | None = None
         self._latest_places: Sequence[tuple[Job, QueuePlace]] = ()
         self._positions_task: asyncio.Task | None = None
 
@@ -104,9 +106,28 @@ class DiscordReporter:
         await self._transport.edit_live(job, content=text, attachments=attachments([preview]))
 
     # ----- endings: exactly one of these per job
-    async def finished(self, job: Job, result: RenderResult) -> None:
-        if self._output_dir is not None:
+    def owner_notices(self) -> list[str]:
+        """Problems the owner should fix, one line each (shown by /place_status)."""
+        return [self.output_problem] if self.output_problem else []
+
+    async def _save_owner_copy(self, job: Job, result: RenderResult) -> None:
+        """The owner's copy is a side effect: a folder that cannot be written, or is full, is
+        logged and shown in /place_status, and never costs the user the result."""
+        if self._output_dir is None:
+            return
+        try:
             await asyncio.to_thread(save_result, result, self._output_dir)
+        except OSError as exc:
+            reason = exc.strerror or type(exc).__name__
+            self.output_problem = (f"PLACE_OUTPUT_DIR cannot be written ({reason}): results "
+                                   "are delivered but not saved there; see the log")
+            log.warning("could not save job %s in PLACE_OUTPUT_DIR %s (%s); delivering it "
+                        "anyway", job.id, self._output_dir, exc)
+        else:
+            self.output_problem = None
+
+    async def finished(self, job: Job, result: RenderResult) -> None:
+        await self._save_owner_copy(job, result)
         size_limit = job.context.size_limit
         while True:
             files = await asyncio.to_thread(encode_result_files, result, size_limit)

@@ -108,3 +108,36 @@ async def test_job_past_the_timeout_is_stopped_and_its_user_told(fake, start_bot
         after = fake.slash("place", user_id=5)
         bot.jobs.worker.job_timeout_s = 600
         await wait_result(fake, after)
+
+
+async def test_unwritable_output_dir_costs_the_user_nothing(fake, start_bot, tmp_path, caplog):
+    """PLACE_OUTPUT_DIR under a file (unwritable even for root): both results are delivered,
+    the log names the setting, and /place_status says it once."""
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the output folder should be")
+    async with start_bot(output_dir=blocker / "outputs"):
+        first = await wait_result(fake, fake.slash("place", user_id=31))
+        second = await wait_result(fake, fake.slash("place", user_id=32))
+        status = fake.slash("place_status", user_id=33)
+        await fake.wait_for(lambda: status.callbacks)
+    assert first.embeds and second.embeds and "failed" not in first.content
+    described = str(status.callbacks[0]["data"])
+    assert described.count("PLACE_OUTPUT_DIR") == 1
+    assert any("PLACE_OUTPUT_DIR" in r.getMessage() for r in caplog.records)
+
+
+async def test_full_output_dir_costs_the_user_nothing(fake, start_bot, tmp_path, monkeypatch):
+    """A full disk (the save made to fail in-process with ENOSPC): the result is delivered and
+    /place_status gives the reason."""
+    import errno
+
+    def disk_full(result, folder):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr("placebot.discord_reporter.save_result", disk_full)
+    async with start_bot(output_dir=tmp_path / "outputs"):
+        result = await wait_result(fake, fake.slash("place", user_id=34))
+        status = fake.slash("place_status", user_id=35)
+        await fake.wait_for(lambda: status.callbacks)
+    assert result.embeds and "failed" not in result.content
+    assert "No space left on device" in str(status.callbacks[0]["data"])
