@@ -158,6 +158,22 @@ class DiscordReporter:
                         "(%s)", job.id, self._outbox.folder, exc)
 
     async def _deliver(self, job: Job, result: RenderResult) -> None:
+        """Upload, then forget the kept copy. A refusal no retry can mend forgets it too (the
+        user is told the job failed); only a stop mid-upload (cancelled) leaves it kept."""
+        try:
+            await self._upload(job, result)
+        except asyncio.CancelledError:
+            raise  # the bot stops mid-upload: the result stays kept for the next start
+        except Exception:
+            await self._forget(job)
+            raise
+        await self._forget(job)
+
+    async def _forget(self, job: Job) -> None:
+        if self._outbox is not None:
+            await asyncio.to_thread(self._outbox.remove, job.id)
+
+    async def _upload(self, job: Job, result: RenderResult) -> None:
         """Upload until Discord has it: 413 gets a smaller encoding, a 5xx or a lost connection
         another try after a growing delay (the token may die meanwhile: the channel then)."""
         size_limit = job.context.size_limit
@@ -166,7 +182,7 @@ class DiscordReporter:
         while True:
             try:
                 await self._send_result(job, result, files)
-                break
+                return
             except discord.HTTPException as exc:
                 if exc.status == TOO_LARGE:
                     # The server's real limit is below what the interaction said: go smaller.
@@ -184,8 +200,6 @@ class DiscordReporter:
             log.warning("Discord did not take the result of job %s (%s); trying again in "
                         "%.1f s", job.id, problem, delay)
             await asyncio.sleep(delay)
-        if self._outbox is not None:
-            await asyncio.to_thread(self._outbox.remove, job.id)
 
     async def _send_result(self, job: Job, result: RenderResult,
                            files: list[NamedFile]) -> None:
@@ -220,3 +234,4 @@ class DiscordReporter:
         text = ("The bot is restarting. Your job is kept and will run as soon as it is back; "
                 "the result will be posted in this channel.")
         await self._transport.edit_live(job, content=text, view=None)
+

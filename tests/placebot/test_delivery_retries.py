@@ -87,3 +87,15 @@ async def test_result_posted_as_the_bot_died_is_not_posted_again(fake, start_bot
     [posted] = _results(fake)
     assert posted.content.startswith("<@23>") and posted.nonce
 
+
+
+async def test_a_refusal_no_retry_can_mend_is_reported_and_not_kept(fake, start_bot, tmp_path):
+    """Discord refuses the upload with a 400: the user is told it failed (no endless retry)
+    and the data folder keeps nothing of it."""
+    data = tmp_path / "data"
+    fake.fail_next("PATCH", r"/messages/@original$", 400, when=_is_result)
+    async with start_bot(data_dir=data):
+        interaction = fake.slash("place", user_id=24)
+        await fake.wait_for(lambda: interaction.original and
+                            "failed" in interaction.original.content, 60)
+    assert not list((data / "outbox").iterdir())
