@@ -214,10 +214,10 @@ def section_baseline(ctx) -> dict:
 
 def section_t1(ctx) -> dict:
     renderer, store = ctx.renderer("full")
-    pipe = store.get(MODEL_KEY).pipe
+    model = store.get(MODEL_KEY)
     out = {}
     for name in ctx.variants:
-        set_variant(pipe, ctx.device, "full", VARIANTS[name])
+        set_variant(model, ctx.device, "full", VARIANTS[name])
         job = ctx.jobs[:1]
         started = time.perf_counter()
         renderer.render(job)  # warm-up; captures this shape's graphs
@@ -230,7 +230,7 @@ def section_t1(ctx) -> dict:
                      "pass_s": [round(s, 4) for s in results[0].pass_seconds]}
         ctx.images[f"t1:{name}"] = results[0].final
         log(f"T1 {name}: {result['median_s']:.3f} s (min {result['min_s']:.3f})")
-    set_variant(pipe, ctx.device, "full", VARIANTS[ctx.default_variant])
+    set_variant(model, ctx.device, "full", VARIANTS[ctx.default_variant])
     return out
 
 
@@ -529,13 +529,13 @@ def section_t5(ctx) -> dict:
     from pipeline.canvases import crop_canvas, upscale
 
     renderer, store = ctx.renderer("full")
-    pipe = store.get(MODEL_KEY).pipe
+    model = store.get(MODEL_KEY)
     job = ctx.jobs[0]
-    set_variant(pipe, ctx.device, "full", VARIANTS[ctx.default_variant])
+    set_variant(model, ctx.device, "full", VARIANTS[ctx.default_variant])
     optimised = renderer.render([job])[0]
-    set_variant(pipe, ctx.device, "full", None)
+    set_variant(model, ctx.device, "full", None)
     eager = renderer.render([job])[0]
-    set_variant(pipe, ctx.device, "full", VARIANTS[ctx.default_variant])
+    set_variant(model, ctx.device, "full", VARIANTS[ctx.default_variant])
     other_seed = renderer.render([ctx.jobs[1].with_seed(job.seed + 1)])[0]
     batch = renderer.render(ctx.jobs[:4]) if ctx.gpu else None  # batches of 4: no twin
     first = upscale(crop_canvas(job.crop))

@@ -8,6 +8,8 @@ class's plain methods back.
 
 from __future__ import annotations
 
+import gc
+
 import torch
 
 _installed: dict[int, object] = {}  # id(pipe) -> the Acceleration the bench installed on it
@@ -51,14 +53,25 @@ def strip_acceleration(pipe) -> None:
     pipe.vae.disable_slicing()
 
 
-def set_variant(pipe, device: str, mode: str, options: dict | None) -> object:
-    """Strip what an earlier variant installed, then install `options` (None: nothing)."""
+def set_variant(model, device: str, mode: str, options: dict | None) -> object:
+    """Strip what an earlier variant installed on a loaded model (pipeline.models.LoadedModel),
+    then install `options` (None: nothing).
+
+    The model's own record of its speed-ups is replaced too: it holds the graphs and the
+    channels_last twin of the UNet, which would otherwise stay on the GPU beside the new ones.
+    """
     import pipeline.accel as accel
 
+    pipe = model.pipe
     strip_acceleration(pipe)
+    model.acceleration = None
+    gc.collect()  # the old graphs and twin, so that the next variant's peak memory is its own
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
     if options is None:
         return None
     original = getattr(accel, "_bench_original_accelerate", accel.accelerate)
     installed = original(pipe, device, mode, allow_cpu=True, **options)
     _installed[id(pipe)] = installed
+    model.acceleration = installed
     return installed

@@ -118,6 +118,14 @@ class Reporter(WorkerReporter, Protocol):
     async def acknowledge(self, job: Job, place: QueuePlace) -> None:
         """The job is accepted and durable; place.position is 0 if it already runs."""
 
+    def holds_result(self, job: Job) -> bool:
+        """The delivery side still holds this job's finished result: the bot stopped before
+        Discord had it. The backend then calls deliver_kept instead of rendering it again."""
+
+    async def deliver_kept(self, job: Job) -> None:
+        """Deliver the held result (retried as `finished` is); the job is recorded as done
+        once this returns."""
+
 
 class JobBackend(Protocol):
     """Queues, keeps and renders /place jobs (the module docstring tells the whole contract)."""

@@ -24,6 +24,7 @@ from placebot.discord_reporter import DiscordReporter
 from placebot.journal import Journal
 from placebot.local_backend import LocalBackend
 from placebot.messages import user_message
+from placebot.outbox import Outbox
 from placebot.service import PlaceService
 from placebot.settings import Settings
 from placebot.source_store import SourceStore
@@ -49,7 +50,8 @@ class PlaceBot(commands.Bot):
         super().__init__(command_prefix=commands.when_mentioned, intents=intents,
                          help_command=None, **options)
         self.settings = settings
-        self.reporter = DiscordReporter(DiscordTransport(self), output_dir=settings.output_dir)
+        self.reporter = DiscordReporter(DiscordTransport(self), output_dir=settings.output_dir,
+                                        outbox=Outbox(settings.data_dir / "outbox"))
         self.jobs: JobBackend = self._backend(settings, renderer)
         # pictures and prompts that results' buttons name by hash (Re-roll, New crop)
         self.sources = SourceStore(settings.data_dir / "sources")

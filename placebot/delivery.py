@@ -1,8 +1,11 @@
 """Where a job's answer goes: the delivery record a job carries from the interaction to its end.
 
 Live jobs are answered by editing the interaction's original response. Interaction tokens die
-after 15 minutes: a result that comes later (or after a restart, or whose edit is refused with
-401/404) is posted as a channel message instead (placebot/transport.py does both).
+after 15 minutes: a result that comes later (or whose edit is refused with 401/404) is posted
+as a channel message instead (placebot/transport.py does both). The response's webhook
+(application id and token) is kept with the job, so that a bot restarted within those 15
+minutes still edits the user's message rather than leaving it with a stale text and a Cancel
+button.
 """
 
 from __future__ import annotations
@@ -28,7 +31,13 @@ class Delivery:
     guild_id: int | None
     created_at: float  # the interaction's time, epoch seconds
     size_limit: int = DEFAULT_SIZE_LIMIT
-    interaction: discord.Interaction | None = field(default=None, repr=False)
+    interaction: discord.Interaction | StoredInteraction | None = field(default=None,
+                                                                        repr=False)
+    # (application id, token) of the interaction's webhook, kept in the data folder (the
+    # journal) so that a restarted bot can edit the response. Storing the token there is
+    # acceptable: it dies 15 minutes after the command and only edits (or follows up on) that
+    # one interaction's messages.
+    webhook: tuple[int, str] | None = field(default=None, repr=False)
     shown_position: int | None = None
     # "Dream on this": the result is posted in reply to the message it dreamed on
     reply_to: int | None = None
@@ -48,21 +57,57 @@ class Delivery:
             created_at=interaction.created_at.timestamp(),
             size_limit=getattr(interaction, "filesize_limit", None) or DEFAULT_SIZE_LIMIT,
             interaction=interaction,
+            webhook=(interaction.application_id, interaction.token),
             reply_to=reply_to.id if reply_to is not None else None,
         )
 
     def to_dict(self) -> dict[str, Any]:
         return {"user_id": self.user_id, "channel_id": self.channel_id,
                 "guild_id": self.guild_id, "created_at": self.created_at,
-                "size_limit": self.size_limit, "reply_to": self.reply_to}
+                "size_limit": self.size_limit, "reply_to": self.reply_to,
+                "webhook": list(self.webhook) if self.webhook else None}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Delivery:
-        return cls(**data)
+        """A delivery kept from before a restart (it was acknowledged by the bot then)."""
+        webhook = data.get("webhook")
+        delivery = cls(**{**data, "webhook": (int(webhook[0]), str(webhook[1]))
+                          if webhook else None})
+        delivery.acknowledged.set()
+        return delivery
+
+    def response(self, client: discord.Client) -> discord.Interaction | StoredInteraction | None:
+        """What edits the interaction's response: the live interaction, else one rebuilt from
+        the kept webhook; None once the token is known dead."""
+        if self.interaction is None and self.webhook is not None:
+            self.interaction = StoredInteraction(client, *self.webhook)
+        return self.interaction
+
+    def token_died(self) -> None:
+        """Discord refused the token: every later message goes to the channel."""
+        self.interaction = None
+        self.webhook = None
 
     def token_alive(self, now: float | None = None) -> bool:
         now = time.time() if now is None else now
         return (
-            self.interaction is not None
+            (self.interaction is not None or self.webhook is not None)
             and now - self.created_at < TOKEN_LIFETIME_S - TOKEN_MARGIN_S
         )
+
+
+class StoredInteraction:
+    """An interaction's response, editable from any bot process or after a restart: its
+    webhook needs only the application id and the interaction's token."""
+
+    def __init__(self, client: discord.Client, application_id: int, token: str):
+        self.application_id = application_id
+        self.token = token
+        self._webhook = discord.Webhook.partial(application_id, token, client=client)
+
+    async def edit_original_response(self, **fields: Any) -> discord.WebhookMessage:
+        return await self._webhook.edit_message("@original", **fields)  # type: ignore[call-overload]
+
+    async def delete_original_response(self) -> None:
+        # "@original" names the interaction's response where a message id would go
+        await self._webhook.delete_message("@original")  # type: ignore[arg-type]

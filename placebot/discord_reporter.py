@@ -11,6 +11,7 @@ import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import aiohttp
 import discord
 from PIL import Image
 
@@ -19,6 +20,7 @@ from pipeline.outputs import save_result
 from placebot.backend import QueuePlace
 from placebot.jobqueue import Job, JobState
 from placebot.messages import user_message
+from placebot.outbox import Outbox, retry_delays
 from placebot.result_files import NamedFile, encode_result_files, preview_jpeg
 from placebot.transport import DiscordTransport, attachments
 from placebot.views import cancel_view, result_embed, result_view
@@ -39,8 +41,10 @@ def queued_text(place: QueuePlace) -> str:
 
 
 class DiscordReporter:
-    def __init__(self, transport: DiscordTransport, *, output_dir: Path | None = None):
+    def __init__(self, transport: DiscordTransport, *, output_dir: Path | None = None,
+                 outbox: Outbox | None = None):
         self._transport = transport
+        self._outbox = outbox  # finished results until Discord has them (None: not kept)
         self._output_dir = output_dir  # also save every result here, when set
         # Why the last save there failed, for /place_status (None while saving works).
         self.output_problem: str | None = None
@@ -127,20 +131,75 @@ class DiscordReporter:
             self.output_problem = None
 
     async def finished(self, job: Job, result: RenderResult) -> None:
+        """Deliver the result; it is kept in the outbox until Discord has it, so that neither an
+        outage (retried with backoff) nor a restart (delivered by the next start) loses it."""
         await self._save_owner_copy(job, result)
+        await self._keep(job, result)
+        await self._deliver(job, result)
+
+    def holds_result(self, job: Job) -> bool:
+        return self._outbox is not None and self._outbox.holds(job.id)
+
+    async def deliver_kept(self, job: Job) -> None:
+        assert self._outbox is not None  # holds_result said so
+        result = await asyncio.to_thread(self._outbox.load, job.id, job.render)
+        log.info("delivering the result of job %s kept from before the restart", job.id)
+        await self._deliver(job, result)
+
+    async def _keep(self, job: Job, result: RenderResult) -> None:
+        """A failure to keep it (a full data folder) is logged and the upload goes on: only a
+        restart in the middle of it could then cost the result."""
+        if self._outbox is None:
+            return
+        try:
+            await asyncio.to_thread(self._outbox.keep, job.id, result)
+        except OSError as exc:
+            log.warning("could not keep the result of job %s in %s until it is delivered "
+                        "(%s)", job.id, self._outbox.folder, exc)
+
+    async def _deliver(self, job: Job, result: RenderResult) -> None:
+        """Upload, then forget the kept copy. A refusal no retry can mend forgets it too (the
+        user is told the job failed); only a stop mid-upload (cancelled) leaves it kept."""
+        try:
+            await self._upload(job, result)
+        except asyncio.CancelledError:
+            raise  # the bot stops mid-upload: the result stays kept for the next start
+        except Exception:
+            await self._forget(job)
+            raise
+        await self._forget(job)
+
+    async def _forget(self, job: Job) -> None:
+        if self._outbox is not None:
+            await asyncio.to_thread(self._outbox.remove, job.id)
+
+    async def _upload(self, job: Job, result: RenderResult) -> None:
+        """Upload until Discord has it: 413 gets a smaller encoding, a 5xx or a lost connection
+        another try after a growing delay (the token may die meanwhile: the channel then)."""
         size_limit = job.context.size_limit
+        delays = retry_delays()
+        files = await asyncio.to_thread(encode_result_files, result, size_limit)
         while True:
-            files = await asyncio.to_thread(encode_result_files, result, size_limit)
             try:
                 await self._send_result(job, result, files)
                 return
             except discord.HTTPException as exc:
-                if exc.status != TOO_LARGE:
+                if exc.status == TOO_LARGE:
+                    # The server's real limit is below what the interaction said: go smaller.
+                    size_limit = sum(len(data) for _, data in files) - 1
+                    log.info("upload of job %s too large (413); re-encoding under %d bytes",
+                             job.id, size_limit)
+                    files = await asyncio.to_thread(encode_result_files, result, size_limit)
+                    continue
+                if exc.status < 500:
                     raise
-                # The server's real limit is below what the interaction said: go smaller.
-                size_limit = sum(len(data) for _, data in files) - 1
-                log.info("upload of job %s too large (413); re-encoding under %d bytes",
-                         job.id, size_limit)
+                problem: Exception = exc
+            except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+                problem = exc
+            delay = next(delays)
+            log.warning("Discord did not take the result of job %s (%s); trying again in "
+                        "%.1f s", job.id, problem, delay)
+            await asyncio.sleep(delay)
 
     async def _send_result(self, job: Job, result: RenderResult,
                            files: list[NamedFile]) -> None:
@@ -175,3 +234,4 @@ class DiscordReporter:
         text = ("The bot is restarting. Your job is kept and will run as soon as it is back; "
                 "the result will be posted in this channel.")
         await self._transport.edit_live(job, content=text, view=None)
+

@@ -43,6 +43,7 @@ class LocalBackend:
         self.user_cooldown_s = user_cooldown_s
         self._last_accepted: dict[int, float] = {}
         self._accepted_before: dict[int, float | None] = {}  # restored if a reservation goes
+        self._kept: set[asyncio.Task] = set()  # deliveries of results kept over a restart
 
     @classmethod
     def from_settings(cls, settings: Settings, renderer: Renderer, journal: Journal,
@@ -133,7 +134,12 @@ class LocalBackend:
         that one bad row cannot stop the bot from starting."""
         recovery = await asyncio.to_thread(self.journal.recover, _job_of)
         for job in recovery.retry:
-            self.queue.restore(job)
+            if self.reporter.holds_result(job):  # rendered, but Discord never had it
+                task = asyncio.create_task(self._deliver_kept(job))
+                self._kept.add(task)
+                task.add_done_callback(self._kept.discard)
+            else:
+                self.queue.restore(job)
         for job in recovery.give_up:
             log.error("giving up on job %s: the bot stopped %d times while rendering it",
                       job.id, MAX_TRIES)
@@ -149,6 +155,22 @@ class LocalBackend:
                      len(recovery.retry), len(recovery.give_up))
         return len(recovery.retry)
 
+    async def _deliver_kept(self, job: Job) -> None:
+        """A result kept from before the restart: delivered, not rendered again. In the
+        background, so that an outage of Discord cannot hold up the start or the queue."""
+        job.state = JobState.DONE
+        try:
+            await self.reporter.deliver_kept(job)
+        except Exception as exc:
+            log.exception("could not deliver the kept result of job %s", job.id)
+            await asyncio.to_thread(self.journal.mark_failed, job.id, str(exc))
+            try:
+                await self.reporter.failed(job, exc)
+            except Exception:
+                log.exception("could not tell user %s that job %s failed", job.user_id, job.id)
+            return
+        await asyncio.to_thread(self.journal.mark_done, job.id)
+
     async def shutdown(self, grace_s: float, notify_s: float = RESTART_NOTICE_S) -> None:
         """Accept nothing new, tell waiting users their job is kept, stop the worker, close
         the journal.
@@ -158,6 +180,10 @@ class LocalBackend:
         try:
             await self._stop(grace_s, notify_s)
         finally:
+            kept = list(self._kept)
+            for task in kept:  # still kept: the next start delivers them
+                task.cancel()
+            await asyncio.gather(*kept, return_exceptions=True)
             self.journal.close()
 
     async def _stop(self, grace_s: float, notify_s: float) -> None:

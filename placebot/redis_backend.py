@@ -19,7 +19,7 @@ import discord
 
 from pipeline.params import RenderJob
 from placebot.backend import CancelOutcome, QueuePlace, QueueStatus, Reporter, Reservation
-from placebot.delivery import Delivery
+from placebot.delivery import Delivery, StoredInteraction
 from placebot.jobqueue import Job, JobState, QueueRefusal, new_job_id
 from placebot.redisqueue.bot_side import RedisBotQueue
 from placebot.redisqueue.codec import decode_context, decode_render
@@ -43,18 +43,6 @@ class QueueUnavailable(QueueRefusal):
 class RedisReservation(Reservation):
     job_id: str = ""
     position: int = 0  # the place the job will take, as of the reservation
-
-
-class StoredInteraction:
-    """An interaction's response, editable from any bot process: its webhook needs only the
-    application id and the interaction's token (both kept in the job's record)."""
-
-    def __init__(self, client: discord.Client, application_id: int, token: str):
-        self.token = token
-        self._webhook = discord.Webhook.partial(application_id, token, client=client)
-
-    async def edit_original_response(self, **fields: Any) -> discord.WebhookMessage:
-        return await self._webhook.edit_message("@original", **fields)  # type: ignore[call-overload]
 
 
 def stored_context(delivery: Delivery) -> dict[str, Any]:
@@ -163,7 +151,7 @@ class RedisBackend:
         context = decode_context(record["context"])
         delivery = Delivery.from_dict(context["delivery"])
         if context.get("token") and context.get("application_id"):
-            delivery.interaction = StoredInteraction(  # type: ignore[assignment]
+            delivery.interaction = StoredInteraction(
                 self.client, int(context["application_id"]), str(context["token"]))
         delivery.acknowledged.set()  # by the process that accepted it
         return Job(user_id=int(record["user"]), render=decode_render(record["render"]),

@@ -48,19 +48,20 @@ class DiscordTransport:
         order. A refused edit raises when `final` (the caller must fall back), else is logged.
         """
         delivery: Delivery = job.context
-        if not delivery.token_alive() or delivery.interaction is None:
+        response = delivery.response(self._client)
+        if not delivery.token_alive() or response is None:
             return False
         if not acknowledging and not delivery.acknowledged.is_set():
             with contextlib.suppress(TimeoutError, asyncio.TimeoutError):
                 await asyncio.wait_for(delivery.acknowledged.wait(), ACKNOWLEDGE_WAIT_S)
         try:
-            await delivery.interaction.edit_original_response(
+            await response.edit_original_response(
                 **fields, allowed_mentions=requester_only(delivery.user_id))
             return True
         except discord.HTTPException as exc:
             if isinstance(exc, discord.NotFound) or exc.status == 401:
                 log.info("interaction token of job %s no longer works (%s)", job.id, exc.status)
-                delivery.interaction = None  # dead: every later message goes to the channel
+                delivery.token_died()
                 return False
             if final:
                 raise
@@ -71,10 +72,11 @@ class DiscordTransport:
         """Remove the interaction's response (its work is shown elsewhere); a failure is only
         logged: the response then stays, which is untidy but harmless."""
         delivery: Delivery = job.context
-        if not delivery.token_alive() or delivery.interaction is None:
+        response = delivery.response(self._client)
+        if not delivery.token_alive() or response is None:
             return
         try:
-            await delivery.interaction.delete_original_response()
+            await response.delete_original_response()
         except discord.HTTPException as exc:
             log.warning("could not remove the live response of job %s: %s", job.id, exc)
 
@@ -82,7 +84,12 @@ class DiscordTransport:
                    view: discord.ui.View | None = None, files: Sequence[NamedFile] = (),
                    reply: bool = False) -> None:
         """A channel message (mentioning the user), in reply to the job's message when `reply`;
-        if the channel refuses, a DM."""
+        if the channel refuses, a DM.
+
+        Posted with the job's id as an enforced nonce: a post repeated after its reply was lost
+        (the bot killed mid-upload, a broken connection, a 5xx from a post that was made) gives
+        back the message made the first time instead of a second one. Discord keeps a nonce
+        for a few minutes, which covers a retry or a restart."""
         delivery: Delivery = job.context
         mention = requester_only(delivery.user_id)
 
@@ -95,7 +102,7 @@ class DiscordTransport:
                     message_id=delivery.reply_to, channel_id=delivery.channel_id,
                     guild_id=delivery.guild_id, fail_if_not_exists=False)
             return {"content": content, "files": attachments(files),
-                    "allowed_mentions": mention, **extra}
+                    "allowed_mentions": mention, "nonce": job.id, **extra}
 
         channel = self._client.get_partial_messageable(delivery.channel_id,
                                                        guild_id=delivery.guild_id)

@@ -15,9 +15,16 @@ def _channel_results(fake):
     return [m for m in fake.messages.values() if m.interaction_token is None and m.embeds]
 
 
-async def test_jobs_kept_over_a_restart_are_posted_in_their_channel(fake, start_bot, gated,
-                                                                    tmp_path):
-    """Shutdown mid-job: users told the job is kept; after restart both results arrive once."""
+def _said(fake, interaction):
+    """Every text the bot put in the interaction's response, in order."""
+    return [r.json.get("content") or "" for r in fake.requests
+            if r.method == "PATCH" and interaction.token in r.path and r.json]
+
+
+async def test_jobs_kept_over_a_restart_are_delivered_once_in_their_own_messages(
+        fake, start_bot, gated, tmp_path):
+    """Shutdown mid-job: users told the job is kept; after restart both results arrive once,
+    each edited into its user's message (the kept webhook, the token still alive)."""
     data = tmp_path / "data"
     async with start_bot(data_dir=data, max_batch=1) as bot:
         bot.shutdown_grace_s = 0.1
@@ -33,13 +40,12 @@ async def test_jobs_kept_over_a_restart_are_posted_in_their_channel(fake, start_
     assert not _channel_results(fake) and not running.original.embeds
     assert "restarting" in running.original.content  # the stopped job's user is told too
     async with start_bot(data_dir=data) as bot:
-        posted = await fake.wait_for(lambda: len(_channel_results(fake)) == 2 and
-                                     _channel_results(fake), timeout=60)
+        posted = [await wait_result(fake, running), await wait_result(fake, waiting)]
         ids = [row[0] for row in bot.jobs.journal._db.execute("SELECT job_id FROM jobs")]
         await fake.wait_for(lambda: {bot.jobs.journal.state(i) for i in ids} == {"done"})
-    seeds = sorted(embed_fields(m)["Seed"] for m in posted)
-    assert seeds == ["1", "2"]
-    assert {m.content.split()[0] for m in posted} == {"<@1>", "<@2>"}
+    assert [embed_fields(m)["Seed"] for m in posted] == ["1", "2"]
+    assert [m.content.split()[0] for m in posted] == ["<@1>", "<@2>"]
+    assert not _channel_results(fake)
 
 
 async def test_a_finished_job_is_never_rendered_again(fake, start_bot, gated, tmp_path):
@@ -223,8 +229,8 @@ async def test_a_render_that_never_returns_is_reported_and_the_bot_restarts_for_
         assert "stopped responding" in bot.restart_reason
         assert "restarting" in behind.original.content
     async with start_bot(data_dir=data):  # what bot.py's re-execution starts
-        posted = await fake.wait_for(lambda: _channel_results(fake), PATIENCE_S)
-    assert [m.content.split()[0] for m in posted] == ["<@72>"]
+        posted = await wait_result(fake, behind, PATIENCE_S)
+    assert posted.content.split()[0] == "<@72>" and not _channel_results(fake)
 
 
 async def test_bot_py_restarts_its_process_for_a_new_engine_and_resumes_the_other_jobs(
@@ -254,10 +260,10 @@ async def test_bot_py_restarts_its_process_for_a_new_engine_and_resumes_the_othe
         stuck = fake.slash("place", {"seed": 1}, user_id=81)
         await fake.wait_for(marker.exists, 2 * PATIENCE_S)
         behind = fake.slash("place", {"seed": 2}, user_id=82)
-        posted = await fake.wait_for(lambda: _channel_results(fake), 2 * PATIENCE_S)
+        posted = await wait_result(fake, behind, 2 * PATIENCE_S)
         assert "stopped responding" in stuck.original.content
-        assert "restarting" in behind.original.content
-        assert [m.content.split()[0] for m in posted] == ["<@82>"]
+        assert any("restarting" in text for text in _said(fake, behind))
+        assert posted.content.split()[0] == "<@82>" and not _channel_results(fake)
         assert fake.identifies == 2 and int(marker.read_text()) == process.pid
     finally:
         process.send_signal(signal.SIGTERM)
@@ -267,3 +273,31 @@ async def test_bot_py_restarts_its_process_for_a_new_engine_and_resumes_the_othe
             process.kill()
             await process.wait()
         print((tmp_path / "bot.log").read_text()[-3000:])
+
+
+async def test_messages_left_from_before_a_restart_are_updated_when_their_job_resumes(
+        fake, start_bot, gated, tmp_path):
+    """The restart notice never reached Discord (killed, or Discord down): after the restart
+    the old "Queued"/"Dreaming" messages lose their Cancel button and get the result, through
+    the interaction's webhook while its token lives."""
+    data = tmp_path / "data"
+    async with start_bot(data_dir=data, max_batch=1) as bot:
+        bot.shutdown_grace_s = 0.1
+        gated.close()
+        running = fake.slash("place", {"seed": 1}, user_id=1)
+        assert await asyncio.to_thread(gated.entered.wait, PATIENCE_S)
+        waiting = fake.slash("place", {"seed": 2}, user_id=2)
+        await fake.wait_for(lambda: waiting.original and "position 1" in waiting.original.content)
+        down = fake.outage("PATCH", r"/messages/@original$")
+        stopping = asyncio.create_task(bot.shutdown())
+        await fake.wait_for(lambda: down.hits >= 1)
+        gated.open()
+        await stopping
+        down.lift()
+    assert "Cancel" in str(waiting.original.components)
+    async with start_bot(data_dir=data):
+        await wait_result(fake, running)
+        await wait_result(fake, waiting)
+    for interaction in (running, waiting):
+        assert "Cancel" not in str(interaction.original.components)
+    assert not _channel_results(fake)  # each result went to its own message
