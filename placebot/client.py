@@ -50,8 +50,10 @@ class PlaceBot(commands.Bot):
         super().__init__(command_prefix=commands.when_mentioned, intents=intents,
                          help_command=None, **options)
         self.settings = settings
+        # The distributed mode needs no outbox: a result waits in Redis until it is delivered.
+        outbox = None if settings.redis_url else Outbox(settings.data_dir / "outbox")
         self.reporter = DiscordReporter(DiscordTransport(self), output_dir=settings.output_dir,
-                                        outbox=Outbox(settings.data_dir / "outbox"))
+                                        outbox=outbox)
         self.jobs: JobBackend = self._backend(settings, renderer)
         # pictures and prompts that results' buttons name by hash (Re-roll, New crop)
         self.sources = SourceStore(settings.data_dir / "sources")
@@ -69,7 +71,7 @@ class PlaceBot(commands.Bot):
         if settings.redis_url is not None:
             from placebot.redis_backend import RedisBackend
 
-            return RedisBackend.from_settings(settings, self.reporter, self)
+            return RedisBackend.from_settings(settings, self.reporter)
         renderer = renderer or Renderer(ModelStore(
             settings.model_ids, device=settings.device, vram_mode=settings.vram_mode,
             safety_checker=settings.safety_checker, compile=settings.compile,

@@ -2,9 +2,9 @@
 
 The bot process only admits jobs and delivers: the jobs wait in Redis (placebot/redisqueue)
 and render workers (`python -m placebot.gpu_worker`, one per GPU, on any machine) render them.
-Any bot process can deliver any job: a job's record keeps its interaction's token, and an
-interaction's messages are edited through a webhook that needs only the application id and
-that token (StoredInteraction). A job whose token has died is posted in its channel.
+Any bot process can deliver any job: a job's record keeps its delivery record, with the
+interaction's webhook (application id and token), and the transport edits the response
+through it (placebot/delivery.py). A job whose token has died is posted in its channel.
 """
 
 from __future__ import annotations
@@ -13,13 +13,10 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass
-from typing import Any
-
-import discord
 
 from pipeline.params import RenderJob
 from placebot.backend import CancelOutcome, QueuePlace, QueueStatus, Reporter, Reservation
-from placebot.delivery import Delivery, StoredInteraction
+from placebot.delivery import Delivery
 from placebot.jobqueue import Job, JobState, QueueRefusal, new_job_id
 from placebot.redisqueue.bot_side import RedisBotQueue
 from placebot.redisqueue.codec import decode_context, decode_render
@@ -45,22 +42,13 @@ class RedisReservation(Reservation):
     position: int = 0  # the place the job will take, as of the reservation
 
 
-def stored_context(delivery: Delivery) -> dict[str, Any]:
-    """What a job's record keeps of its delivery: where to answer, and the means to."""
-    interaction = delivery.interaction
-    return {"delivery": delivery.to_dict(),
-            "token": interaction.token if interaction is not None else None,
-            "application_id": interaction.application_id if interaction is not None else None}
-
-
 class RedisBackend:
     """JobBackend on Redis for one bot process; several may share one Redis."""
 
-    def __init__(self, store: RedisJobStore, reporter: Reporter, client: discord.Client, *,
-                 user_max: int, queue_max: int, user_cooldown_s: float = 0.0):
+    def __init__(self, store: RedisJobStore, reporter: Reporter, *, user_max: int,
+                 queue_max: int, user_cooldown_s: float = 0.0):
         self.store = store
         self.reporter = reporter
-        self.client = client
         self.user_max = user_max
         self.queue_max = queue_max
         self.queue = RedisBotQueue(store, _RequeueAsWaiting(self), user_max=user_max,
@@ -70,10 +58,9 @@ class RedisBackend:
         self._positions: asyncio.Task | None = None
 
     @classmethod
-    def from_settings(cls, settings: Settings, reporter: Reporter,
-                      client: discord.Client) -> RedisBackend:
+    def from_settings(cls, settings: Settings, reporter: Reporter) -> RedisBackend:
         assert settings.redis_url is not None
-        return cls(RedisJobStore(connect(settings.redis_url)), reporter, client,
+        return cls(RedisJobStore(connect(settings.redis_url)), reporter,
                    user_max=settings.user_max, queue_max=settings.queue_max,
                    user_cooldown_s=settings.user_cooldown_s)
 
@@ -104,7 +91,7 @@ class RedisBackend:
                   id=reservation.job_id)
         await self.reporter.acknowledge(job, self._place(reservation.position))
         try:
-            await self.queue.enqueue(job, stored_context(delivery))
+            await self.queue.enqueue(job, delivery.to_dict())
         except UNREACHABLE as exc:
             self.queue.outage.lost(exc)
             raise QueueUnavailable() from None
@@ -148,14 +135,11 @@ class RedisBackend:
 
     # ----- delivery of jobs this process did not accept
     def _rebuild(self, record: dict) -> Job:
-        context = decode_context(record["context"])
-        delivery = Delivery.from_dict(context["delivery"])
-        if context.get("token") and context.get("application_id"):
-            delivery.interaction = StoredInteraction(
-                self.client, int(context["application_id"]), str(context["token"]))
-        delivery.acknowledged.set()  # by the process that accepted it
+        """A job accepted by another bot process (or before a restart): its delivery record
+        carries the interaction's webhook, which the transport edits the response through."""
         return Job(user_id=int(record["user"]), render=decode_render(record["render"]),
-                   context=delivery, id=record["id"])
+                   context=Delivery.from_dict(decode_context(record["context"])),
+                   id=record["id"])
 
     # ----- waiting users' places
     async def _refresh_places_forever(self) -> None:
