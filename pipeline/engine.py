@@ -22,7 +22,7 @@ from PIL import Image
 from pipeline.canvases import crop_canvas, upscale
 from pipeline.errors import OutOfMemory, RenderCancelled
 from pipeline.image_source import tiles_from_text
-from pipeline.models import LoadedModel, ModelStore
+from pipeline.models import MAX_UNET_BATCH, LoadedModel, ModelStore
 from pipeline.params import NO_GUIDANCE, RenderJob
 from pipeline.prompts import encode_prompts
 
@@ -59,6 +59,25 @@ def input_tiles(job: RenderJob) -> Image.Image:
     return tiles_from_text(job.tiles) if job.tiles is not None else crop_canvas(job.crop)
 
 
+def jobs_per_call(jobs: int, guidance: float, vram_mode: str) -> int:
+    """How many of a batch's jobs one pipeline call may take in this VRAM mode.
+
+    Guidance doubles the UNet's batch, so a prompted batch that the worker took whole (up to
+    PLACE_MAX_BATCH jobs) may not fit the bound of `low` or `minimal` in one call."""
+    limit = MAX_UNET_BATCH.get(vram_mode)
+    if limit is None:
+        return jobs
+    images_per_job = 2 if guidance > NO_GUIDANCE else 1
+    return max(1, min(jobs, limit // images_per_job))
+
+
+def _shifted(on_pass: PassCallback | None, first: int) -> PassCallback | None:
+    """on_pass for a part of a batch that starts at index `first` of the whole."""
+    if on_pass is None:
+        return None
+    return lambda index, number, frames: on_pass(first + index, number, frames)
+
+
 class Renderer:
     """Runs jobs on models from a ModelStore. Blocking: call it from a worker thread."""
 
@@ -79,6 +98,12 @@ class Renderer:
             raise ValueError(
                 f"jobs in one batch must share model/steps/strength/passes/guidance: {keys}")
         model = self.store.get(jobs[0].model)
+        size = jobs_per_call(len(jobs), jobs[0].guidance, model.vram_mode)
+        if size < len(jobs):  # a memory-bounded mode: the batch runs in parts, one after another
+            return [result for first in range(0, len(jobs), size)
+                    for result in self.render(jobs[first:first + size],
+                                              on_pass=_shifted(on_pass, first),
+                                              should_stop=should_stop)]
         results = [self._start(job, model) for job in jobs]
         conditioning = self._conditioning(model, jobs, results)
         # A CPU generator gives the same noise on any device, and one per job keeps each

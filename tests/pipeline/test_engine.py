@@ -91,3 +91,42 @@ def test_cancel_stops_within_one_step(renderer, tiny_store):
     finally:
         del unet.forward
     assert len(steps_run) == 1
+
+
+def test_a_memory_bounded_mode_gives_a_prompted_job_half_the_unet_batch():
+    """low and minimal cap a UNet call at 4 images; a prompted job takes two of them."""
+    from pipeline.engine import jobs_per_call
+
+    assert jobs_per_call(4, 1.0, "low") == 4
+    assert jobs_per_call(4, 7.5, "low") == 2
+    assert jobs_per_call(4, 7.5, "minimal") == 2
+    assert jobs_per_call(1, 7.5, "low") == 1
+    assert jobs_per_call(16, 7.5, "full") == 16
+
+
+def test_a_batch_run_in_parts_keeps_each_jobs_picture_and_progress(renderer, tiny_store):
+    """In low mode a prompted batch of 3 runs as calls of 2 and 1: every job still gets its own
+    picture, and progress names each job by its place in the whole batch."""
+    jobs = [_job(seed, prompt="a castle", recursions=0) for seed in (31, 32, 33)]
+    whole = renderer.render(jobs)
+    model = tiny_store.get("1.4")
+    pipe_class = type(model.pipe)
+    plain_call = pipe_class.__call__
+    calls = []
+
+    def counting_call(pipe, *args, **kwargs):
+        calls.append(len(kwargs["image"]))
+        return plain_call(pipe, *args, **kwargs)
+
+    seen = []
+    model.vram_mode = "low"
+    pipe_class.__call__ = counting_call
+    try:
+        parts = renderer.render(jobs, on_pass=lambda index, number, frames: seen.append(index))
+    finally:
+        pipe_class.__call__ = plain_call
+        model.vram_mode = "full"
+    assert calls == [2, 1]
+    assert seen == [0, 1, 2]
+    for part, batched in zip(parts, whole, strict=True):
+        assert np.abs(_pixels(part.final) - _pixels(batched.final)).max() <= 2
