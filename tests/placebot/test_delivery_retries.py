@@ -5,6 +5,7 @@ import asyncio
 import pytest
 
 from tests.support.bot_harness import render_after_token_expiry, wait_result
+from tests.support.patience import PATIENCE_S
 
 
 @pytest.fixture(autouse=True)
@@ -22,11 +23,12 @@ def _results(fake):
 
 
 async def test_result_outlives_a_discord_outage_during_its_upload(fake, start_bot):
-    """Discord answers 503 to the upload a few times: the result arrives, "failed" never shows."""
+    """Discord answers 503 to the upload for longer than discord.py's own five tries of a
+    webhook edit (about 25 s of its waits): the result arrives, "failed" never shows."""
     outage = fake.outage("PATCH", r"/messages/@original$", when=_is_result)
     async with start_bot():
         interaction = fake.slash("place")
-        await fake.wait_for(lambda: outage.hits >= 3, 60)
+        await fake.wait_for(lambda: outage.hits >= 6, PATIENCE_S)
         outage.lift()
         result = await wait_result(fake, interaction)
     assert len(result.attachments) == 3
