@@ -11,7 +11,7 @@ import re
 import pytest
 
 from placebot.client import PlaceBot
-from tests.support.bot_harness import bot_settings, custom_ids, wait_result
+from tests.support.bot_harness import bot_settings, custom_ids, embed_fields, wait_result
 from tests.support.redis_harness import TEST_TIMINGS, TrackingRenderer, running_workers
 from tests.support.valkey import ValkeyProcess
 
@@ -170,3 +170,20 @@ async def test_redis_out_of_reach_gets_one_clear_line(fake, valkey, redis_bot):
     callback = interaction.callbacks[0]
     assert callback["type"] == 4 and callback["data"]["flags"] & 64
     assert "render queue can't be reached" in callback["data"]["content"]
+
+
+async def test_re_roll_of_a_result_works_on_another_bot(fake, valkey, redis_bot):
+    """A result delivered in the distributed mode: its Re-roll, clicked after the bot that
+    accepted the job stopped, is handled by another bot and answered with a new result of
+    the same crop."""
+    async with running_workers(valkey.url, [TrackingRenderer()]):
+        async with redis_bot("first"):
+            first = fake.slash("place")
+            result = await wait_result(fake, first)
+        async with redis_bot("second"):
+            [reroll] = [i for i in custom_ids(result) if i.split(":")[1] == "reroll"]
+            again = fake.click(result.id, reroll, user_id=first.user_id)
+            second = await wait_result(fake, again)
+    before, after = embed_fields(result), embed_fields(second)
+    assert (after["Canvas"], after["x"], after["y"]) == (before["Canvas"], before["x"],
+                                                         before["y"])
