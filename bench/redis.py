@@ -86,14 +86,20 @@ def cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-async def wait_for_workers(url: str, count: int, timeout: float = 600.0) -> None:
-    """Until `count` render workers beat in Redis (started, connected, ready for jobs)."""
+async def wait_for_workers(url: str, workers: list[subprocess.Popen],
+                           timeout: float = 600.0) -> None:
+    """Until every worker process beats in Redis (started, connected, ready for jobs); fails
+    at once when one of them exits instead (a missing package, a bad setting)."""
     store = RedisJobStore(connect(url))
     deadline = time.monotonic() + timeout
     try:
-        while len(await store.workers()) < count:
+        while len(await store.workers()) < len(workers):
+            exited = [w.args for w in workers if w.poll() is not None]
+            if exited:
+                raise RuntimeError(f"render worker(s) exited before they were ready: {exited}")
             if time.monotonic() > deadline:
-                raise TimeoutError(f"{count} render worker(s) did not start in {timeout:g} s")
+                raise TimeoutError(f"{len(workers)} render worker(s) did not start in "
+                                   f"{timeout:g} s")
             await asyncio.sleep(0.2)
     finally:
         await store.redis.aclose()
@@ -179,7 +185,7 @@ def overhead(args) -> dict:
                                   "--url", valkey.url, "--frames", frames,
                                   "--max-batch", str(args.max_batch))
             try:
-                asyncio.run(wait_for_workers(valkey.url, 1))
+                asyncio.run(wait_for_workers(valkey.url, [worker]))
                 jobs = jobs_for(count, steps=4, strength=0.5, recursions=1)
                 run = asyncio.run(submit_and_wait(valkey.url, jobs, 600,
                                                   (worker.pid, valkey.process.pid)))
@@ -226,7 +232,7 @@ def scaling(args) -> dict:
             workers = [start_worker(valkey.url, {**env, "PLACE_DEVICE": device},
                                     "placebot.gpu_worker") for device in devices[:count]]
             try:
-                asyncio.run(wait_for_workers(valkey.url, count))
+                asyncio.run(wait_for_workers(valkey.url, workers))
                 # each worker loads its model (and compiles) on its first batch: not timed
                 warm = jobs_for(max_batch * count * (1 if args.smoke else 2), model="1.5",
                                 **params)
