@@ -9,10 +9,19 @@ class's plain methods back.
 from __future__ import annotations
 
 import gc
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import torch
 
-_installed: dict[int, object] = {}  # id(pipe) -> the Acceleration the bench installed on it
+if TYPE_CHECKING:
+    from pipeline.accel import Acceleration
+
+# id(pipe) -> what the bench's accelerate() returned for it (None where it installed nothing)
+_installed: dict[int, Acceleration | None] = {}
+# pipeline.accel.accelerate as the product defines it, kept by the first install_accel_hook
+# before its wrapper replaces the module attribute (so that every wrapper wraps the product's)
+_product_accelerate: Callable[..., Acceleration | None] | None = None
 
 
 def install_accel_hook(options: dict | None) -> None:
@@ -21,15 +30,18 @@ def install_accel_hook(options: dict | None) -> None:
     models._place_on_device calls pipeline.accel.accelerate by its module attribute, so this
     wraps that attribute; calling it again replaces the options.
     """
+    global _product_accelerate
     import pipeline.accel as accel
 
-    original = getattr(accel, "_bench_original_accelerate", accel.accelerate)
-    accel._bench_original_accelerate = original
+    original = _product_accelerate or accel.accelerate
+    _product_accelerate = original
 
-    def accelerate(pipe, device, mode, **kwargs):
+    def accelerate(pipe: Any, device: str, vram_mode: str,
+                   **kwargs: Any) -> Acceleration | None:
         if options is None:
             return None
-        installed = original(pipe, device, mode, **{**kwargs, "allow_cpu": True, **options})
+        installed = original(pipe, device, vram_mode,
+                             **{**kwargs, "allow_cpu": True, **options})
         _installed[id(pipe)] = installed
         return installed
 
@@ -53,7 +65,7 @@ def strip_acceleration(pipe) -> None:
     pipe.vae.disable_slicing()
 
 
-def set_variant(model, device: str, mode: str, options: dict | None) -> object:
+def set_variant(model, device: str, mode: str, options: dict | None) -> Acceleration | None:
     """Strip what an earlier variant installed on a loaded model (pipeline.models.LoadedModel),
     then install `options` (None: nothing).
 
@@ -70,7 +82,7 @@ def set_variant(model, device: str, mode: str, options: dict | None) -> object:
         torch.cuda.empty_cache()
     if options is None:
         return None
-    original = getattr(accel, "_bench_original_accelerate", accel.accelerate)
+    original = _product_accelerate or accel.accelerate
     installed = original(pipe, device, mode, allow_cpu=True, **options)
     _installed[id(pipe)] = installed
     model.acceleration = installed

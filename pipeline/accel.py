@@ -53,12 +53,16 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from PIL import Image
 
 from pipeline import diffusers_internals as internals
+
+if TYPE_CHECKING:  # for the annotation; accelerate() imports it where a compile starts
+    from pipeline.compiler import BackgroundCompiler
 
 log = logging.getLogger(__name__)
 
@@ -298,7 +302,7 @@ class Acceleration:
     graphs: dict[str, GraphedCall] = field(default_factory=dict)
     unet_layout: str = "contiguous"
     twin: object = None  # the channels_last copy of the UNet, where one is kept
-    compiler: object = None  # pipeline.compiler.BackgroundCompiler, where one runs
+    compiler: BackgroundCompiler | None = None  # where a background compile runs
 
     @property
     def captures(self) -> int:

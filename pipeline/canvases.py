@@ -106,7 +106,10 @@ def crop_canvas(crop: Crop) -> Image.Image:
 def is_boring(tiles: Image.Image) -> bool:
     """True when one colour covers BORING_FRACTION of the crop or more."""
     area = tiles.width * tiles.height
-    most = max(count for count, _colour in tiles.getcolors(maxcolors=area))
+    colours = tiles.getcolors(maxcolors=area)
+    # getcolors gives None only past maxcolors, and an image has no more colours than pixels
+    assert colours is not None
+    most = max(count for count, _colour in colours)
     return most >= BORING_FRACTION * area
 
 
@@ -125,6 +128,7 @@ def random_crop(rng: random.Random, canvas: str | None = None) -> Crop:
         crop = Crop(key, rng.randint(0, max_x), rng.randint(0, max_y))
         if not is_boring(crop_canvas(crop)):
             return crop
+    assert crop is not None  # MAX_CROP_DRAWS >= 1: the loop drew at least once
     return crop
 
 

@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 from pipeline.errors import ParamError
 from pipeline.params import (
@@ -53,6 +53,12 @@ class EngineSettings:
     compile: str = "auto"
     # the owner's default for every render parameter (None: chosen per job, e.g. the seed)
     render_defaults: Mapping[str, Any] = field(default_factory=lambda: dict(RENDER_DEFAULTS))
+
+
+@overload
+def text(env: Mapping[str, str], name: str, default: str) -> str: ...
+@overload
+def text(env: Mapping[str, str], name: str, default: None) -> str | None: ...
 
 
 def text(env: Mapping[str, str], name: str, default: str | None) -> str | None:
@@ -113,7 +119,9 @@ def engine_settings_from_env(env: Mapping[str, str]) -> EngineSettings:
     try:
         check_steps_strength(defaults["steps"], defaults["strength"])
     except ParamError as exc:
-        raise SettingsError(PARAMS["steps"].setting, str(exc)) from None
+        steps_setting = PARAMS["steps"].setting
+        assert steps_setting is not None  # PLACE_STEPS (pipeline.params)
+        raise SettingsError(steps_setting, str(exc)) from None
     return EngineSettings(
         model_ids={key: text(env, model_variable(key), DEFAULT_MODEL_IDS[key])
                    for key in MODEL_KEYS},

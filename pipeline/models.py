@@ -106,12 +106,13 @@ _CONNECTION_ERRORS = {"ConnectError", "ConnectTimeout", "ConnectionError", "Offl
 def _hub_unreachable(exc: BaseException) -> BaseException | None:
     """The connection error behind `exc`, if loading failed because the Hub was unreachable."""
     seen = set()
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        if isinstance(exc, ConnectionError | TimeoutError | socket.gaierror) or \
-                type(exc).__name__ in _CONNECTION_ERRORS:
-            return exc
-        exc = exc.__cause__ or exc.__context__
+    link: BaseException | None = exc  # walks the chain of causes down from exc
+    while link is not None and id(link) not in seen:
+        seen.add(id(link))
+        if isinstance(link, ConnectionError | TimeoutError | socket.gaierror) or \
+                type(link).__name__ in _CONNECTION_ERRORS:
+            return link
+        link = link.__cause__ or link.__context__
     return None
 
 

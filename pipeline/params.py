@@ -16,7 +16,7 @@ import random
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields, replace
-from typing import Any
+from typing import Any, TypeVar
 
 from pipeline.canvases import (
     CANVAS_KEYS,
@@ -161,8 +161,8 @@ class Param:
 
 def param(default: Any, **spec: Any) -> Any:
     """A RenderRequest field with its Param (one not shown stays out of repr and the logs)."""
-    spec = Param(**spec)
-    return field(default=default, repr=spec.shown, metadata={_PARAM: spec})
+    param_spec = Param(**spec)
+    return field(default=default, repr=param_spec.shown, metadata={_PARAM: param_spec})
 
 
 def check_steps_strength(steps: int, strength: float) -> None:
@@ -172,6 +172,9 @@ def check_steps_strength(steps: int, strength: float) -> None:
             f"steps x strength = {steps} x {strength} = {steps * strength:g} runs no denoising "
             "step: it must be at least 1 (raise steps or strength)"
         )
+
+
+_Request = TypeVar("_Request", bound="RenderRequest")  # validate() returns its own class
 
 
 @dataclass(frozen=True)
@@ -233,7 +236,7 @@ class RenderRequest:
         kind=float, low=NO_GUIDANCE, high=30.0, setting="PLACE_GUIDANCE", slash=False,
         batches=True)
 
-    def validate(self) -> RenderRequest:
+    def validate(self: _Request) -> _Request:
         """Raise ParamError naming the first bad value and what is allowed; return self."""
         # The crop first: it knows the chosen canvas's own bounds, tighter than x's and y's.
         check_crop_position(self.canvas, self.x, self.y)
@@ -253,6 +256,8 @@ class RenderRequest:
         if self.picture is not None:  # its square is chosen by whoever holds the picture
             return RenderJob(**{**self.values(), "seed": seed, "prompt": prompt})
         if self.x is not None:
+            # validate() checked it: x comes with y and a canvas
+            assert self.canvas is not None and self.y is not None
             crop = Crop(self.canvas, self.x, self.y)
         else:
             crop = random_crop(rng, self.canvas)
@@ -296,6 +301,9 @@ class RenderJob(RenderRequest):
 
     @property
     def crop(self) -> Crop:
+        # __post_init__ checked it: a job not on a picture has its canvas, x and y
+        assert self.canvas is not None and self.x is not None and self.y is not None, (
+            "a job on a picture has no canvas crop")
         return Crop(self.canvas, self.x, self.y)
 
     @property

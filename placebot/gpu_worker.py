@@ -39,6 +39,14 @@ def _facts(settings: Settings, renderer, reporter, worker, name: str):
     return facts
 
 
+def redis_url(settings: Settings) -> str:
+    """PLACE_REDIS_URL, where a render worker takes its jobs; SettingsError when it is unset."""
+    if settings.redis_url is None:
+        raise SettingsError("PLACE_REDIS_URL", "is not set; a render worker takes its jobs "
+                            "from Redis (redis://:password@host:6379/0)")
+    return settings.redis_url
+
+
 def _gpu_name(device: str) -> str:
     visible = os.environ.get("CUDA_VISIBLE_DEVICES", "")
     if device not in ("cuda", "auto"):
@@ -71,7 +79,7 @@ async def run_worker(settings: Settings, *, renderer=None, timings=None, name=No
     from placebot.worker import Worker
 
     name = name or worker_name()
-    client = connect(settings.redis_url)
+    client = connect(redis_url(settings))
     store = RedisJobStore(client, timings)
     await until_reachable(Outage(log, f"worker {name}"), store.ensure_groups, give_up_s=1e9)
     renderer = renderer or Renderer(ModelStore(
@@ -86,7 +94,7 @@ async def run_worker(settings: Settings, *, renderer=None, timings=None, name=No
         restart.append(str(error))
         stop.set()
 
-    worker = Worker(source, renderer, reporter, max_batch=settings.max_batch,  # type: ignore[arg-type]
+    worker = Worker(source, renderer, reporter, max_batch=settings.max_batch,
                     job_timeout_s=settings.job_timeout_s, on_stuck=on_stuck)
     duties = [asyncio.create_task(source.beat_forever(
                   _facts(settings, renderer, reporter, worker, name)), name="beat"),
@@ -117,9 +125,7 @@ def _stop_on_signals() -> asyncio.Event:
 def main() -> int:
     try:
         settings = load_settings(need_token=False)
-        if settings.redis_url is None:
-            raise SettingsError("PLACE_REDIS_URL", "is not set; a render worker takes its jobs "
-                                "from Redis (redis://:password@host:6379/0)")
+        url = redis_url(settings)
     except SettingsError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
@@ -137,7 +143,7 @@ def main() -> int:
     from pipeline.models import quiet_libraries
     from placebot.logs import setup_logging
 
-    setup_logging(settings.log_level, urlsplit(settings.redis_url).password or "")
+    setup_logging(settings.log_level, urlsplit(url).password or "")
     quiet_libraries()
     restart_reason = asyncio.run(run_worker(settings))
     if restart_reason is not None:

@@ -200,8 +200,8 @@ class RedisBotQueue:
         record = await self.store.job(job_id)
         if not record.get("render"):
             return None
-        job = self.rebuild(record)
-        return await job if isinstance(job, Awaitable) else job
+        rebuilt = self.rebuild(record)
+        return await rebuilt if isinstance(rebuilt, Awaitable) else rebuilt
 
     async def _dispatch(self, job_id: str, kind: str, fields: dict) -> bool:
         """Tell the reporter; True when the job's ending was delivered."""

@@ -6,8 +6,9 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import redis.asyncio as redis
 from redis.exceptions import ResponseError
@@ -58,6 +59,8 @@ class RedisJobStore:
             "RESERVE", "ENQUEUE", "RELEASE", "TAKE", "FINISH", "REQUEUE", "CANCEL")})
 
     async def _run(self, name: str, *args) -> object:
+        """The script's reply as redis-py gives it: a Lua string as bytes, a number as int,
+        a table as a list (each caller casts it to the shape its script returns)."""
         return await self.pipe.script(name, keys.PREFIX, *args)
 
     @property
@@ -80,23 +83,25 @@ class RedisJobStore:
     async def reserve(self, job_id: str, user_id: int, *, user_max: int, queue_max: int) -> int:
         """Hold a place for a job being prepared, or raise the QueueRefusal that applies;
         return the 1-based place it will take in the line, as of now."""
-        status, number = await self._run("RESERVE", job_id, user_id, user_max, queue_max,
-                                         int(self.timings.reservation_s * 1000))
-        status = text(status)
-        if status == "user":
+        reply = await self._run("RESERVE", job_id, user_id, user_max, queue_max,
+                                int(self.timings.reservation_s * 1000))
+        status, number = cast("tuple[bytes, int]", reply)  # {status, number}
+        outcome = text(status)
+        if outcome == "user":
             raise UserLimitReached(user_max)
-        if status == "full":
+        if outcome == "full":
             raise QueueFull(queue_max)
-        if status == "cooldown":
+        if outcome == "cooldown":
             raise CooldownActive(int(number) / 1000)
         return int(number)
 
     async def enqueue(self, job_id: str, user_id: int, render: RenderJob, context: dict,
                       *, cooldown_s: float = 0.0) -> int:
         """Queue a reserved job; return its 1-based position among all waiting jobs."""
-        status, position = await self._run(
+        reply = await self._run(
             "ENQUEUE", job_id, user_id, render.model, encode_render(render), json.dumps(context),
             int(cooldown_s * 1000))
+        status, position = cast("tuple[bytes, int]", reply)  # {status, position}
         if text(status) != "ok":
             raise TimeoutError(f"the reservation of job {job_id} expired before it was queued")
         return int(position)
@@ -105,8 +110,9 @@ class RedisJobStore:
         await self._run("RELEASE", job_id, user_id)
 
     async def cancel(self, job_id: str, user_id: int, reason: str) -> str:
-        return text(await self._run("CANCEL", keys.WORKER_GROUP, job_id, user_id, reason,
-                                    self._keep_ms))
+        reply = await self._run("CANCEL", keys.WORKER_GROUP, job_id, user_id, reason,
+                                self._keep_ms)
+        return text(cast(bytes, reply))  # the outcome, a Lua string
 
     # ----- what the bot shows
     async def position(self, job_id: str) -> int:
@@ -128,7 +134,8 @@ class RedisJobStore:
         return [text(answer) for answer in answers]
 
     async def job(self, job_id: str) -> dict[str, str]:
-        raw = await self.redis.hgetall(keys.job(job_id))
+        # redis-py's stubs type a command for both clients; this one is the asyncio client's
+        raw = await cast("Awaitable[dict[bytes, bytes]]", self.redis.hgetall(keys.job(job_id)))
         return {text(k): text(v) for k, v in raw.items()}
 
     async def workers(self) -> list[dict]:
@@ -188,7 +195,9 @@ class RedisJobStore:
                            str(self._keep_ms), DROPPED]
         for entry in entries:
             args += [entry.stream, entry.entry_id, entry.job_id]
-        rows = await self._run("TAKE", *args)
+        # per entry {job_id, status, render, context, user_id, deliveries}
+        rows = cast("list[tuple[bytes, bytes, bytes, bytes, bytes, int]]",
+                    await self._run("TAKE", *args))
         return [Taken(entry, text(row[1]), row[2], row[3], text(row[4]), int(row[5]))
                 for entry, row in zip(entries, rows, strict=True)]
 
