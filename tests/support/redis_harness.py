@@ -89,6 +89,12 @@ class ModelStoreFacts:
     def is_loaded(self, key: str) -> bool:
         return key in self.loaded
 
+    def get(self, key: str) -> str:
+        """A load, instant: the worker loads a model it lacks before it renders."""
+        if key not in self.loaded:
+            self.loaded.append(key)
+        return key
+
     def describe(self) -> dict:
         return {"loaded": list(self.loaded), "device": "cpu", "vram_mode": "full"}
 
