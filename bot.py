@@ -10,6 +10,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import replace
 
+from pipeline.config import keep_kernel_caches
 from placebot.gpu import pin_gpu
 from placebot.settings import SettingsError, check_device, load_settings
 
@@ -81,12 +82,7 @@ def main() -> int:
     except StartupError as exc:
         print(f"cannot start: {exc}", file=sys.stderr)
         return 2
-    # The CUDA driver compiles some kernels (cuDNN attention) on a machine's first run, 3-5 s
-    # (bench/README.md, first start): keep its cache with the bot's data, on the Docker volume.
-    os.environ.setdefault("CUDA_CACHE_PATH", str(settings.data_dir.resolve() / "cuda-cache"))
-    # torch.compile's kernels too, so a restart reuses the background compile's work.
-    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR",
-                          str(settings.data_dir.resolve() / "inductor-cache"))
+    keep_kernel_caches(settings.data_dir)
     # Imported after the settings check: torch takes seconds to import, a typo should not.
     import discord
 

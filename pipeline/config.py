@@ -139,3 +139,13 @@ def load_environment(env_file: str | os.PathLike | None = ".env") -> Mapping[str
     if env_file is not None and Path(env_file).is_file():
         load_dotenv(env_file, override=False)
     return os.environ
+
+
+def keep_kernel_caches(data_dir: Path) -> None:
+    """Keep the compiled-kernel caches with the bot's data (on the Docker volume): the CUDA
+    driver compiles cuDNN's attention kernels on a machine's first run (3-5 s,
+    bench/README.md), and torch.compile's kernels let a restart reuse the background compile.
+    Set before torch starts; a variable the owner set wins."""
+    folder = data_dir.resolve()
+    os.environ.setdefault("CUDA_CACHE_PATH", str(folder / "cuda-cache"))
+    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(folder / "inductor-cache"))

@@ -19,6 +19,7 @@ import sys
 from dataclasses import replace
 from urllib.parse import urlsplit
 
+from pipeline.config import keep_kernel_caches
 from placebot.settings import Settings, SettingsError, check_device, load_settings
 
 log = logging.getLogger("placebot.gpu_worker")
@@ -137,9 +138,7 @@ def main() -> int:
     except SettingsError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
-    os.environ.setdefault("CUDA_CACHE_PATH", str(settings.data_dir.resolve() / "cuda-cache"))
-    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR",
-                          str(settings.data_dir.resolve() / "inductor-cache"))
+    keep_kernel_caches(settings.data_dir)
     from pipeline.models import quiet_libraries
     from placebot.logs import setup_logging
 

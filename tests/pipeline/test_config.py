@@ -1,0 +1,12 @@
+import os
+
+from pipeline.config import keep_kernel_caches
+
+
+def test_kernel_caches_go_to_the_data_folder_unless_the_owner_chose(monkeypatch, tmp_path):
+    """The CUDA and torch.compile caches land in the data folder; a variable already set wins."""
+    monkeypatch.delenv("CUDA_CACHE_PATH", raising=False)
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", "/owner/choice")
+    keep_kernel_caches(tmp_path)
+    assert os.environ["CUDA_CACHE_PATH"] == str(tmp_path.resolve() / "cuda-cache")
+    assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == "/owner/choice"
