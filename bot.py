@@ -8,11 +8,9 @@ import os
 import signal
 import sys
 from collections.abc import Callable
-from dataclasses import replace
 
 from pipeline.config import keep_kernel_caches
-from placebot.gpu import pin_gpu
-from placebot.settings import SettingsError, check_device, load_settings
+from placebot.settings import SettingsError, load_process_settings
 
 log = logging.getLogger("placebot")
 
@@ -68,10 +66,7 @@ def silence_voice_warnings() -> None:
 
 def main() -> int:
     try:
-        settings = load_settings()
-        # PLACE_DEVICE=cuda:N: GPU N becomes this process's only one, before CUDA starts
-        settings = replace(settings, device=pin_gpu(settings.device))
-        check_device(settings)  # imports torch only for PLACE_DEVICE=cuda
+        settings = load_process_settings()
     except SettingsError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2

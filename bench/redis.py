@@ -27,6 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from pipeline.config import COMPILE_CHOICES
 from pipeline.params import RenderRequest
 from placebot.jobqueue import Job
 from placebot.redisqueue.bot_side import RedisBotQueue
@@ -282,7 +283,7 @@ def main(argv=None) -> int:
     scale.add_argument("--smoke", action="store_true", help="tiny model, two CPU workers")
     scale.add_argument("--jobs", type=int, default=None, help="timed jobs (32; smoke: 4)")
     scale.add_argument("--max-batch", type=int, default=None, help="PLACE_MAX_BATCH (8; smoke: 2)")
-    scale.add_argument("--compile", default="off", choices=("auto", "on", "off"))
+    scale.add_argument("--compile", default="off", choices=COMPILE_CHOICES)
     scale.add_argument("--cache", default=str(Path.home() / ".cache" / "place-bench"))
     scale.add_argument("--out", default=str(RESULTS / "redis-scaling.json"))
     args = parser.parse_args(argv)

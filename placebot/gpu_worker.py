@@ -16,11 +16,10 @@ import logging
 import os
 import signal
 import sys
-from dataclasses import replace
 from urllib.parse import urlsplit
 
 from pipeline.config import keep_kernel_caches
-from placebot.settings import Settings, SettingsError, check_device, load_settings
+from placebot.settings import Settings, SettingsError, load_process_settings
 
 log = logging.getLogger("placebot.gpu_worker")
 
@@ -125,16 +124,8 @@ def _stop_on_signals() -> asyncio.Event:
 
 def main() -> int:
     try:
-        settings = load_settings(need_token=False)
+        settings = load_process_settings(need_token=False)
         url = redis_url(settings)
-    except SettingsError as exc:
-        print(f"configuration error: {exc}", file=sys.stderr)
-        return 2
-    from placebot.gpu import pin_gpu
-
-    settings = replace(settings, device=pin_gpu(settings.device))
-    try:
-        check_device(settings)
     except SettingsError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2

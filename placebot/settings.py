@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -174,3 +174,15 @@ def load_settings(env_file: str | os.PathLike | None = ".env", *,
                   need_token: bool = True) -> Settings:
     """Read `.env` (without overriding variables already set) and then the environment."""
     return settings_from_env(load_environment(env_file), need_token=need_token)
+
+
+def load_process_settings(*, need_token: bool = True) -> Settings:
+    """The settings of a process that renders or serves (bot.py, the render worker): read,
+    PLACE_DEVICE=cuda:N turned into this process's only GPU before CUDA starts, and the device
+    checked. SettingsError for anything wrong."""
+    from placebot.gpu import pin_gpu
+
+    settings = load_settings(need_token=need_token)
+    settings = replace(settings, device=pin_gpu(settings.device))
+    check_device(settings)  # imports torch only for PLACE_DEVICE=cuda
+    return settings
