@@ -11,7 +11,7 @@ import enum
 import time
 import uuid
 from collections import Counter, deque
-from collections.abc import Sequence
+from collections.abc import MutableSequence, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -73,6 +73,30 @@ class Job:
         """Ask the job to stop: a queued job is dropped, a running one stops within a step."""
         if self.cancel_reason is None:
             self.cancel_reason = reason
+
+
+def take_batch(waiting: MutableSequence[Job], max_batch: int) -> list[Job]:
+    """Remove the first job and up to max_batch - 1 later ones that can share its pipeline
+    call (the same batch_key) from `waiting`, and mark them running.
+
+    Compatible jobs further back are taken out of order: that only makes them earlier, and
+    nobody in front of them waits longer for it (the batch runs in one call). The in-process
+    queue and the Redis worker's buffer both batch by this one rule.
+    """
+    head = waiting[0]
+    del waiting[0]
+    batch = [head]
+    for job in list(waiting):
+        if len(batch) >= max_batch:
+            break
+        if job.render.batch_key == head.render.batch_key:
+            waiting.remove(job)
+            batch.append(job)
+    started = time.monotonic()
+    for job in batch:
+        job.state = JobState.RUNNING
+        job.started_at = started
+    return batch
 
 
 class JobQueue:
@@ -167,27 +191,14 @@ class JobQueue:
         return list(self._waiting)
 
     async def next_batch(self, max_batch: int) -> list[Job]:
-        """Wait for a job; take it and up to max_batch - 1 waiting jobs compatible with it.
-
-        Compatible jobs further back are taken out of order: that only makes them earlier,
-        and nobody in front of them waits longer for it (the batch runs in one call).
-        """
+        """Wait for a job; take it and up to max_batch - 1 waiting jobs compatible with it
+        (take_batch)."""
         while not self._waiting:
             if self._closed:
                 return []
             self._wakeup.clear()
             await self._wakeup.wait()
-        head = self._waiting.popleft()
-        batch = [head]
-        for job in list(self._waiting):
-            if len(batch) >= max_batch:
-                break
-            if job.render.batch_key == head.render.batch_key:
-                self._waiting.remove(job)
-                batch.append(job)
-        for job in batch:
-            job.state = JobState.RUNNING
-            job.started_at = time.monotonic()
+        batch = take_batch(self._waiting, max_batch)
         self._running = batch
         return batch
 

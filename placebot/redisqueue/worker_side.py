@@ -19,7 +19,7 @@ from redis.exceptions import ResponseError
 from pipeline.engine import Renderer, RenderResult
 from pipeline.params import MODEL_KEYS
 from placebot.backend import QueuePlace
-from placebot.jobqueue import Job, JobState
+from placebot.jobqueue import Job, JobState, take_batch
 from placebot.messages import user_message
 from placebot.redisqueue import keys
 from placebot.redisqueue.codec import (
@@ -79,16 +79,7 @@ class RedisJobSource:
             if self._closed:
                 return []
             self._buffer += await self._pull(max_batch)
-        head = self._buffer.pop(0)
-        batch = [head]
-        for job in list(self._buffer):
-            if len(batch) < max_batch and job.render.batch_key == head.render.batch_key:
-                self._buffer.remove(job)
-                batch.append(job)
-        for job in batch:
-            job.state = JobState.RUNNING
-            job.started_at = time.monotonic()
-        return batch
+        return take_batch(self._buffer, max_batch)
 
     def finish(self, jobs: Sequence[Job]) -> None:
         """The Worker is done with these jobs. One left QUEUED (the worker is stopping) goes
