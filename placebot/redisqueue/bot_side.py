@@ -137,8 +137,14 @@ class RedisBotQueue:
                 continue
             except ResponseError as exc:
                 if "NOGROUP" not in str(exc):
-                    raise
+                    log.exception("could not read the job events; trying again")
+                    await asyncio.sleep(RETRY_S)
+                    continue
                 await self.store.ensure_groups()
+                continue
+            except Exception:  # a reader that died would leave every result undelivered
+                log.exception("could not read the job events; trying again")
+                await asyncio.sleep(RETRY_S)
                 continue
             for entry_id, fields in events:
                 await self._handle_in_order(entry_id, fields)
@@ -154,6 +160,9 @@ class RedisBotQueue:
                                                         READ_COUNT)
             except UNREACHABLE:
                 continue  # _read_forever reports the outage
+            except Exception:
+                log.exception("could not keep or take over job events; trying again")
+                continue
             if claimed:
                 log.warning("took over %d event(s) from a silent bot process", len(claimed))
             for entry_id, fields in claimed:
@@ -260,6 +269,10 @@ class RedisBotQueue:
                 await self._flush_acks()
             except UNREACHABLE as exc:
                 self.outage.lost(exc)
+                await asyncio.sleep(RETRY_S)
+                self._ack_wanted.set()
+            except Exception:
+                log.exception("could not acknowledge job events; trying again")
                 await asyncio.sleep(RETRY_S)
                 self._ack_wanted.set()
 

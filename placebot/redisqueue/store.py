@@ -184,9 +184,15 @@ class RedisJobStore:
 
     async def keep_alive(self, consumer: str, entries: Iterable[Entry]) -> None:
         """Reset the idle time of the entries this live worker holds (not their count)."""
-        await asyncio.gather(*(
-            self.pipe.command("XCLAIM", entry.stream, keys.WORKER_GROUP, consumer, 0,
-                              entry.entry_id, "JUSTID") for entry in entries))
+        by_stream: dict[str, list[str]] = {}
+        for entry in entries:
+            by_stream.setdefault(entry.stream, []).append(entry.entry_id)
+        # One XCLAIM a stream, through redis-py's own method: its justid flag is what tells
+        # the reply parser that the answer is ids, not entries (a raw "JUSTID" argument, as
+        # the automatic pipeline would send, gets the answer parsed as entries and fails).
+        for stream, entry_ids in by_stream.items():
+            await self.redis.xclaim(stream, keys.WORKER_GROUP, consumer, 0, entry_ids,
+                                    justid=True)
 
     async def take(self, consumer: str, entries: Sequence[Entry]) -> list[Taken]:
         if not entries:

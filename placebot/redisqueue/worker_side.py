@@ -198,6 +198,8 @@ class RedisJobSource:
                 self.outage.back()
             except UNREACHABLE as exc:
                 self.outage.lost(exc)
+            except Exception:  # a dead heartbeat would let other workers take our jobs
+                log.exception("worker %s: heartbeat failed; trying again", self.name)
             await asyncio.sleep(self.store.timings.beat_s)
 
     async def watch_cancels_forever(self) -> None:
@@ -208,6 +210,9 @@ class RedisJobSource:
                     requests = await self.store.cancel_requests(list(self.held))
                 except UNREACHABLE:
                     requests = {}  # beat_forever reports the outage
+                except Exception:
+                    log.exception("worker %s: could not read Cancel requests", self.name)
+                    requests = {}
                 for job_id, reason in requests.items():
                     held = self.held.get(job_id)
                     if held is not None:

@@ -98,3 +98,21 @@ async def test_refusals_are_queue_refusals_written_for_users(store):
     await admit(store, 3, user_max=1, queue_max=10)
     with pytest.raises(QueueRefusal, match="you already have 1 job waiting"):
         await store.reserve(new_job_id(), 3, user_max=1, queue_max=10)
+
+
+async def test_keep_alive_resets_the_idle_time_of_held_entries(store):
+    """A live worker's heartbeat keeps the entries it holds from looking abandoned: after
+    keep_alive their idle time starts again, and they are still this worker's."""
+    await admit(store, 21, user_max=1, queue_max=10)
+    await admit(store, 22, user_max=1, queue_max=10)
+    stream = keys.stream(RENDER.model)
+    entries = await store.read("w0", [stream], 10, None)
+    await store.take("w0", entries)
+    hour_ms = 3_600_000
+    for entry in entries:  # as if held for an hour without a beat
+        await store.redis.xclaim(stream, keys.WORKER_GROUP, "w0", 0, [entry.entry_id],
+                                 idle=hour_ms, justid=True)
+    await store.keep_alive("w0", entries)
+    after = await store.redis.xpending_range(stream, keys.WORKER_GROUP, "-", "+", 10)
+    assert [p["consumer"] for p in after] == [b"w0", b"w0"]
+    assert all(p["time_since_delivered"] < hour_ms / 2 for p in after)
