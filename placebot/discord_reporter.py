@@ -34,6 +34,13 @@ def _plural(count: int, word: str) -> str:
     return f"{count} {word}" if count == 1 else f"{count} {word}s"
 
 
+def failed_text(error: Exception) -> str:
+    """A job's failure, as its user reads it. Neutral about what started the job (/place,
+    /dream, "Dream on this", a Re-roll or New crop click): every one of them is a dream, and
+    the line stands under the user's own command or click, which names it already."""
+    return f"Sorry, your dream failed: {user_message(error)}."
+
+
 def queued_text(place: QueuePlace) -> str:
     eta_text = f", about {place.eta_s:.0f} s" if place.eta_s is not None else ""
     ahead = _plural(place.position - 1, "job")
@@ -218,7 +225,7 @@ class DiscordReporter:
                                    embed=embed, files=files, view=view)
 
     async def failed(self, job: Job, error: Exception) -> None:
-        text = f"Sorry, your /place failed: {user_message(error)}."
+        text = failed_text(error)
         try:
             if await self._transport.edit_live(job, content=text, view=None, final=True):
                 return

@@ -29,7 +29,7 @@ def user_message(error: BaseException) -> str:
     if isinstance(error, ModelLoadError):
         return (
             f"model {error.model_key} could not be loaded ({error.cause}); "
-            "the bot owner has been told in the log, and the next /place will try again"
+            "the bot owner has been told in the log, and the next dream will try again"
         )
     if isinstance(error, OutOfMemory):
         return "the GPU ran out of memory, even in a lower VRAM mode; try again later"

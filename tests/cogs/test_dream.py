@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 
 from pipeline.canvases import upscale
+from pipeline.errors import ModelLoadError
 from pipeline.image_source import centre_offset, decode, pixelate, square
 from tests.support.bot_harness import custom_ids, embed_fields, wait_result
 from tests.support.fast_renderer import FastRenderer
@@ -153,6 +154,39 @@ async def test_dream_on_this_without_an_image_says_so(fake, start_bot):
         await fake.wait_for(lambda: interaction.callbacks)
     assert "has no image to dream on" in interaction.callbacks[0]["data"]["content"]
     assert interaction.callbacks[0]["data"]["flags"] & EPHEMERAL
+
+
+class FailingRenderer(FastRenderer):
+    """Every render fails as a model that cannot be loaded does."""
+
+    def render(self, jobs, on_pass=None, should_stop=None):
+        raise ModelLoadError("1.4", "some/model", "no such folder")
+
+
+async def test_a_failed_dream_names_no_other_command(fake, start_bot):
+    """A /dream job that fails tells its user that the dream failed, never "/place"."""
+    data = _encoded(_photo(), "PNG")
+    async with start_bot(renderer=FailingRenderer()):
+        interaction = fake.slash("dream", {"image": fake.user_attachment("me.png", data)})
+        await fake.wait_for(lambda: interaction.original
+                            and "failed" in (interaction.original.content or ""))
+    text = interaction.original.content
+    assert text.startswith("Sorry, your dream failed: model 1.4 could not be loaded")
+    assert "/place" not in text
+
+
+async def test_a_failed_dream_on_this_names_no_other_command(fake, start_bot):
+    """A "Dream on this" job that fails tells its user that the dream failed, never
+    "/place"."""
+    data = _encoded(_photo((64, 64)), "PNG")
+    posted = fake.post_as_user("look", attachments=[fake.user_attachment("cat.png", data)])
+    async with start_bot(renderer=FailingRenderer()):
+        interaction = fake.message_command("Dream on this", posted.id, user_id=4000)
+        await fake.wait_for(lambda: interaction.original
+                            and "failed" in (interaction.original.content or ""))
+    text = interaction.original.content
+    assert text.startswith("Sorry, your dream failed: model 1.4 could not be loaded")
+    assert "/place" not in text
 
 
 async def test_reroll_of_a_dream_result_after_a_restart(fake, start_bot, tmp_path):
