@@ -90,6 +90,11 @@ def build_render_command(name: str, description: str, defaults: Mapping[str, Any
     async def command(interaction: Interaction, **values: Any) -> None:
         given = {key: value for key, value in values.items()
                  if value is not None and key not in leading_names}
+        # PLACE_PROMPTS=false leaves the prompt option out, but a client still holding the
+        # command as declared before can send one: it is passed on, not dropped in silence,
+        # and the service refuses the job (placebot.service.PromptsOff).
+        if "prompt" not in values and (prompt := getattr(interaction.namespace, "prompt", None)):
+            given["prompt"] = prompt
         extra = {key: values[key] for key in leading_names}
         await submit(interaction, RenderRequest(**{**defaults, **given}), **extra)
 

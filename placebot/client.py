@@ -57,7 +57,7 @@ class PlaceBot(commands.Bot):
         self.jobs: JobBackend = self._backend(settings, renderer)
         # pictures and prompts that results' buttons name by hash (Re-roll, New crop)
         self.sources = SourceStore(settings.data_dir / "sources")
-        self.service = PlaceService(self.jobs, self.sources)
+        self.service = PlaceService(self.jobs, self.sources, prompts=settings.prompts)
         self._stopping = False
         self._heartbeat: asyncio.Task | None = None
         self.shutdown_grace_s = SHUTDOWN_GRACE_S

@@ -131,7 +131,8 @@ async def _submit_payload(interaction: discord.Interaction, host: ButtonHost,
             request = await from_kept(host.sources, request)
         return request
 
-    await host.service.submit(interaction, request, prepare=from_kept_sources)
+    await host.service.submit(interaction, request, prepare=from_kept_sources,
+                              kept_prompt=key is not None)
 
 
 # ----- one class per action

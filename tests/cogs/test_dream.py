@@ -219,6 +219,42 @@ async def test_reroll_keeps_the_prompt(fake, start_bot):
     assert embed_fields(again)["Guidance"] == "9.0"
 
 
+async def test_with_prompts_off_dream_offers_no_prompt_and_refuses_one(fake, start_bot):
+    """PLACE_PROMPTS=false: /dream is synced without its prompt option, and a prompt sent by
+    a client still holding the older declaration is refused ephemerally, with no job."""
+    data = _encoded(_photo(), "PNG")
+    async with start_bot(renderer=FastRenderer(), prompts=False) as bot:
+        commands = {c["name"]: c for c in fake.commands[str(fake.guild_id)]}
+        interaction = fake.slash("dream", {"image": fake.user_attachment("me.png", data)},
+                                 undeclared={"prompt": "a castle"})
+        await fake.wait_for(lambda: interaction.callbacks)
+        assert len(bot.jobs.queue) + len(bot.jobs.queue.running) == 0
+    assert "prompt" not in {o["name"] for o in commands["dream"]["options"]}
+    callback = interaction.callbacks[0]
+    assert callback["type"] == 4 and callback["data"]["flags"] & EPHEMERAL
+    assert "turned prompts off" in callback["data"]["content"]
+
+
+@pytest.mark.parametrize("button", ["reroll", "newcrop"])
+async def test_with_prompts_off_a_prompted_results_buttons_are_refused(fake, start_bot,
+                                                                      tmp_path, button):
+    """A prompted result from before the owner turned prompts off: its Re-roll and New crop
+    say in one ephemeral line that prompts are off, and nothing renders."""
+    folder = tmp_path / "data"
+    async with start_bot(renderer=FastRenderer(), data_dir=folder):
+        first = await wait_result(fake, fake.slash("place", {"prompt": "a castle"}))
+    renderer = FastRenderer()
+    async with start_bot(renderer=renderer, data_dir=folder, prompts=False) as bot:
+        custom_id = next(i for i in custom_ids(first) if i.startswith(f"place:{button}"))
+        click = fake.click(first.id, custom_id, user_id=50)
+        await fake.wait_for(lambda: click.callbacks)
+        assert len(bot.jobs.queue) + len(bot.jobs.queue.running) == 0
+    callback = click.callbacks[0]
+    assert callback["type"] == 4 and callback["data"]["flags"] & EPHEMERAL
+    assert "turned prompts off" in callback["data"]["content"]
+    assert renderer.jobs_rendered == 0
+
+
 async def test_an_expired_source_is_told_ephemerally(fake, start_bot, tmp_path):
     """A click after the kept picture has gone a week unused says it has expired."""
     folder = tmp_path / "data"

@@ -35,6 +35,18 @@ async def test_with_prompts_off_place_offers_no_prompt(fake, start_bot):
     assert "seed" in {o["name"] for o in commands["place"]["options"]}
 
 
+async def test_with_prompts_off_a_prompt_from_an_older_declaration_is_refused(fake, start_bot):
+    """PLACE_PROMPTS=false: a client still holding /place with its prompt option sends one;
+    it is refused in one ephemeral line and nothing is queued (not rendered without it)."""
+    async with start_bot(prompts=False) as bot:
+        interaction = fake.slash("place", undeclared={"prompt": "a castle"})
+        await fake.wait_for(lambda: interaction.callbacks)
+        assert len(bot.jobs.queue) + len(bot.jobs.queue.running) == 0
+    callback = interaction.callbacks[0]
+    assert callback["type"] == 4 and callback["data"]["flags"] & 64
+    assert "turned prompts off" in callback["data"]["content"]
+
+
 async def test_a_prompt_is_limited_to_its_length_in_discord(fake, start_bot):
     """The prompt option carries its maximum length, so Discord refuses longer text itself."""
     async with start_bot():

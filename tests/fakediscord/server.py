@@ -339,14 +339,19 @@ class FakeDiscord:
     def slash(self, name: str, options: Json | None = None, *, user_id: int = 4000,
               guild: bool = True, channel_id: int | None = None,
               attachment_size_limit: int = 8 * 1024 * 1024, subcommand: str | None = None,
-              permissions: int | None = None, check_types: bool = True) -> Interaction:
+              permissions: int | None = None, check_types: bool = True,
+              undeclared: Json | None = None) -> Interaction:
         """Dispatches a `/name` command; `subcommand` is "sub" or "group sub".
 
-        `check_types=False` sends values whose type does not match the synced declaration (as
-        a client that still holds an older declaration of the command can)."""
+        `check_types=False` sends values whose type does not match the synced declaration, and
+        `undeclared` options that it lacks (as a client that still holds an older declaration
+        of the command can)."""
         command = self._find_command(name, guild)
+        extra = [{"name": key, "type": OPTION_TYPES[type(value)], "value": value}
+                 for key, value in (undeclared or {}).items()]
         data = {"id": command["id"], "name": name, "type": 1,
-                "options": self._options(command, subcommand, options or {}, check_types)}
+                "options": self._options(command, subcommand, options or {}, check_types)
+                + extra}
         attached = {v["id"]: v for v in (options or {}).values() if isinstance(v, dict)}
         if attached:  # attachment options: Discord sends the attachments themselves aside
             data["resolved"] = {"attachments": attached}
