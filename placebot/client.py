@@ -1,9 +1,9 @@
 """The bot, and the one place where its parts are built and wired together.
 
 PlaceBot.__init__ builds the object graph: settings → renderer → journal → Discord transport
-and reporter → job backend → source store → service. Cogs and buttons get what they use from
-there, typed; nothing is None until a later hook. setup_hook only starts things (cogs, command sync,
-recovered jobs, the worker).
+and reporter → job backend and source store (both in this process, or both in Redis) →
+service. Cogs and buttons get what they use from there, typed; nothing is None until a later
+hook. setup_hook only starts things (cogs, command sync, recovered jobs, the worker).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from placebot.messages import user_message
 from placebot.outbox import Outbox
 from placebot.service import PlaceService
 from placebot.settings import Settings
-from placebot.source_store import SourceStore
+from placebot.source_store import FolderSourceStore, SourceStore
 from placebot.startup import StartupError
 from placebot.transport import DiscordTransport
 from placebot.views import BUTTONS, refuse_unknown_button
@@ -54,9 +54,10 @@ class PlaceBot(commands.Bot):
         outbox = None if settings.redis_url else Outbox(settings.data_dir / "outbox")
         self.reporter = DiscordReporter(DiscordTransport(self), output_dir=settings.output_dir,
                                         outbox=outbox)
-        self.jobs: JobBackend = self._backend(settings, renderer)
+        self.jobs: JobBackend
         # pictures and prompts that results' buttons name by hash (Re-roll, New crop)
-        self.sources = SourceStore(settings.data_dir / "sources")
+        self.sources: SourceStore
+        self.jobs, self.sources = self._backend(settings, renderer)
         self.service = PlaceService(self.jobs, self.sources, prompts=settings.prompts)
         self._stopping = False
         self._heartbeat: asyncio.Task | None = None
@@ -65,20 +66,26 @@ class PlaceBot(commands.Bot):
         self.restart_reason: str | None = None
         self._restarting: asyncio.Task | None = None
 
-    def _backend(self, settings: Settings, renderer: Renderer | None) -> JobBackend:
-        """PLACE_REDIS_URL: jobs in Redis, rendered by worker processes; else everything in
-        this process (a queue, a SQLite journal and one worker on this machine's device)."""
+    def _backend(self, settings: Settings,
+                 renderer: Renderer | None) -> tuple[JobBackend, SourceStore]:
+        """PLACE_REDIS_URL: jobs in Redis, rendered by worker processes, and the sources in
+        the same Redis (any bot process may get a result's button click); else everything in
+        this process (a queue, a SQLite journal and one worker on this machine's device, the
+        sources in the data folder)."""
         if settings.redis_url is not None:
             from placebot.redis_backend import RedisBackend
+            from placebot.redisqueue.sources import RedisSourceStore
 
-            return RedisBackend.from_settings(settings, self.reporter)
+            backend = RedisBackend.from_settings(settings, self.reporter)
+            return backend, RedisSourceStore(backend.store.redis)  # one client, one pool
         renderer = renderer or Renderer(ModelStore(
             settings.model_ids, device=settings.device, vram_mode=settings.vram_mode,
             safety_checker=settings.safety_checker, compile=settings.compile,
         ))
-        return LocalBackend.from_settings(
-            settings, renderer, Journal(settings.data_dir / "jobs.sqlite3"), self.reporter,
-            on_engine_stuck=self.restart_for_fresh_engine)
+        return (LocalBackend.from_settings(
+                    settings, renderer, Journal(settings.data_dir / "jobs.sqlite3"),
+                    self.reporter, on_engine_stuck=self.restart_for_fresh_engine),
+                FolderSourceStore(settings.data_dir / "sources"))
 
     async def setup_hook(self) -> None:
         # Buttons first: they need no cog, so they work even if a cog fails to load.

@@ -9,7 +9,6 @@ a square picture has one, and then only the seed is new). The square travels in 
 
 from __future__ import annotations
 
-import asyncio
 import random
 from dataclasses import replace
 
@@ -43,7 +42,7 @@ async def from_upload(store: SourceStore, request: RenderRequest, data: bytes) -
     """A downloaded picture made into a source (decoded in a thread, bounded), kept, and its
     centre square dreamed on."""
     source = await picture_source(data, request.pixel)
-    key = await asyncio.to_thread(store.save_picture, source)
+    key = await store.save_picture(source)
     return on_square(request, key, source, centre_offset(source))
 
 
@@ -54,7 +53,7 @@ async def from_kept(store: SourceStore, request: RenderRequest,
     key = request.picture
     if key is None:
         raise ValueError("from_kept needs a request on a picture")
-    source = await asyncio.to_thread(store.load_picture, key)
+    source = await store.load_picture(key)
     offset = request.offset
     if offset is None:
         offset = random_offset(source, rng or random.Random())
@@ -64,7 +63,7 @@ async def from_kept(store: SourceStore, request: RenderRequest,
 async def with_kept_prompt(store: SourceStore, request: RenderRequest,
                            key: str) -> RenderRequest:
     """The request with the prompt and guidance kept under `key` (SourceExpired if gone)."""
-    kept = await asyncio.to_thread(store.load_prompt, key)
+    kept = await store.load_prompt(key)
     return replace(request, prompt=kept.prompt, guidance=kept.guidance)
 
 
@@ -72,4 +71,4 @@ async def keep_prompt(store: SourceStore, request: RenderRequest) -> None:
     """Keep a prompted request's prompt for its result's Re-roll."""
     prompt = (request.prompt or "").strip()
     if prompt:
-        await asyncio.to_thread(store.save_prompt, prompt, request.guidance)
+        await store.save_prompt(prompt, request.guidance)

@@ -2,16 +2,20 @@
 
 Re-roll and New crop of a /dream result need the user's pixelated picture (the "source", a few
 KB at the default 32 tiles), and Re-roll of any prompted result needs its prompt (up to 500
-characters) and guidance. Both are kept in the data folder under a content hash, which is what
-the button carries: the same picture or prompt is stored once, and a payload cannot name
-anything but a hash (a forged one finds nothing). Every use refreshes an entry; entries unused
-for KEEP_S are pruned, and a click after that is told its picture or prompt has expired.
+characters) and guidance. Both are kept under a content hash, which is what the button
+carries: the same picture or prompt is stored once, and a payload cannot name anything but a
+hash (a forged one finds nothing). Every use refreshes an entry; entries unused for KEEP_S are
+gone, and a click after that is told its picture or prompt has expired.
 
-Blocking (file I/O, PNG coding): call it from a thread.
+SourceStore is the interface; two implementations, chosen where the bot is built
+(placebot/client.py): FolderSourceStore keeps them in the data folder, and the distributed
+mode keeps them in Redis (placebot/redisqueue/sources.py), so that any bot process can serve
+any result's buttons.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import io
 import json
@@ -20,6 +24,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from PIL import Image
 
@@ -44,60 +49,97 @@ class StoredPrompt:
     guidance: float
 
 
+class SourceStore(Protocol):
+    """Pictures and prompts by content key, each kept KEEP_S after its last save or load.
+    A load of a key that is gone raises SourceExpired."""
+
+    async def save_picture(self, source: Image.Image) -> str: ...
+
+    async def load_picture(self, key: str) -> Image.Image: ...
+
+    async def save_prompt(self, prompt: str, guidance: float) -> str: ...
+
+    async def load_prompt(self, key: str) -> StoredPrompt: ...
+
+
 def content_key(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()[:KEY_CHARS]
 
 
-def _prompt_record(prompt: str, guidance: float) -> bytes:
-    return json.dumps({"prompt": prompt, "guidance": guidance}, sort_keys=True).encode()
+def check_key(key: str) -> str:
+    """The key, if it is a content key; a forged one (a path, say) never reaches storage."""
+    if len(key) != KEY_CHARS or any(c not in "0123456789abcdef" for c in key):
+        raise ValueError(f"not a content key: {key[:40]!r}")
+    return key
 
 
 def prompt_key(prompt: str, guidance: float) -> str:
     """The key a prompt is kept under: a pure function of it, so that a result's buttons can
     name it without any I/O."""
-    return content_key(_prompt_record(prompt, guidance))
+    return content_key(prompt_record(prompt, guidance))
 
 
-class SourceStore:
+# ----- how an entry is stored, and read back, by every implementation
+def picture_record(source: Image.Image) -> bytes:
+    """The source as PNG (CPU work: call it from a thread)."""
+    buffer = io.BytesIO()
+    source.save(buffer, format="PNG", optimize=True)
+    return buffer.getvalue()
+
+
+def prompt_record(prompt: str, guidance: float) -> bytes:
+    return json.dumps({"prompt": prompt, "guidance": guidance}, sort_keys=True).encode()
+
+
+def read_picture(data: bytes | None, keep_s: float) -> Image.Image:
+    """A stored picture decoded (CPU work: call it from a thread); None: it has expired."""
+    if data is None:
+        raise SourceExpired(f"the picture of this result has expired (pictures are kept "
+                            f"{keep_s / 86400:g} days after their last use); "
+                            "use /dream with it again")
+    return decode(data)
+
+
+def read_prompt(data: bytes | None, keep_s: float) -> StoredPrompt:
+    """A stored prompt read back; None: it has expired."""
+    if data is None:
+        raise SourceExpired(f"the prompt of this result has expired (prompts are kept "
+                            f"{keep_s / 86400:g} days after their last use); "
+                            "run the command again with it")
+    row = json.loads(data)
+    return StoredPrompt(str(row["prompt"]), float(row["guidance"]))
+
+
+class FolderSourceStore:
+    """The SourceStore in a folder (the bot's data folder): a file per entry, its mtime the
+    last use; unused ones are pruned now and then. Files and PNG coding are handled in a
+    thread."""
+
     def __init__(self, folder: Path, *, keep_s: float = KEEP_S):
         self.folder = Path(folder)
         self.keep_s = keep_s
         self._last_prune = 0.0
 
-    # ----- pictures
-    def save_picture(self, source: Image.Image) -> str:
+    async def save_picture(self, source: Image.Image) -> str:
         """Keep the pixelated source; return its key."""
-        buffer = io.BytesIO()
-        source.save(buffer, format="PNG", optimize=True)
-        return self._save(buffer.getvalue(), ".png")
+        return await asyncio.to_thread(lambda: self._save(picture_record(source), ".png"))
 
-    def load_picture(self, key: str) -> Image.Image:
+    async def load_picture(self, key: str) -> Image.Image:
         """The source under `key`; SourceExpired once it is gone."""
-        data = self._load(key, ".png")
-        if data is None:
-            raise SourceExpired(f"the picture of this result has expired (pictures are kept "
-                                f"{self.keep_s / 86400:g} days after their last use); "
-                                "use /dream with it again")
-        return decode(data)
+        return await asyncio.to_thread(
+            lambda: read_picture(self._load(key, ".png"), self.keep_s))
 
-    # ----- prompts
-    def save_prompt(self, prompt: str, guidance: float) -> str:
-        return self._save(_prompt_record(prompt, guidance), ".prompt.json")
+    async def save_prompt(self, prompt: str, guidance: float) -> str:
+        return await asyncio.to_thread(self._save, prompt_record(prompt, guidance),
+                                       ".prompt.json")
 
-    def load_prompt(self, key: str) -> StoredPrompt:
-        data = self._load(key, ".prompt.json")
-        if data is None:
-            raise SourceExpired(f"the prompt of this result has expired (prompts are kept "
-                                f"{self.keep_s / 86400:g} days after their last use); "
-                                "run the command again with it")
-        row = json.loads(data)
-        return StoredPrompt(str(row["prompt"]), float(row["guidance"]))
+    async def load_prompt(self, key: str) -> StoredPrompt:
+        data = await asyncio.to_thread(self._load, key, ".prompt.json")
+        return read_prompt(data, self.keep_s)
 
     # ----- files
     def _path(self, key: str, suffix: str) -> Path:
-        if len(key) != KEY_CHARS or any(c not in "0123456789abcdef" for c in key):
-            raise ValueError(f"not a content key: {key[:40]!r}")  # never a path from outside
-        return self.folder / f"{key}{suffix}"
+        return self.folder / f"{check_key(key)}{suffix}"  # never a path from outside
 
     def _save(self, data: bytes, suffix: str) -> str:
         key = content_key(data)

@@ -60,3 +60,13 @@ def cooldown(user_id: int | str) -> str:
 
 def worker(name: str) -> str:
     return f"{PREFIX}worker:{name}"
+
+
+def source_picture(key: str) -> str:
+    """A pixelated source a result's buttons name (placebot/source_store.py): PNG bytes."""
+    return f"{PREFIX}source:{key}:png"
+
+
+def source_prompt(key: str) -> str:
+    """A prompt and guidance a result's buttons name: JSON bytes."""
+    return f"{PREFIX}source:{key}:prompt"

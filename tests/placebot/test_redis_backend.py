@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import re
 
 import pytest
+from PIL import Image
 
 from placebot.client import PlaceBot
 from tests.support.bot_harness import bot_settings, custom_ids, embed_fields, wait_result
@@ -187,3 +189,34 @@ async def test_re_roll_of_a_result_works_on_another_bot(fake, valkey, redis_bot)
     before, after = embed_fields(result), embed_fields(second)
     assert (after["Canvas"], after["x"], after["y"]) == (before["Canvas"], before["x"],
                                                          before["y"])
+
+
+async def test_re_roll_of_a_dream_result_works_on_another_bot(fake, valkey, redis_bot):
+    """A /dream result's Re-roll, clicked after the bot that kept the user's picture stopped,
+    is handled by another bot process (its own data folder): the picture is read back from
+    Redis and the same square is dreamed on again, the file fetched only once."""
+    buffer = io.BytesIO()
+    Image.effect_noise((96, 64), 60).convert("RGB").save(buffer, format="PNG")
+    attached = fake.user_attachment("me.png", buffer.getvalue())
+    async with running_workers(valkey.url, [TrackingRenderer()]):
+        async with redis_bot("first"):
+            result = await wait_result(fake, fake.slash("dream", {"image": attached}))
+        async with redis_bot("second"):
+            [reroll] = [i for i in custom_ids(result) if i.split(":")[1] == "reroll"]
+            click = fake.click(result.id, reroll, user_id=50)
+            await fake.wait_for(lambda: click.ephemeral_texts
+                                or (click.original and click.original.embeds))
+            assert click.ephemeral_texts == []  # not "the picture ... has expired"
+            again = click.original
+    before, after = embed_fields(result), embed_fields(again)
+    assert (after["Square"], after["Pixel"]) == (before["Square"], before["Pixel"])
+    assert after["Seed"] != before["Seed"]
+    assert _strip_start(again) == _strip_start(result)
+    assert len(fake.attachment_fetches) == 1
+
+
+def _strip_start(message) -> bytes:
+    """The strip's first frame (what the job dreamed on), as raw pixels."""
+    data = next(d for n, d in message.attachments if n.endswith("_strip.png"))
+    image = Image.open(io.BytesIO(data)).convert("RGB")
+    return image.crop((0, 0, image.height, image.height)).tobytes()

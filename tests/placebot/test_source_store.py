@@ -1,4 +1,5 @@
-"""The source store: pictures and prompts by content hash, kept a week after their last use."""
+"""The folder source store: pictures and prompts by content hash, kept a week after their last
+use."""
 
 import os
 import time
@@ -6,7 +7,7 @@ import time
 import pytest
 from PIL import Image
 
-from placebot.source_store import SourceExpired, SourceStore, prompt_key
+from placebot.source_store import FolderSourceStore, SourceExpired, prompt_key
 
 
 def _picture() -> Image.Image:
@@ -18,42 +19,42 @@ def _age(path, days):
     os.utime(path, (then, then))
 
 
-def test_a_picture_comes_back_pixel_for_pixel_under_its_content_key(tmp_path):
+async def test_a_picture_comes_back_pixel_for_pixel_under_its_content_key(tmp_path):
     """The same picture saved twice is one file, and loads back unchanged."""
-    store = SourceStore(tmp_path)
+    store = FolderSourceStore(tmp_path)
     picture = _picture()
-    key = store.save_picture(picture)
-    assert store.save_picture(picture) == key and len(list(tmp_path.iterdir())) == 1
-    assert store.load_picture(key).tobytes() == picture.tobytes()
+    key = await store.save_picture(picture)
+    assert await store.save_picture(picture) == key and len(list(tmp_path.iterdir())) == 1
+    assert (await store.load_picture(key)).tobytes() == picture.tobytes()
 
 
-def test_a_prompt_is_kept_under_the_key_buttons_compute(tmp_path):
+async def test_a_prompt_is_kept_under_the_key_buttons_compute(tmp_path):
     """prompt_key needs no I/O and names what save_prompt kept."""
-    store = SourceStore(tmp_path)
-    assert store.save_prompt("a fox", 9.0) == prompt_key("a fox", 9.0)
-    kept = store.load_prompt(prompt_key("a fox", 9.0))
+    store = FolderSourceStore(tmp_path)
+    assert await store.save_prompt("a fox", 9.0) == prompt_key("a fox", 9.0)
+    kept = await store.load_prompt(prompt_key("a fox", 9.0))
     assert (kept.prompt, kept.guidance) == ("a fox", 9.0)
 
 
-def test_a_picture_unused_for_a_week_has_expired(tmp_path):
+async def test_a_picture_unused_for_a_week_has_expired(tmp_path):
     """Loading it after a week says so, and the file is gone."""
-    store = SourceStore(tmp_path)
-    key = store.save_picture(_picture())
+    store = FolderSourceStore(tmp_path)
+    key = await store.save_picture(_picture())
     _age(tmp_path / f"{key}.png", 8)
     with pytest.raises(SourceExpired, match="has expired"):
-        store.load_picture(key)
+        await store.load_picture(key)
     assert not (tmp_path / f"{key}.png").exists()
 
 
-def test_prune_removes_only_entries_older_than_a_week(tmp_path):
-    store = SourceStore(tmp_path)
-    old, fresh = store.save_picture(_picture()), store.save_prompt("kept", 7.5)
+async def test_prune_removes_only_entries_older_than_a_week(tmp_path):
+    store = FolderSourceStore(tmp_path)
+    old, fresh = await store.save_picture(_picture()), await store.save_prompt("kept", 7.5)
     _age(tmp_path / f"{old}.png", 8)
     assert store.prune() == 1
-    assert store.load_prompt(fresh).prompt == "kept"
+    assert (await store.load_prompt(fresh)).prompt == "kept"
 
 
-def test_a_key_that_is_not_a_content_hash_never_becomes_a_path(tmp_path):
+async def test_a_key_that_is_not_a_content_hash_never_becomes_a_path(tmp_path):
     """A forged key (a path, say) is refused before any file is touched."""
     with pytest.raises(ValueError, match="not a content key"):
-        SourceStore(tmp_path).load_picture("../../etc/passwd")
+        await FolderSourceStore(tmp_path).load_picture("../../etc/passwd")

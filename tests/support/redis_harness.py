@@ -11,8 +11,7 @@ from dataclasses import replace
 
 from PIL import ImageChops
 
-from pipeline.canvases import crop_canvas
-from pipeline.engine import RenderResult
+from pipeline.engine import RenderResult, input_tiles
 from placebot.redisqueue.keys import Timings
 from placebot.settings import Settings
 from tests.support.fast_renderer import FastRenderer
@@ -104,7 +103,7 @@ class ModelStoreFacts:
 
 class TrackingRenderer(FastRenderer):
     """The fast renderer, with a chosen loaded model, a record of the jobs it rendered, and
-    a gate that can hold renders (close()/open()). Its frames are the 32x32 crop itself, so
+    a gate that can hold renders (close()/open()). Its frames are the 32x32 tiles themselves, so
     that moving images through Redis costs the tests little; bench/ measures full size."""
 
     def __init__(self, loaded: tuple[str, ...] = ("1.4",)):
@@ -131,7 +130,7 @@ class TrackingRenderer(FastRenderer):
         self.rendered += list(jobs)
         results = []
         for index, job in enumerate(jobs):
-            tiles = crop_canvas(job.crop)
+            tiles = input_tiles(job)  # a canvas crop, or a picture's square
             result = RenderResult(job=job, tiles=tiles, frames=[tiles], model_id="tracking")
             for number in range(1, job.passes + 1):
                 result.frames.append(ImageChops.offset(result.frames[-1], number, 0))

@@ -1,0 +1,83 @@
+"""The SourceStore (placebot/source_store.py) of the distributed mode: pictures and prompts in
+Redis, so that a result's Re-roll or New crop works whichever bot process the click reaches.
+
+Each entry is one string key that expires KEEP_S after its last use: a save sets it with that
+expiry (the same content saved again lives on), a load reads it and renews the expiry in one
+command (GETEX). Redis drops what nobody used; nothing here prunes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+import redis.asyncio as redis
+from PIL import Image
+
+from placebot.messages import UserFacingError
+from placebot.redisqueue import keys
+from placebot.redisqueue.connection import UNREACHABLE
+from placebot.source_store import (
+    KEEP_S,
+    StoredPrompt,
+    check_key,
+    content_key,
+    picture_record,
+    prompt_record,
+    read_picture,
+    read_prompt,
+)
+
+log = logging.getLogger(__name__)
+
+
+class SourcesUnavailable(UserFacingError):
+    def __init__(self):
+        super().__init__("the store of pictures and prompts can't be reached right now; try "
+                         "again in a minute")
+
+
+class RedisSourceStore:
+    """SourceStore on the Redis that the bot processes share. PNG coding runs in a thread."""
+
+    def __init__(self, client: redis.Redis, *, keep_s: float = KEEP_S):
+        self.redis = client
+        self.keep_s = keep_s
+
+    async def save_picture(self, source: Image.Image) -> str:
+        data = await asyncio.to_thread(picture_record, source)
+        return await self._save(data, keys.source_picture)
+
+    async def load_picture(self, key: str) -> Image.Image:
+        data = await self._load(key, keys.source_picture)
+        return await asyncio.to_thread(read_picture, data, self.keep_s)
+
+    async def save_prompt(self, prompt: str, guidance: float) -> str:
+        return await self._save(prompt_record(prompt, guidance), keys.source_prompt)
+
+    async def load_prompt(self, key: str) -> StoredPrompt:
+        return read_prompt(await self._load(key, keys.source_prompt), self.keep_s)
+
+    @property
+    def _keep_ms(self) -> int:
+        return int(self.keep_s * 1000)
+
+    async def _save(self, data: bytes, name: Callable[[str], str]) -> str:
+        key = content_key(data)
+        try:
+            await self.redis.set(name(key), data, px=self._keep_ms)
+        except UNREACHABLE as exc:
+            raise self._unavailable(exc) from None
+        return key
+
+    async def _load(self, key: str, name: Callable[[str], str]) -> bytes | None:
+        try:
+            return await self.redis.getex(name(check_key(key)), px=self._keep_ms)
+        except UNREACHABLE as exc:
+            raise self._unavailable(exc) from None
+
+    @staticmethod
+    def _unavailable(error: BaseException) -> SourcesUnavailable:
+        log.warning("could not reach Redis for a picture or prompt: %s", error)
+        return SourcesUnavailable()
