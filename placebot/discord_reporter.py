@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
 from pathlib import Path
 
 import aiohttp
@@ -184,28 +185,39 @@ class DiscordReporter:
         """Upload until Discord has it: 413 gets a smaller encoding, a 5xx or a lost connection
         another try after a growing delay (the token may die meanwhile: the channel then)."""
         size_limit = job.context.size_limit
-        delays = retry_delays()
         files = await asyncio.to_thread(encode_result_files, result, size_limit)
         while True:
             try:
-                await self._send_result(job, result, files)
+                await self._until_taken(job, "result",
+                                        partial(self._send_result, job, result, files))
                 return
             except discord.HTTPException as exc:
-                if exc.status == TOO_LARGE:
-                    # The server's real limit is below what the interaction said: go smaller.
-                    size_limit = sum(len(data) for _, data in files) - 1
-                    log.info("upload of job %s too large (413); re-encoding under %d bytes",
-                             job.id, size_limit)
-                    files = await asyncio.to_thread(encode_result_files, result, size_limit)
-                    continue
+                if exc.status != TOO_LARGE:
+                    raise
+                # The server's real limit is below what the interaction said: go smaller.
+                size_limit = sum(len(data) for _, data in files) - 1
+                log.info("upload of job %s too large (413); re-encoding under %d bytes",
+                         job.id, size_limit)
+                files = await asyncio.to_thread(encode_result_files, result, size_limit)
+
+    async def _until_taken(self, job: Job, what: str,
+                           send: Callable[[], Awaitable[object]]) -> None:
+        """Send until Discord takes it: a 5xx or a lost connection is tried again after a
+        growing delay (retry_delays); any other refusal is raised to the caller."""
+        delays = retry_delays()
+        while True:
+            try:
+                await send()
+                return
+            except discord.HTTPException as exc:
                 if exc.status < 500:
                     raise
                 problem: Exception = exc
             except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
                 problem = exc
             delay = next(delays)
-            log.warning("Discord did not take the result of job %s (%s); trying again in "
-                        "%.1f s", job.id, problem, delay)
+            log.warning("Discord did not take the %s of job %s (%s); trying again in %.1f s",
+                        what, job.id, problem, delay)
             await asyncio.sleep(delay)
 
     async def _send_result(self, job: Job, result: RenderResult,
@@ -225,17 +237,26 @@ class DiscordReporter:
                                    embed=embed, files=files, view=view)
 
     async def failed(self, job: Job, error: Exception) -> None:
+        """The reason, in the user's message (or the channel); kept trying through an outage
+        as a result is, since it is the job's one answer."""
         text = failed_text(error)
-        try:
-            if await self._transport.edit_live(job, content=text, view=None, final=True):
-                return
-        except discord.HTTPException as exc:
-            log.warning("could not edit the failure of job %s in (%s); posting it", job.id, exc)
-        await self._transport.post(job, content=f"<@{job.user_id}> {text}")
+
+        async def tell() -> None:
+            try:
+                if await self._transport.edit_live(job, content=text, view=None, final=True):
+                    return
+            except discord.HTTPException as exc:
+                if exc.status >= 500:
+                    raise  # Discord is down: try the edit again, not a second message
+                log.warning("could not edit the failure of job %s in (%s); posting it",
+                            job.id, exc)
+            await self._transport.post(job, content=f"<@{job.user_id}> {text}")
+
+        await self._until_taken(job, "failure notice", tell)
 
     async def cancelled(self, job: Job) -> None:
-        await self._transport.edit_live(job, content="Cancelled.", view=None, attachments=[],
-                                        final=True)
+        await self._until_taken(job, "cancellation", lambda: self._transport.edit_live(
+            job, content="Cancelled.", view=None, attachments=[], final=True))
 
     async def restarting(self, job: Job) -> None:
         text = ("The bot is restarting. Your job is kept and will run as soon as it is back; "

@@ -4,6 +4,8 @@ import asyncio
 
 import pytest
 
+from pipeline.engine import Renderer
+from pipeline.models import ModelStore
 from tests.support.bot_harness import render_after_token_expiry, wait_result
 from tests.support.patience import PATIENCE_S
 
@@ -101,3 +103,24 @@ async def test_a_refusal_no_retry_can_mend_is_reported_and_not_kept(fake, start_
         await fake.wait_for(lambda: interaction.original and
                             "failed" in interaction.original.content, 60)
     assert not list((data / "outbox").iterdir())
+
+
+def _is_failure_notice(rec):
+    return bool(rec.json and "failed" in (rec.json.get("content") or ""))
+
+
+async def test_failure_notice_outlives_a_discord_outage(fake, start_bot, tmp_path):
+    """A job fails while Discord answers 503 for longer than discord.py's own five tries of a
+    webhook edit: the reason is tried again until Discord takes it, in the user's own message
+    (not lost, and not moved to a second message)."""
+    missing = str(tmp_path / "no-model-here")
+    renderer = Renderer(ModelStore({"1.4": missing, "1.5": missing}, device="cpu"))
+    outage = fake.outage("PATCH", r"/messages/@original$", when=_is_failure_notice)
+    async with start_bot(renderer=renderer):
+        interaction = fake.slash("place", user_id=25)
+        await fake.wait_for(lambda: outage.hits >= 6, PATIENCE_S)
+        outage.lift()
+        await fake.wait_for(lambda: interaction.original and
+                            "failed" in interaction.original.content, PATIENCE_S)
+    assert "could not be loaded" in interaction.original.content
+    assert not [m for m in fake.messages.values() if m.interaction_token is None]
