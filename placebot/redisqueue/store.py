@@ -12,6 +12,7 @@ from typing import cast
 
 import redis.asyncio as redis
 from redis.exceptions import ResponseError
+from redis.typing import StreamIdT
 
 from pipeline.params import MODEL_KEYS, RenderJob
 from placebot.jobqueue import CooldownActive, QueueFull, UserLimitReached
@@ -184,7 +185,7 @@ class RedisJobStore:
 
     async def keep_alive(self, consumer: str, entries: Iterable[Entry]) -> None:
         """Reset the idle time of the entries this live worker holds (not their count)."""
-        by_stream: dict[str, list[str]] = {}
+        by_stream: dict[str, list[StreamIdT]] = {}
         for entry in entries:
             by_stream.setdefault(entry.stream, []).append(entry.entry_id)
         # One XCLAIM a stream, through redis-py's own method: its justid flag is what tells
