@@ -12,7 +12,7 @@ semantics carry the guarantees:
   number of bot processes;
 - a job is acknowledged (XACK) in the same script that stores its result (or failure) in the
   events stream for delivery; a dead worker's unacknowledged entries are taken over with
-  XAUTOCLAIM once idle for CLAIM_IDLE_S, and the stream's own delivery counter drops a job
+  XAUTOCLAIM once idle for Timings.claim_idle_s, and the stream's own delivery counter drops a job
   that keeps killing workers after Timings.max_deliveries tries (its user is told);
 - results, progress and other events go to the stream `place:events`, read by the bot
   processes in the consumer group `bots`: each event is handled by one bot, acknowledged
