@@ -33,8 +33,18 @@ def install_stop_handlers(loop: asyncio.AbstractEventLoop, stop) -> Callable[[],
     except NotImplementedError:
         previous = {signum: signal.signal(signum, lambda *_: loop.call_soon_threadsafe(stop))
                     for signum in STOP_SIGNALS}
-        return lambda: [signal.signal(signum, handler) for signum, handler in previous.items()]
-    return lambda: [loop.remove_signal_handler(signum) for signum in STOP_SIGNALS]
+
+        def restore() -> None:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+
+        return restore
+
+    def remove() -> None:
+        for signum in STOP_SIGNALS:
+            loop.remove_signal_handler(signum)
+
+    return remove
 
 
 async def run(bot, token: str) -> None:

@@ -100,7 +100,7 @@ def build_render_command(name: str, description: str, defaults: Mapping[str, Any
 
     # discord.py reads the options from the callback's signature: give it one per parameter
     keyword = inspect.Parameter.KEYWORD_ONLY
-    command.__signature__ = inspect.Signature([
+    command.__signature__ = inspect.Signature([  # type: ignore[attr-defined]
         inspect.Parameter("interaction", inspect.Parameter.POSITIONAL_OR_KEYWORD,
                           annotation=Interaction),
         *(inspect.Parameter(option, keyword, annotation=annotation)
