@@ -46,7 +46,7 @@ class UserLimitReached(QueueRefusal):
 
 class CooldownActive(QueueRefusal):
     def __init__(self, seconds_left: float):
-        super().__init__(f"you can start another /place in {seconds_left:.0f} s (cooldown)")
+        super().__init__(f"you can start another dream in {seconds_left:.0f} s (cooldown)")
 
 
 class QueueClosed(QueueRefusal):
