@@ -68,6 +68,10 @@ class Job:
     state: JobState = JobState.QUEUED
     started_at: float | None = None
     cancel_reason: str | None = None
+    # Rendered in a batch of its own: an earlier try of it ended with its process (a crash, a
+    # wedged render), which any job of that batch may have caused. Alone, only the job that
+    # causes it again pays for it; its former batch mates go through.
+    alone: bool = False
 
     def request_cancel(self, reason: str) -> None:
         """Ask the job to stop: a queued job is dropped, a running one stops within a step."""
@@ -80,16 +84,17 @@ def take_batch(waiting: MutableSequence[Job], max_batch: int) -> list[Job]:
     call (the same batch_key) from `waiting`, and mark them running.
 
     Compatible jobs further back are taken out of order: that only makes them earlier, and
-    nobody in front of them waits longer for it (the batch runs in one call). The in-process
-    queue and the Redis worker's buffer both batch by this one rule.
+    nobody in front of them waits longer for it (the batch runs in one call). A job marked
+    `alone` is neither given mates nor taken as one. The in-process queue and the Redis
+    worker's buffer both batch by this one rule.
     """
     head = waiting[0]
     del waiting[0]
     batch = [head]
     for job in list(waiting):
-        if len(batch) >= max_batch:
+        if head.alone or len(batch) >= max_batch:
             break
-        if job.render.batch_key == head.render.batch_key:
+        if not job.alone and job.render.batch_key == head.render.batch_key:
             waiting.remove(job)
             batch.append(job)
     started = time.monotonic()

@@ -205,5 +205,7 @@ class LocalBackend:
 
 
 def _job_of(entry: JournalEntry) -> Job:
+    # A counted try means the process ended while this job rendered: it runs alone now.
     return Job(user_id=entry.user_id, render=RenderJob.from_dict(entry.render),
-               context=Delivery.from_dict(entry.context), id=entry.job_id)
+               context=Delivery.from_dict(entry.context), id=entry.job_id,
+               alone=entry.tries > 0)

@@ -257,14 +257,25 @@ class Worker:
                               limit_s=watchdog.LOAD_LIMIT_S, doing="loading the model")
 
     async def _engine_stuck(self, jobs: list[Job], error: EngineStuck) -> None:
-        """The engine's thread is lost: report its jobs and ask for a fresh engine through
-        on_stuck (the bot restarts its process; the other jobs wait in the journal). Without
-        that action the worker goes on with a fresh thread on the same engine."""
+        """The engine's thread is lost: report its job (a batch is kept, to be retried job by
+        job) and ask for a fresh engine through on_stuck (the bot restarts its process; the
+        other jobs wait in the journal). Without that action the worker goes on with a fresh
+        thread on the same engine."""
         log.critical("%s (jobs %s)", error, [job.id for job in jobs])
         self._render_thread.shutdown(wait=False, cancel_futures=True)
         self._render_thread = concurrent.futures.ThreadPoolExecutor(1, "render")
-        for job in jobs:
-            await self._end_failed(job, error)
+        if len(jobs) > 1 and self.journal is not None and self.on_stuck is not None:
+            # Any one of them may have wedged it. They stay in the journal, the try counted,
+            # and run one by one after the restart (Job.alone): only a job that wedges the
+            # engine on its own is reported. (A Redis worker keeps no journal: its wedged
+            # batch is reported as before.)
+            for job in jobs:
+                job.state = JobState.QUEUED
+            await asyncio.gather(*(self._safely(self.reporter.restarting(job))
+                                   for job in jobs))
+        else:
+            for job in jobs:
+                await self._end_failed(job, error)
         if self.on_stuck is not None:  # it replaces this engine: take nothing more here
             self._stopping = True
             self.on_stuck(error)

@@ -159,7 +159,9 @@ class RedisJobSource:
             log.warning("job %s read from Redis is invalid: %s", item.entry.job_id, exc)
             await self.store.finish(item.entry.job_id, "failed", {"error": user_message(exc)})
             return None
-        return Job(user_id=user_id, render=render, context=context, id=item.entry.job_id)
+        # Delivered before: a worker died holding it (perhaps because of a batch mate).
+        return Job(user_id=user_id, render=render, context=context, id=item.entry.job_id,
+                   alone=item.deliveries > 1)
 
     async def _eligible_streams(self) -> list[str]:
         """Model affinity: a job goes to a worker that has its model loaded when one exists.

@@ -3,7 +3,15 @@ import asyncio
 import pytest
 
 from pipeline.params import RenderJob
-from placebot.jobqueue import Job, JobQueue, JobState, QueueClosed, QueueFull, UserLimitReached
+from placebot.jobqueue import (
+    Job,
+    JobQueue,
+    JobState,
+    QueueClosed,
+    QueueFull,
+    UserLimitReached,
+    take_batch,
+)
 
 
 def _job(user, steps=50, model="1.4"):
@@ -42,6 +50,16 @@ async def test_batch_takes_compatible_jobs_only_up_to_the_limit():
     batch = await queue.next_batch(max_batch=2)
     assert batch == [a, c] and all(job.state is JobState.RUNNING for job in batch)
     assert queue.waiting == [b, d] and queue.position(b) == 1
+
+
+def test_a_job_marked_alone_is_batched_with_no_other():
+    """A job whose last try ended with its process runs by itself, and is no one's mate."""
+    a, b, c, d = _job(1), _job(2), _job(3), _job(4)
+    b.alone = c.alone = True
+    waiting = [a, b, c, d]
+    assert take_batch(waiting, 4) == [a, d]
+    assert take_batch(waiting, 4) == [b]
+    assert take_batch(waiting, 4) == [c] and waiting == []
 
 
 async def test_running_jobs_still_count_for_the_user_limit():

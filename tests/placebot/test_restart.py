@@ -3,11 +3,13 @@
 import asyncio
 import os
 import signal
+import threading
 import time
 
 from bot import run
 from placebot.client import PlaceBot
 from tests.support.bot_harness import bot_settings, custom_ids, embed_fields, wait_result
+from tests.support.fast_renderer import FastRenderer
 from tests.support.patience import PATIENCE_S
 
 
@@ -231,6 +233,64 @@ async def test_a_render_that_never_returns_is_reported_and_the_bot_restarts_for_
     async with start_bot(data_dir=data):  # what bot.py's re-execution starts
         posted = await wait_result(fake, behind, PATIENCE_S)
     assert posted.content.split()[0] == "<@72>" and not _channel_results(fake)
+
+
+class HoldThenWedge:
+    """The real renderer, except that while `held` every render waits, and a batch holding a
+    job of `wedge_seed` always does: until the test releases them, polling no stop flag (as
+    a wedged CUDA call would). `batches` lists each call's seeds."""
+
+    def __init__(self, inner, wedge_seed: int):
+        self.inner = inner
+        self.store = inner.store
+        self.wedge_seed = wedge_seed
+        self.held = threading.Event()
+        self.entered = threading.Event()
+        self.released = threading.Event()
+        self.batches: list[list[int]] = []
+
+    def render(self, jobs, **kwargs):
+        seeds = sorted(job.seed for job in jobs)
+        self.batches.append(seeds)
+        self.entered.set()
+        if self.held.is_set() or self.wedge_seed in seeds:
+            self.released.wait(PATIENCE_S)
+            raise RuntimeError("an abandoned render, let go at the end of the test")
+        return self.inner.render(jobs, **kwargs)
+
+
+async def test_a_wedged_batch_is_retried_job_by_job_and_only_the_wedging_job_fails(
+        fake, start_bot, tmp_path):
+    """A batch wedges the engine: its users are told the bot restarts, and after it each job
+    runs alone; the one that wedges again is reported, its batch mate gets its result."""
+    data = tmp_path / "data"
+    # Renders that succeed take milliseconds: far inside the job timeout, busy machine or not
+    engine = HoldThenWedge(FastRenderer(), wedge_seed=1)
+    try:
+        engine.held.set()
+        async with start_bot(renderer=engine, data_dir=data, max_batch=4):
+            mate = fake.slash("place", {"seed": 2}, user_id=95)
+            assert await asyncio.to_thread(engine.entered.wait, PATIENCE_S)
+            culprit = fake.slash("place", {"seed": 1}, user_id=96)
+            await fake.wait_for(lambda: culprit.original and
+                                "Queued" in culprit.original.content, PATIENCE_S)
+        engine.held.clear()  # the stop left the mate's render; both are in the journal
+        async with start_bot(renderer=engine, data_dir=data, max_batch=4,
+                             job_timeout_s=2.0) as bot:
+            bot.jobs.worker.stuck_grace_s = 0.5
+            await fake.wait_for(lambda: bot.is_closed(), PATIENCE_S)  # restarting
+        assert engine.batches[-1] == [1, 2]
+        assert "restarting" in mate.original.content and "restarting" in culprit.original.content
+        async with start_bot(renderer=engine, data_dir=data, max_batch=4,
+                             job_timeout_s=2.0) as bot:
+            bot.jobs.worker.stuck_grace_s = 0.5
+            result = await wait_result(fake, mate, PATIENCE_S)
+            await fake.wait_for(lambda: bot.is_closed(), PATIENCE_S)
+        assert engine.batches[-2:] == [[2], [1]]
+        assert result.content.split()[0] == "<@95>"
+        assert "stopped responding" in culprit.original.content
+    finally:
+        engine.released.set()
 
 
 async def test_bot_py_restarts_its_process_for_a_new_engine_and_resumes_the_other_jobs(
