@@ -8,6 +8,7 @@ import random
 import pytest
 
 from pipeline.params import RenderRequest
+from placebot.attachments import DECODE_TIMEOUT_S, DOWNLOAD_TIMEOUT_S
 from placebot.jobqueue import CooldownActive, QueueFull, QueueRefusal, UserLimitReached, new_job_id
 from placebot.redisqueue import keys
 from placebot.redisqueue.store import ReservationExpired
@@ -64,6 +65,11 @@ async def test_a_released_reservation_gives_its_cooldown_back(store):
     await store.reserve(job_id, 12, user_max=1, queue_max=10, cooldown_s=60)
     await store.release(job_id, 12)
     assert await store.reserve(new_job_id(), 12, user_max=1, queue_max=10, cooldown_s=60) == 1
+
+
+def test_a_place_is_held_longer_than_a_picture_can_take_to_prepare():
+    """A /dream whose picture downloads and decodes as slowly as allowed still keeps its place."""
+    assert keys.Timings().reservation_s > DOWNLOAD_TIMEOUT_S + DECODE_TIMEOUT_S
 
 
 async def test_a_reservation_that_ran_out_is_a_refusal_not_an_outage(store):
