@@ -1,10 +1,10 @@
 """The bot's configuration, read once from the environment (and `.env`) into a typed object.
 
 Every PLACE_* name here is public: owners' `.env` files depend on them. The engine's variables
-(models, device, VRAM mode, the render defaults) are read by pipeline.config, the same code the
-CLI uses; the bot's own (Discord, queue, data folder) here. A missing or malformed value raises
-SettingsError naming the variable and what it accepts; bot.py turns that into one line on stderr
-and exit code 2.
+(models, device, VRAM mode, safety checker, the render defaults) are read by pipeline.config,
+the same code the CLI uses; the bot's own (Discord, queue, data folder) here. A missing or
+malformed value raises SettingsError naming the variable and what it accepts; bot.py turns that
+into one line on stderr and exit code 2.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from typing import Any
 from pipeline.config import (
     EngineSettings,
     SettingsError,
+    boolean,
     choice,
     engine_settings_from_env,
     load_environment,
@@ -80,7 +81,7 @@ def _engine_fields(engine: EngineSettings) -> dict[str, Any]:
                 for f in fields(Settings) if "render_param" in f.metadata}
     return {
         "model_ids": engine.model_ids, "device": engine.device, "vram_mode": engine.vram_mode,
-        "compile": engine.compile,
+        "compile": engine.compile, "safety_checker": engine.safety_checker,
         **{by_param[name]: value for name, value in engine.render_defaults.items()
            if name in by_param},
     }
@@ -91,15 +92,6 @@ def _ranged(env, name, default, kind, low, high, accepts: str):
     if not (low <= value <= high):
         raise SettingsError(name, f"{value!r} is out of range; accepts {accepts}")
     return value
-
-
-def _boolean(raw: str) -> bool:
-    lowered = raw.lower()
-    if lowered in ("1", "true", "yes", "on"):
-        return True
-    if lowered in ("0", "false", "no", "off"):
-        return False
-    raise ValueError(raw)
 
 
 def _redis_url(env) -> str | None:
@@ -144,8 +136,7 @@ def settings_from_env(env: Mapping[str, str], *, need_token: bool = True) -> Set
         ),
         output_dir=Path(output_dir) if output_dir else None,
         data_dir=Path(text(env, "PLACE_DATA_DIR", "data")),
-        safety_checker=parsed(env, "PLACE_SAFETY_CHECKER", False, _boolean, "true or false"),
-        prompts=parsed(env, "PLACE_PROMPTS", True, _boolean, "true or false"),
+        prompts=parsed(env, "PLACE_PROMPTS", True, boolean, "true or false"),
         image_max_mb=_ranged(env, "PLACE_IMAGE_MAX_MB", 8.0, float, 0.1, 100.0,
                              "megabytes, 0.1-100"),
         log_level=choice(env, "PLACE_LOG_LEVEL", "INFO", LOG_LEVELS, fold=str.upper),
