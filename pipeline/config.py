@@ -147,7 +147,7 @@ def pin_gpu(device: str, environ=os.environ) -> str:
 
 
 def _device(env: Mapping[str, str]) -> str:
-    value = text(env, "PLACE_DEVICE", "auto")
+    value = text(env, "PLACE_DEVICE", EngineSettings.device)
     try:
         return device_name(value)
     except ValueError as exc:
@@ -167,9 +167,10 @@ def engine_settings_from_env(env: Mapping[str, str]) -> EngineSettings:
         model_ids={key: text(env, model_variable(key), DEFAULT_MODEL_IDS[key])
                    for key in MODEL_KEYS},
         device=_device(env),
-        vram_mode=choice(env, "PLACE_VRAM_MODE", "auto", VRAM_MODE_CHOICES),
-        compile=choice(env, "PLACE_COMPILE", "auto", COMPILE_CHOICES),
-        safety_checker=parsed(env, "PLACE_SAFETY_CHECKER", False, boolean, "true or false"),
+        vram_mode=choice(env, "PLACE_VRAM_MODE", EngineSettings.vram_mode, VRAM_MODE_CHOICES),
+        compile=choice(env, "PLACE_COMPILE", EngineSettings.compile, COMPILE_CHOICES),
+        safety_checker=parsed(env, "PLACE_SAFETY_CHECKER", EngineSettings.safety_checker,
+                              boolean, "true or false"),
         render_defaults=defaults,
     )
 

@@ -39,12 +39,15 @@ def _render_default(name: str) -> Any:
 
 @dataclass(frozen=True)
 class Settings:
+    """Every setting the bot reads, with its default: each default is written here once
+    (settings_from_env reads them from the class; the engine's come from EngineSettings)."""
+
     discord_token: str = field(repr=False)
     discord_guild_id: int | None = None
     model_ids: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_MODEL_IDS))
     default_model: str = _render_default("model")
-    device: str = "auto"
-    vram_mode: str = "auto"
+    device: str = EngineSettings.device
+    vram_mode: str = EngineSettings.vram_mode
     strength: float = _render_default("strength")
     steps: int = _render_default("steps")
     recursions: int = _render_default("recursions")
@@ -58,8 +61,8 @@ class Settings:
     job_timeout_s: float = 600.0
     output_dir: Path | None = None
     data_dir: Path = Path("data")
-    safety_checker: bool = False
-    compile: str = "auto"
+    safety_checker: bool = EngineSettings.safety_checker
+    compile: str = EngineSettings.compile
     log_level: str = "INFO"
     redis_url: str | None = field(default=None, repr=False)  # set: the distributed mode
     shards: str | None = None  # None: one gateway connection; "auto" or a count: sharded
@@ -121,25 +124,27 @@ def settings_from_env(env: Mapping[str, str], *, need_token: bool = True) -> Set
         )
     guild_id = parsed(env, "DISCORD_GUILD_ID", None, int, "a server id (a whole number)")
     output_dir = text(env, "PLACE_OUTPUT_DIR", None)
+    defaults = Settings  # its class attributes are the fields' defaults
     return Settings(
         discord_token=token,
         discord_guild_id=guild_id,
         **_engine_fields(engine_settings_from_env(env)),
-        queue_max=_ranged(env, "PLACE_QUEUE_MAX", 20, int, 1, 1000, "a whole number 1-1000"),
-        user_max=_ranged(env, "PLACE_USER_MAX", 1, int, 1, 100, "a whole number 1-100"),
-        max_batch=_ranged(env, "PLACE_MAX_BATCH", 4, int, 1, 64, "a whole number 1-64"),
-        user_cooldown_s=_ranged(
-            env, "PLACE_USER_COOLDOWN", 0.0, float, 0.0, 86400.0, "seconds, 0-86400"
-        ),
-        job_timeout_s=_ranged(
-            env, "PLACE_JOB_TIMEOUT", 600.0, float, 1.0, 86400.0, "seconds, 1-86400"
-        ),
+        queue_max=_ranged(env, "PLACE_QUEUE_MAX", defaults.queue_max, int, 1, 1000,
+                          "a whole number 1-1000"),
+        user_max=_ranged(env, "PLACE_USER_MAX", defaults.user_max, int, 1, 100,
+                         "a whole number 1-100"),
+        max_batch=_ranged(env, "PLACE_MAX_BATCH", defaults.max_batch, int, 1, 64,
+                          "a whole number 1-64"),
+        user_cooldown_s=_ranged(env, "PLACE_USER_COOLDOWN", defaults.user_cooldown_s, float,
+                                0.0, 86400.0, "seconds, 0-86400"),
+        job_timeout_s=_ranged(env, "PLACE_JOB_TIMEOUT", defaults.job_timeout_s, float,
+                              1.0, 86400.0, "seconds, 1-86400"),
         output_dir=Path(output_dir) if output_dir else None,
-        data_dir=Path(text(env, "PLACE_DATA_DIR", "data")),
-        prompts=parsed(env, "PLACE_PROMPTS", True, boolean, "true or false"),
-        image_max_mb=_ranged(env, "PLACE_IMAGE_MAX_MB", 8.0, float, 0.1, 100.0,
+        data_dir=Path(text(env, "PLACE_DATA_DIR", str(defaults.data_dir))),
+        prompts=parsed(env, "PLACE_PROMPTS", defaults.prompts, boolean, "true or false"),
+        image_max_mb=_ranged(env, "PLACE_IMAGE_MAX_MB", defaults.image_max_mb, float, 0.1, 100.0,
                              "megabytes, 0.1-100"),
-        log_level=choice(env, "PLACE_LOG_LEVEL", "INFO", LOG_LEVELS, fold=str.upper),
+        log_level=choice(env, "PLACE_LOG_LEVEL", defaults.log_level, LOG_LEVELS, fold=str.upper),
         redis_url=_redis_url(env),
         shards=_shards(env),
     )

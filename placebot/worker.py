@@ -23,6 +23,7 @@ from placebot import watchdog
 from placebot.backend import QueuePlace, WorkerReporter
 from placebot.jobqueue import Job, JobState
 from placebot.journal import Journal
+from placebot.settings import Settings
 from placebot.watchdog import EngineStuck, wait_for_engine
 
 log = logging.getLogger(__name__)
@@ -76,8 +77,8 @@ class Worker:
         renderer: Renderer,
         reporter: WorkerReporter,
         *,
-        max_batch: int = 4,
-        job_timeout_s: float = 600.0,
+        max_batch: int = Settings.max_batch,
+        job_timeout_s: float = Settings.job_timeout_s,
         journal: Journal | None = None,
         stuck_grace_s: float | None = None,
         on_stuck: Callable[[EngineStuck], None] | None = None,
