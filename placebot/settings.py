@@ -1,10 +1,10 @@
 """The bot's configuration, read once from the environment (and `.env`) into a typed object.
 
 Every PLACE_* name here is public: owners' `.env` files depend on them. The engine's variables
-(models, device, VRAM mode, the render defaults) are read by pipeline.config, the same code the
-CLI uses; the bot's own (Discord, queue, data folder) here. A missing or malformed value raises
-SettingsError naming the variable and what it accepts; bot.py turns that into one line on stderr
-and exit code 2.
+(models, device, VRAM mode, safety checker, the render defaults) are read by pipeline.config,
+the same code the CLI uses; the bot's own (Discord, queue, data folder) here. A missing or
+malformed value raises SettingsError naming the variable and what it accepts; bot.py turns that
+into one line on stderr and exit code 2.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from typing import Any
 from pipeline.config import (
     EngineSettings,
     SettingsError,
+    boolean,
     choice,
     engine_settings_from_env,
     load_environment,
@@ -60,7 +61,7 @@ class Settings:
     job_timeout_s: float = 600.0
     output_dir: Path | None = None
     data_dir: Path = Path("data")
-    safety_checker: bool = False
+    safety_checker: bool = EngineSettings.safety_checker
     compile: str = EngineSettings.compile
     log_level: str = "INFO"
     redis_url: str | None = field(default=None, repr=False)  # set: the distributed mode
@@ -83,7 +84,7 @@ def _engine_fields(engine: EngineSettings) -> dict[str, Any]:
                 for f in fields(Settings) if "render_param" in f.metadata}
     return {
         "model_ids": engine.model_ids, "device": engine.device, "vram_mode": engine.vram_mode,
-        "compile": engine.compile,
+        "compile": engine.compile, "safety_checker": engine.safety_checker,
         **{by_param[name]: value for name, value in engine.render_defaults.items()
            if name in by_param},
     }
@@ -94,15 +95,6 @@ def _ranged(env, name, default, kind, low, high, accepts: str):
     if not (low <= value <= high):
         raise SettingsError(name, f"{value!r} is out of range; accepts {accepts}")
     return value
-
-
-def _boolean(raw: str) -> bool:
-    lowered = raw.lower()
-    if lowered in ("1", "true", "yes", "on"):
-        return True
-    if lowered in ("0", "false", "no", "off"):
-        return False
-    raise ValueError(raw)
 
 
 def _redis_url(env) -> str | None:
@@ -149,9 +141,7 @@ def settings_from_env(env: Mapping[str, str], *, need_token: bool = True) -> Set
                               1.0, 86400.0, "seconds, 1-86400"),
         output_dir=Path(output_dir) if output_dir else None,
         data_dir=Path(text(env, "PLACE_DATA_DIR", str(defaults.data_dir))),
-        safety_checker=parsed(env, "PLACE_SAFETY_CHECKER", defaults.safety_checker, _boolean,
-                              "true or false"),
-        prompts=parsed(env, "PLACE_PROMPTS", defaults.prompts, _boolean, "true or false"),
+        prompts=parsed(env, "PLACE_PROMPTS", defaults.prompts, boolean, "true or false"),
         image_max_mb=_ranged(env, "PLACE_IMAGE_MAX_MB", defaults.image_max_mb, float, 0.1, 100.0,
                              "megabytes, 0.1-100"),
         log_level=choice(env, "PLACE_LOG_LEVEL", defaults.log_level, LOG_LEVELS, fold=str.upper),
