@@ -135,11 +135,11 @@ class RedisBotQueue:
                 await asyncio.sleep(RETRY_S)
                 continue
             except ResponseError as exc:
-                if "NOGROUP" not in str(exc):
-                    log.exception("could not read the job events; trying again")
-                    await asyncio.sleep(RETRY_S)
+                if "NOGROUP" in str(exc):  # a server restarted without its AOF
+                    await self._recreate_groups()
                     continue
-                await self.store.ensure_groups()
+                log.exception("could not read the job events; trying again")
+                await asyncio.sleep(RETRY_S)
                 continue
             except Exception:  # a reader that died would leave every result undelivered
                 log.exception("could not read the job events; trying again")
@@ -147,6 +147,18 @@ class RedisBotQueue:
                 continue
             for entry_id, fields in events:
                 await self._handle_in_order(entry_id, fields)
+
+    async def _recreate_groups(self) -> None:
+        """Create the consumer groups again; a failure is logged and the reader tries again
+        (a reader that died would leave every result undelivered)."""
+        try:
+            await self.store.ensure_groups()
+        except UNREACHABLE as exc:
+            self.outage.lost(exc)
+            await asyncio.sleep(RETRY_S)
+        except Exception:
+            log.exception("could not recreate the consumer groups; trying again")
+            await asyncio.sleep(RETRY_S)
 
     async def _claim_forever(self) -> None:
         """Take over the events a dead bot process held; keep this one's from looking dead."""
@@ -252,7 +264,8 @@ class RedisBotQueue:
             return True
         job.state = JobState.DONE
         try:
-            result = decode_result(fields, job.render)
+            # ~4 MB of pixels become images: in a thread, as the event loop must not wait
+            result = await asyncio.to_thread(decode_result, fields, job.render)
             await self.reporter.finished(job, result)
         except Exception as exc:  # as the in-process worker: the user hears of the failure
             log.exception("could not deliver the result of job %s", job.id)
