@@ -5,46 +5,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import signal
 import sys
-from collections.abc import Callable
 
 from pipeline.config import keep_kernel_caches
 from placebot.settings import SettingsError, load_process_settings
+from placebot.stopping import install_stop_handlers
 
 log = logging.getLogger("placebot")
-
-
-# Ctrl+C, a service manager's stop, and Ctrl+Break in a Windows console.
-STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGBREAK")
-                     if hasattr(signal, name))
-
-
-def install_stop_handlers(loop: asyncio.AbstractEventLoop, stop) -> Callable[[], None]:
-    """Call `stop()` on the loop when a stop signal arrives; return what uninstalls it.
-
-    Windows' event loops have no add_signal_handler (NotImplementedError). There a plain
-    signal.signal handler is used: Python runs it in the main thread between two bytecodes,
-    so it only hands `stop` to the loop, which call_soon_threadsafe also wakes.
-    """
-    try:
-        for signum in STOP_SIGNALS:
-            loop.add_signal_handler(signum, stop)
-    except NotImplementedError:
-        previous = {signum: signal.signal(signum, lambda *_: loop.call_soon_threadsafe(stop))
-                    for signum in STOP_SIGNALS}
-
-        def restore() -> None:
-            for signum, handler in previous.items():
-                signal.signal(signum, handler)
-
-        return restore
-
-    def remove() -> None:
-        for signum in STOP_SIGNALS:
-            loop.remove_signal_handler(signum)
-
-    return remove
 
 
 async def run(bot, token: str) -> None:

@@ -84,6 +84,9 @@ class CancelOutcome(enum.Enum):
     STOPPING = "stopping"  # it is running: it stops within a step, then `cancelled` comes
 
 
+CANCELLED_BY_USER = "cancelled by its requester"  # the reason a Cancel click records
+
+
 class WorkerReporter(Protocol):
     """What a render worker (placebot.worker) tells whoever delivers: a job's passes and end."""
 

@@ -30,6 +30,7 @@ from placebot.service import PlaceService
 from placebot.settings import Settings
 from placebot.source_store import FolderSourceStore, SourceStore
 from placebot.startup import StartupError
+from placebot.stopping import STOP_GRACE_S
 from placebot.transport import DiscordTransport
 from placebot.views import BUTTONS, refuse_unknown_button
 
@@ -38,7 +39,6 @@ log = logging.getLogger(__name__)
 MISSING_ACCESS = 50001  # Discord's code for a guild the application is not in
 
 EXTENSIONS = ("cogs.place", "cogs.dream", "cogs.status")
-SHUTDOWN_GRACE_S = 6.0  # Docker gives 10 s; the rest is for closing the connection
 
 
 class PlaceBot(commands.Bot):
@@ -62,7 +62,7 @@ class PlaceBot(commands.Bot):
         self.service = PlaceService(self.jobs, self.sources, prompts=settings.prompts)
         self._stopping = False
         self._heartbeat: asyncio.Task | None = None
-        self.shutdown_grace_s = SHUTDOWN_GRACE_S
+        self.shutdown_grace_s = STOP_GRACE_S
         # Set when the render engine is stuck: bot.py re-executes the process once closed.
         self.restart_reason: str | None = None
         self._restarting: asyncio.Task | None = None

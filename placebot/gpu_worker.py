@@ -11,19 +11,16 @@ its jobs go back to the queue for another worker.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
-import signal
 import sys
 from urllib.parse import urlsplit
 
 from pipeline.config import keep_kernel_caches
 from placebot.settings import Settings, SettingsError, load_process_settings
+from placebot.stopping import STOP_GRACE_S, install_stop_handlers
 
 log = logging.getLogger("placebot.gpu_worker")
-
-STOP_GRACE_S = 6.0  # as the bot: within Docker's 10 s
 
 
 def _facts(settings: Settings, renderer, reporter, worker, name: str):
@@ -63,12 +60,12 @@ def _gpu_name(device: str) -> str:
 
 async def run_worker(settings: Settings, *, renderer=None, timings=None, name=None,
                      stop: asyncio.Event | None = None) -> str | None:
-    """Render jobs from Redis until `stop` is set (or SIGTERM/SIGINT when it is None).
+    """Render jobs from Redis until `stop` is set (or a stop signal when it is None).
     Returns why the process must restart (a stuck render engine), or None."""
     from pipeline.engine import Renderer
     from pipeline.models import ModelStore
     from placebot.redisqueue import keys
-    from placebot.redisqueue.connection import Outage, connect
+    from placebot.redisqueue.connection import UNREACHABLE, Outage, connect
     from placebot.redisqueue.store import RedisJobStore
     from placebot.redisqueue.worker_side import (
         RedisJobSource,
@@ -87,7 +84,10 @@ async def run_worker(settings: Settings, *, renderer=None, timings=None, name=No
         safety_checker=settings.safety_checker, compile=settings.compile))
     source = RedisJobSource(store, renderer, name)
     reporter = RedisReporter(source)
-    stop = stop or _stop_on_signals()
+    uninstall_handlers = None
+    if stop is None:
+        stop = asyncio.Event()
+        uninstall_handlers = install_stop_handlers(asyncio.get_running_loop(), stop.set)
     restart: list[str] = []
 
     def on_stuck(error: Exception) -> None:  # a fresh engine is a fresh process (watchdog)
@@ -103,23 +103,21 @@ async def run_worker(settings: Settings, *, renderer=None, timings=None, name=No
              settings.max_batch)
     worker.start()
     await stop.wait()
+    if uninstall_handlers is not None:
+        uninstall_handlers()
     log.info("render worker %s stopping", name)
     await worker.stop(STOP_GRACE_S)
     await source.drain()
     for task in duties:
         task.cancel()
-    with contextlib.suppress(Exception):  # off the list at once, not after its time to live
+    try:  # off the list at once, not after its time to live
         await client.zrem(keys.WORKERS, name)
+    except UNREACHABLE as exc:
+        log.warning("render worker %s could not take itself off the worker list (%s); it "
+                    "drops off once its heartbeat is %.0f s old", name, exc,
+                    store.timings.worker_ttl_s)
     await client.aclose()
     return restart[0] if restart else None
-
-
-def _stop_on_signals() -> asyncio.Event:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
-    return stop
 
 
 def main() -> int:

@@ -13,6 +13,7 @@ from pipeline.engine import Renderer
 from pipeline.errors import PipelineError
 from pipeline.params import RenderJob
 from placebot.backend import (
+    CANCELLED_BY_USER,
     CancelOutcome,
     QueueStatus,
     Reporter,
@@ -27,7 +28,6 @@ from placebot.worker import Worker
 
 log = logging.getLogger(__name__)
 
-CANCELLED_BY_USER = "cancelled by its requester"
 RESTART_NOTICE_S = 2.0  # the waiting users' notices share this, inside Docker's 10 s
 
 

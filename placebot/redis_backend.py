@@ -15,7 +15,14 @@ import logging
 from dataclasses import dataclass
 
 from pipeline.params import RenderJob
-from placebot.backend import CancelOutcome, QueuePlace, QueueStatus, Reporter, Reservation
+from placebot.backend import (
+    CANCELLED_BY_USER,
+    CancelOutcome,
+    QueuePlace,
+    QueueStatus,
+    Reporter,
+    Reservation,
+)
 from placebot.delivery import Delivery
 from placebot.jobqueue import Job, JobState, QueueRefusal, new_job_id
 from placebot.redisqueue.bot_side import RedisBotQueue
@@ -26,7 +33,6 @@ from placebot.settings import Settings
 
 log = logging.getLogger(__name__)
 
-CANCELLED_BY_USER = "cancelled by its requester"
 POSITIONS_EVERY_S = 3.0  # waiting users' places refreshed (Discord edits are rate-limited)
 CANCEL_OUTCOMES = {"cancelled": CancelOutcome.REMOVED, "stopping": CancelOutcome.STOPPING}
 

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from bot import STOP_SIGNALS, run
+from bot import run
 from placebot.client import PlaceBot
+from placebot.stopping import STOP_SIGNALS
 from tests.support.bot_harness import bot_settings
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -9,6 +9,7 @@ from pipeline.params import RenderRequest
 from placebot.jobqueue import Job
 from placebot.redisqueue import keys
 from placebot.redisqueue.bot_side import RedisBotQueue
+from tests.support.log_seen import watching
 from tests.support.patience import PATIENCE_S
 from tests.support.redis_harness import RecordingReporter
 
@@ -16,15 +17,7 @@ RENDER = RenderRequest(model="1.4", steps=4, strength=0.5, recursions=1).resolve
     random.Random(5))
 
 
-async def until(condition) -> None:
-    async def poll() -> None:
-        while not condition():
-            await asyncio.sleep(0.02)
-
-    await asyncio.wait_for(poll(), PATIENCE_S)
-
-
-async def test_the_event_reader_outlives_a_failed_recreation_of_its_groups(store, caplog):
+async def test_the_event_reader_outlives_a_failed_recreation_of_its_groups(store):
     """The events stream is gone (a server restarted without its AOF) and recreating the
     consumer groups fails: the reader logs it, tries again, and delivers the events after."""
     reporter = RecordingReporter()
@@ -34,12 +27,13 @@ async def test_the_event_reader_outlives_a_failed_recreation_of_its_groups(store
     blocker = keys.stream("1.5")
     await store.redis.delete(keys.EVENTS, blocker)
     await store.redis.set(blocker, "not a stream")  # its XGROUP CREATE fails (WRONGTYPE)
-    bot.start()
-    try:
-        await until(lambda: "could not recreate the consumer groups" in caplog.text)
-        await store.redis.delete(blocker)
-        await store.publish(job.id, "started")
-        await until(lambda: reporter.calls[job.id])
-    finally:
-        await bot.stop()
-    assert reporter.calls[job.id] == ["started"]
+    with watching("placebot.redisqueue.bot_side", "could not recreate the consumer") as failure:
+        bot.start()
+        try:
+            await asyncio.wait_for(failure.seen.wait(), PATIENCE_S)
+            await store.redis.delete(blocker)
+            await store.publish(job.id, "failed", {"error": "the worker said no"})
+            await reporter.wait_ended(1)
+        finally:
+            await bot.stop()
+    assert reporter.errors == {job.id: "the worker said no"}

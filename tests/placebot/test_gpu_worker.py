@@ -1,0 +1,61 @@
+"""The render worker process (python -m placebot.gpu_worker) on a real Valkey server: how it
+stops."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+
+import pytest
+
+from placebot.gpu_worker import run_worker
+from tests.support.log_seen import watching
+from tests.support.patience import PATIENCE_S
+from tests.support.redis_harness import TEST_TIMINGS, TrackingRenderer, worker_settings
+from tests.support.valkey import ValkeyProcess
+
+LOGGER = "placebot.gpu_worker"
+
+
+@pytest.fixture
+def valkey(tmp_path):
+    with ValkeyProcess(tmp_path / "valkey", password="test-secret") as server:
+        yield server
+
+
+def start_worker(url: str, stop: asyncio.Event | None = None) -> asyncio.Task:
+    return asyncio.create_task(run_worker(worker_settings(url), renderer=TrackingRenderer(),
+                                          timings=TEST_TIMINGS, name="w", stop=stop))
+
+
+async def test_ctrl_c_stops_a_render_worker_without_loop_signal_handlers(valkey, monkeypatch):
+    """Without loop.add_signal_handler (Windows), Ctrl+C still stops a render worker cleanly,
+    and its signal handler is taken away after."""
+
+    def refuse(self, *args):
+        raise NotImplementedError
+
+    monkeypatch.setattr(type(asyncio.get_running_loop()), "add_signal_handler", refuse)
+    before = signal.getsignal(signal.SIGINT)
+    with watching(LOGGER, "taking jobs from Redis") as started:
+        worker = start_worker(valkey.url)
+        await asyncio.wait_for(started.seen.wait(), PATIENCE_S)
+    assert signal.getsignal(signal.SIGINT) is not before  # the fallback handler is in place
+    os.kill(os.getpid(), signal.SIGINT)
+    assert await asyncio.wait_for(worker, PATIENCE_S) is None
+    assert signal.getsignal(signal.SIGINT) is before
+
+
+async def test_a_worker_that_cannot_reach_redis_as_it_stops_says_so(valkey):
+    """Redis gone as a worker stops: it cannot take itself off the worker list, and the log
+    says so (and when it drops off), instead of nothing."""
+    stop = asyncio.Event()
+    with watching(LOGGER, "taking jobs from Redis") as started:
+        worker = start_worker(valkey.url, stop)
+        await asyncio.wait_for(started.seen.wait(), PATIENCE_S)
+    valkey.stop()
+    with watching(LOGGER, "could not take itself off the worker list") as warned:
+        stop.set()
+        await asyncio.wait_for(worker, PATIENCE_S)
+    assert warned.seen.is_set()
