@@ -9,8 +9,9 @@ into one line on stderr and exit code 2.
 
 from __future__ import annotations
 
+import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,8 @@ from pipeline.config import (
 from pipeline.params import DEFAULT_MODEL_IDS, RENDER_DEFAULTS
 
 __all__ = ["Settings", "SettingsError", "load_settings", "settings_from_env"]
+
+log = logging.getLogger(__name__)
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
@@ -168,8 +171,39 @@ def check_device(settings: Settings) -> None:
 
 def load_settings(env_file: str | os.PathLike | None = ".env", *,
                   need_token: bool = True) -> Settings:
-    """Read `.env` (without overriding variables already set) and then the environment."""
-    return settings_from_env(load_environment(env_file), need_token=need_token)
+    """Read `.env` (without overriding variables already set) and then the environment. A
+    PLACE_* variable that no setting reads (a misspelling, as the original script's `strengh`
+    was) is named in a warning: it would otherwise be ignored in silence."""
+    env = RecordingEnvironment(load_environment(env_file))
+    settings = settings_from_env(env, need_token=need_token)
+    for name in unread_place_variables(env):
+        log.warning("%s is set but is not a setting of this bot (misspelt?); it is ignored. "
+                    "config.example.env lists the settings", name)
+    return settings
+
+
+def unread_place_variables(env: RecordingEnvironment) -> list[str]:
+    """The PLACE_* variables present in `env` that reading the settings never asked for."""
+    return sorted(name for name in env if name.startswith("PLACE_") and name not in env.read)
+
+
+class RecordingEnvironment(Mapping[str, str]):
+    """An environment that remembers which names were looked up: the settings' readers are
+    then the one list of what the bot reads, with nothing to keep beside them."""
+
+    def __init__(self, env: Mapping[str, str]):
+        self._env = env
+        self.read: set[str] = set()
+
+    def __getitem__(self, name: str) -> str:
+        self.read.add(name)
+        return self._env[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._env)
+
+    def __len__(self) -> int:
+        return len(self._env)
 
 
 def load_process_settings(*, need_token: bool = True) -> Settings:

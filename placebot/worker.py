@@ -223,6 +223,8 @@ class Worker:
                 return
             if not isinstance(exc, PipelineError):
                 log.exception("unexpected error rendering jobs %s", [j.id for j in jobs])
+            elif isinstance(exc, ModelLoadError):  # its user reads no cause: the owner does
+                log.error("jobs %s failed: %s", [j.id for j in jobs], exc, exc_info=exc)
             else:
                 log.warning("jobs %s failed: %s", [j.id for j in jobs], exc)
             for job in jobs:
@@ -290,6 +292,7 @@ class Worker:
             if lower is None:
                 raise
             log.warning("%s; retrying once in VRAM mode %s", exc, lower)
+            await self._load_model(jobs)  # the reload is not part of the timed render
             return await self._render(jobs)
 
     async def _render(self, jobs: list[Job]) -> list[RenderResult]:
