@@ -57,8 +57,9 @@ async def run(bot, token: str) -> None:
 
     try:
         async with bot:
-            await login_with_retries(bot, token)  # Discord out of reach: retried, then one line
-            await bot.connect()
+            # Discord out of reach: retried, then one line; False: stopped while retrying
+            if await login_with_retries(bot, token):
+                await bot.connect()
     finally:
         uninstall()
         if stopping:

@@ -23,6 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench.run import CACHE  # noqa: E402
 from bench.sd15 import build_pipeline  # noqa: E402
 from pipeline.accel import GraphedCall, GraphPool  # noqa: E402
 
@@ -356,7 +357,7 @@ def main(argv=None) -> int:
         OUT.append(args.out)
     parts = args.parts.split(",")
     pipe = build_pipeline("sd15", device="cuda", dtype=torch.float16,
-                          tokenizer_dir=Path("/tmp/bench-tokenizer"))
+                          tokenizer_dir=CACHE / "tokenizer-src")
     case = UNetCase(pipe)
     if "vae" in parts:
         vae_variants(pipe)

@@ -357,7 +357,7 @@ def section_t3(ctx) -> dict:
             extra = ["--minimal-offload", option]
         elif option == "compile":
             extra = ["--low-compile"]
-        elif option == "cap":  # the proposed low mode: the allocator kept under 3 GiB
+        elif option == "cap":  # the 3 GiB cap set before loading too (low mode sets it itself)
             extra = ["--memory-cap-gib", str(TARGETS["T3_low_gib"])]
         elif option == "expandable":
             extra, env = [], {"PYTORCH_CUDA_ALLOC_CONF": "expandable_segments:True"}
@@ -711,9 +711,11 @@ def main(argv=None) -> int:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--minimal-runs", type=int, default=3)
     parser.add_argument("--t3-modes", default="low,low:cap,minimal:group,minimal:sequential:0",
-                        help="MODE[:OPTION[:RUNS]]: low:cap (proposed 3 GiB cap), "
-                        "low:expandable, minimal:group (proposed), minimal:sequential (now); "
-                        "RUNS 0: first job only")
+                        help="MODE[:OPTION[:RUNS]], comma-separated; each MODE is loaded "
+                        "as the bot loads it (low within its 3 GiB cap, minimal with group "
+                        "offloading). OPTION for low: cap (the cap also set before loading), "
+                        "expandable (expandable_segments), compile (the background compile); "
+                        "for minimal, a label kept with the result. RUNS 0: first job only")
     parser.add_argument("--child-timeout", type=float, default=400)
     parser.add_argument("--minimal-offload", default="sequential", help=argparse.SUPPRESS)
     parser.add_argument("--memory-cap-gib", type=float, help=argparse.SUPPRESS)

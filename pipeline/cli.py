@@ -16,13 +16,15 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.config import (
-    DEVICES,
+    DEVICE_ACCEPTS,
     VRAM_MODE_CHOICES,
     EngineSettings,
     SettingsError,
+    device_flag,
     engine_settings_from_env,
     load_environment,
     model_variable,
+    pin_gpu,
 )
 from pipeline.errors import PipelineError
 from pipeline.params import PARAMS, Param, RenderRequest
@@ -60,8 +62,8 @@ def build_parser(engine: EngineSettings) -> argparse.ArgumentParser:
                         f"(default: {variables}, else the Hub model)")
     parser.add_argument("--out", type=Path, default=Path("outputs"),
                         help="folder for the files (default: %(default)s)")
-    parser.add_argument("--device", choices=DEVICES, default=engine.device,
-                        help="(default: %(default)s, from PLACE_DEVICE)")
+    parser.add_argument("--device", type=device_flag, default=engine.device,
+                        help=f"{DEVICE_ACCEPTS} (default: %(default)s, from PLACE_DEVICE)")
     parser.add_argument("--vram-mode", choices=VRAM_MODE_CHOICES, default=engine.vram_mode,
                         help="(default: %(default)s, from PLACE_VRAM_MODE)")
     return parser
@@ -112,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(f"--out {args.out}: cannot write there ({exc.strerror or exc})")
     print(f"crop: canvas {job.crop.canvas} at ({job.crop.x}, {job.crop.y}); "
           f"seed {job.seed}; model {job.model} ({model_ids[job.model]})", flush=True)
+    args.device = pin_gpu(args.device)  # cuda:N: before CUDA starts, as the bot does
     return _render(job, model_ids, args)
 
 

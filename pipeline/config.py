@@ -3,12 +3,13 @@ bot (placebot.settings builds on it) and the CLI, so both read the same PLACE_* 
 
 Read here: the model ids (PLACE_MODEL_1_4, PLACE_MODEL_1_5), the owner's default for each render
 parameter that has a setting (PLACE_DEFAULT_MODEL, PLACE_STRENGTH, ...: see pipeline.params),
-PLACE_DEVICE, PLACE_VRAM_MODE and PLACE_COMPILE. Free of torch, so a settings check or
-`--help` starts fast.
+PLACE_DEVICE, PLACE_VRAM_MODE, PLACE_COMPILE and PLACE_SAFETY_CHECKER. Free of torch, so a
+settings check or `--help` starts fast.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -25,8 +26,9 @@ from pipeline.params import (
     check_steps_strength,
 )
 
-DEVICES = ("auto", "cuda", "cpu")
+DEVICES = ("auto", "cuda", "cpu")  # what the engine (pipeline.models) loads on
 GPU_INDEX = re.compile(r"cuda:(\d+)")  # one GPU of several (a worker per GPU): cuda:0, cuda:1
+DEVICE_ACCEPTS = f"one of {', '.join(DEVICES)}, or cuda:N for the GPU numbered N"
 VRAM_MODES = ("full", "low", "minimal")  # what pipeline.models loads in, highest first
 VRAM_MODE_CHOICES = ("auto", *VRAM_MODES)  # auto: chosen by the GPU's free memory
 COMPILE_CHOICES = ("auto", "on", "off")  # the background torch.compile (pipeline.models)
@@ -51,6 +53,7 @@ class EngineSettings:
     device: str = "auto"
     vram_mode: str = "auto"
     compile: str = "auto"
+    safety_checker: bool = False  # load the NSFW checker (its files are fetched too)
     # the owner's default for every render parameter (None: chosen per job, e.g. the seed)
     render_defaults: Mapping[str, Any] = field(default_factory=lambda: dict(RENDER_DEFAULTS))
 
@@ -105,12 +108,50 @@ def _render_default(env: Mapping[str, str], name: str) -> Any:
     return value
 
 
+def boolean(raw: str) -> bool:
+    """A yes/no setting's value; ValueError for anything else."""
+    lowered = raw.lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(raw)
+
+
+def device_name(raw: str) -> str:
+    """A device setting or flag: one of DEVICES or cuda:N; ValueError naming what is allowed."""
+    if raw in DEVICES or GPU_INDEX.fullmatch(raw):
+        return raw
+    raise ValueError(f"{raw!r} is not valid; accepts {DEVICE_ACCEPTS}")
+
+
+def device_flag(raw: str) -> str:
+    """device_name for an argparse `type`: its message is shown as it is."""
+    try:
+        return device_name(raw)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def pin_gpu(device: str, environ=os.environ) -> str:
+    """For cuda:N, make GPU N the only one this process sees and return "cuda".
+
+    The engine then runs on "the" GPU exactly as on a one-GPU machine (its memory caps, CUDA
+    graphs and compile all use the current device). Call before CUDA is first used.
+    """
+    match = GPU_INDEX.fullmatch(device)
+    if match is None:
+        return device
+    environ["CUDA_VISIBLE_DEVICES"] = match.group(1)
+    return "cuda"
+
+
 def _device(env: Mapping[str, str]) -> str:
-    value = text(env, "PLACE_DEVICE", "auto")
-    if value in DEVICES or GPU_INDEX.fullmatch(value):
-        return value
-    raise SettingsError("PLACE_DEVICE", f"{value!r} is not valid; accepts one of "
-                        f"{', '.join(DEVICES)}, or cuda:N for the GPU numbered N")
+    value = text(env, "PLACE_DEVICE", EngineSettings.device)
+    try:
+        return device_name(value)
+    except ValueError as exc:
+        raise SettingsError("PLACE_DEVICE", str(exc)) from None
 
 
 def engine_settings_from_env(env: Mapping[str, str]) -> EngineSettings:
@@ -126,8 +167,10 @@ def engine_settings_from_env(env: Mapping[str, str]) -> EngineSettings:
         model_ids={key: text(env, model_variable(key), DEFAULT_MODEL_IDS[key])
                    for key in MODEL_KEYS},
         device=_device(env),
-        vram_mode=choice(env, "PLACE_VRAM_MODE", "auto", VRAM_MODE_CHOICES),
-        compile=choice(env, "PLACE_COMPILE", "auto", COMPILE_CHOICES),
+        vram_mode=choice(env, "PLACE_VRAM_MODE", EngineSettings.vram_mode, VRAM_MODE_CHOICES),
+        compile=choice(env, "PLACE_COMPILE", EngineSettings.compile, COMPILE_CHOICES),
+        safety_checker=parsed(env, "PLACE_SAFETY_CHECKER", EngineSettings.safety_checker,
+                              boolean, "true or false"),
         render_defaults=defaults,
     )
 

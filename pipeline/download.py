@@ -3,8 +3,10 @@
 Without it the first /place downloads 2-4 GB while its user waits. This downloads the files the
 bot will load (the fp16 weights for a GPU, fp32 for a CPU) into the Hugging Face cache, with a
 progress bar per file, then checks each weight file's SHA-256 against the one the Hub
-publishes. The model ids are the bot's: PLACE_MODEL_1_4 / PLACE_MODEL_1_5 from the environment
-or `.env`. A model that is a local folder needs nothing.
+publishes. What it fetches follows the bot's settings, from the environment or `.env`: the
+model ids (PLACE_MODEL_1_4 / PLACE_MODEL_1_5), the device (PLACE_DEVICE, cuda:N pinned as the
+bot pins it) and the NSFW checker (PLACE_SAFETY_CHECKER); flags override the last two. A model
+that is a local folder needs nothing.
 """
 
 from __future__ import annotations
@@ -15,7 +17,14 @@ import os
 import sys
 from pathlib import Path
 
-from pipeline.config import DEVICES, SettingsError, engine_settings_from_env, load_environment
+from pipeline.config import (
+    EngineSettings,
+    SettingsError,
+    device_flag,
+    engine_settings_from_env,
+    load_environment,
+    pin_gpu,
+)
 from pipeline.params import MODEL_KEYS
 
 CHUNK = 16 * 1024 * 1024
@@ -25,9 +34,9 @@ class DownloadError(Exception):
     """A model could not be downloaded or did not match what the Hub publishes."""
 
 
-def configured_model_ids(env_file: str | os.PathLike = ".env") -> dict[str, str]:
-    """The model ids the bot reads: PLACE_MODEL_1_4 / _1_5 from the environment or `.env`."""
-    return dict(engine_settings_from_env(load_environment(env_file)).model_ids)
+def configured_settings(env_file: str | os.PathLike = ".env") -> EngineSettings:
+    """The engine settings the bot reads, from the environment or `.env`."""
+    return engine_settings_from_env(load_environment(env_file))
 
 
 def download(model_id: str, *, fp16: bool, safety_checker: bool) -> Path:
@@ -96,40 +105,48 @@ def fetch_model(key: str, model_id: str, *, fp16: bool, safety_checker: bool) ->
     return f"model {key}: {model_id} ready in {folder} ({size:.1f} GB, {checked} files verified)"
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(engine: EngineSettings) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m pipeline.download",
         description="Download the bot's models (PLACE_MODEL_1_4 / PLACE_MODEL_1_5) into the "
-                    "Hugging Face cache before the first /place, and verify them.")
+                    "Hugging Face cache before the first /place, and verify them. Defaults "
+                    "come from .env and the PLACE_* variables, as for the bot.")
     parser.add_argument("--model", choices=(*MODEL_KEYS, "all"), default="all",
                         help="which model (default: %(default)s)")
-    parser.add_argument("--device", choices=DEVICES, default="auto",
-                        help="the files for this device: cuda the fp16 weights (2 GB a model), "
-                             "cpu the fp32 ones (4 GB); auto: this machine's (default)")
-    parser.add_argument("--safety-checker", action="store_true",
-                        help="also fetch the NSFW checker (for PLACE_SAFETY_CHECKER=true)")
+    parser.add_argument("--device", type=device_flag, default=engine.device,
+                        help="the files for this device: cuda (or cuda:N) the fp16 weights (2 GB "
+                             "a model), cpu the fp32 ones (4 GB), auto this machine's "
+                             "(default: %(default)s, from PLACE_DEVICE)")
+    parser.add_argument("--safety-checker", action=argparse.BooleanOptionalAction,
+                        default=engine.safety_checker,
+                        help="also fetch the NSFW checker (default: %(default)s, from "
+                             "PLACE_SAFETY_CHECKER)")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    from pipeline.models import quiet_libraries
-
-    quiet_libraries()
-    if args.device == "auto":
-        import torch
-
-        args.device = "cuda" if torch.cuda.is_available() else "cpu"
     try:
-        model_ids = configured_model_ids()
+        engine = configured_settings()
     except SettingsError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
+    args = build_parser(engine).parse_args(argv)
+    from pipeline.models import quiet_libraries
+
+    quiet_libraries()
+    # cuda:N is the bot's "cuda" once pinned. cuda needs no GPU here: a machine (or a
+    # container) may fetch the files before its GPU is attached.
+    device = pin_gpu(args.device)
+    if device == "auto":
+        import torch
+
+        device = "cuda" if torch.cuda.is_available() else "cpu"
     keys = MODEL_KEYS if args.model == "all" else (args.model,)
     for key in keys:
-        print(f"model {key}: {model_ids[key]} ({args.device} files)", flush=True)
+        model_id = engine.model_ids[key]
+        print(f"model {key}: {model_id} ({device} files)", flush=True)
         try:
-            print(fetch_model(key, model_ids[key], fp16=args.device == "cuda",
+            print(fetch_model(key, model_id, fp16=device == "cuda",
                               safety_checker=args.safety_checker), flush=True)
         except DownloadError as exc:
             print(f"error: {exc}", file=sys.stderr)

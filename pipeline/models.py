@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import torch
 
-from pipeline.config import COMPILE_CHOICES, VRAM_MODES, model_variable
+from pipeline.config import COMPILE_CHOICES, DEVICES, VRAM_MODES, model_variable
 from pipeline.errors import ModelLoadError
 
 log = logging.getLogger(__name__)
@@ -50,13 +50,16 @@ def quiet_libraries() -> None:
 
 
 def resolve_device(requested: str) -> str:
-    """'auto' → cuda when a GPU is usable, else cpu. 'cuda' without one is an error."""
+    """'auto' → cuda when a GPU is usable, else cpu. 'cuda' without one is an error. A cuda:N
+    setting arrives here as 'cuda': pipeline.config.pin_gpu turned it into this process's only
+    GPU before CUDA started."""
+    if requested not in DEVICES:
+        raise ValueError(f"device {requested!r} is unknown; choose one of {', '.join(DEVICES)} "
+                         "(cuda:N is pinned with pipeline.config.pin_gpu first)")
     if requested == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if requested == "cuda" and not torch.cuda.is_available():
         raise ValueError("PLACE_DEVICE is cuda but no CUDA GPU is available; use auto or cpu")
-    if requested not in ("cuda", "cpu"):
-        raise ValueError(f"device {requested!r} is unknown; choose auto, cuda or cpu")
     return requested
 
 
@@ -144,7 +147,8 @@ class ModelStore:
     """Loads each model on the first job that needs it and keeps it for the next ones.
 
     Thread-safe: the bot's worker thread and the CLI call get() directly. On a GPU only one
-    model is kept unless in full mode, so switching 1.4 <-> 1.5 on a 4 GB card unloads first.
+    model is kept, whatever the VRAM mode: switching 1.4 <-> 1.5 unloads the other first, so
+    two models never need room at once (a consumer card holds one). On the CPU both stay.
     """
 
     def __init__(

@@ -44,7 +44,10 @@ MAX_SEED = 2**32 - 1
 MAX_PROMPT_CHARS = 500
 NO_GUIDANCE = 1.0  # diffusers runs classifier-free guidance only above 1
 MAX_X, MAX_Y = widest_crop_range()
-PICTURE_KEY = r"[0-9a-f]{16}"  # a content hash, as placebot's source store names a picture
+# How placebot's source store names what it keeps (a picture, a prompt): the first hex digits
+# of the content's sha256, 64 bits, far from any collision at this scale.
+CONTENT_KEY_CHARS = 16
+CONTENT_KEY = rf"[0-9a-f]{{{CONTENT_KEY_CHARS}}}"
 MAX_OFFSET = MAX_PIXEL * (MAX_SQUARES - 1)  # the farthest a square starts along a long side
 # the square as base64 PNG text: 512x512 RGB stored raw is 786 KB, 1.05 M characters
 MAX_TILES_CHARS = 1_100_000
@@ -199,7 +202,7 @@ class RenderRequest:
     # renders the job, here or a worker elsewhere, needs nothing but the job.
     picture: str | None = param(
         None, label="Picture", help="The content key of the user's pixelated picture", kind=str,
-        pattern=PICTURE_KEY, slash=False, tag="p", scope="picture")
+        pattern=CONTENT_KEY, slash=False, tag="p", scope="picture")
     offset: int | None = param(
         None, label="Square", help="Where the square starts along the picture's long side",
         low=0, high=MAX_OFFSET, slash=False, tag="o", source=True, scope="picture")

@@ -117,7 +117,7 @@ async def download(attachment: AttachedFile, max_mb: float, *,
                 if len(received) > limit:
                     raise AttachmentRefused(f"{attachment.filename} is larger than "
                                             f"{max_mb:g} MB, the most this bot takes")
-    except (aiohttp.ClientError, TimeoutError):
+    except (aiohttp.ClientError, TimeoutError, asyncio.TimeoutError):  # two classes before 3.11
         raise AttachmentRefused(f"{attachment.filename} could not be fetched from Discord; "
                                 "try again") from None
     return bytes(received)
@@ -130,7 +130,7 @@ async def picture_source(data: bytes, pixel: int, *,
     try:
         return await asyncio.wait_for(asyncio.to_thread(_decode_and_pixelate, data, pixel),
                                       timeout_s)
-    except TimeoutError:
+    except (TimeoutError, asyncio.TimeoutError):  # two classes before Python 3.11
         raise AttachmentRefused(f"the image took more than {timeout_s:g} s to decode; "
                                 "try a smaller or simpler one") from None
 

@@ -1,10 +1,11 @@
 """The seam between the bot's Discord side (cogs, buttons, delivery) and the job queue.
 
 `JobBackend` is everything the Discord side asks of whatever queues, stores and renders jobs;
-`Reporter` is everything that comes back. Today's one implementation is
-placebot.local_backend.LocalBackend (an in-process JobQueue, a SQLite Journal and one Worker,
-all in the bot's process). A second one (say, Redis with GPU worker processes) goes next to it
-and is chosen where the client builds its objects; cogs and delivery do not change.
+`Reporter` is everything that comes back. Two implementations: placebot.local_backend.
+LocalBackend (an in-process JobQueue, a SQLite Journal and one Worker, all in the bot's
+process; the default) and placebot.redis_backend.RedisBackend (jobs in Redis, rendered by GPU
+worker processes; PLACE_REDIS_URL). The client chooses one where it builds its objects; cogs
+and delivery do not know which.
 
 A job's life, as both sides see it:
 

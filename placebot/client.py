@@ -12,6 +12,7 @@ import asyncio
 import hashlib
 import json
 import logging
+from pathlib import Path
 
 import discord
 from discord.ext import commands
@@ -144,7 +145,7 @@ class PlaceBot(commands.Bot):
         synced_as = [self.application_id, target, payload]
         digest = hashlib.sha256(json.dumps(synced_as, sort_keys=True).encode()).hexdigest()
         marker = self.settings.data_dir / "commands.sha256"
-        if marker.is_file() and marker.read_text().strip() == digest:
+        if await asyncio.to_thread(_read_marker, marker) == digest:
             log.info("slash commands unchanged (%s); not syncing", target)
             return False
         try:
@@ -155,8 +156,7 @@ class PlaceBot(commands.Bot):
             raise StartupError("DISCORD_GUILD_ID", f"is {guild.id}, a server this bot is not "
                                "in: invite it there (see the README), or correct the id "
                                "(empty: commands everywhere)") from None
-        marker.parent.mkdir(parents=True, exist_ok=True)
-        marker.write_text(digest)
+        await asyncio.to_thread(_write_marker, marker, digest)
         log.info("synced %d slash command(s) to %s", len(synced), target)
         return True
 
@@ -214,3 +214,13 @@ def build_bot(settings: Settings, **options) -> PlaceBot:
         return PlaceBot(settings, **options)
     count = None if settings.shards == "auto" else int(settings.shards)
     return ShardedPlaceBot(settings, shard_count=count, **options)
+
+
+def _read_marker(marker: Path) -> str | None:
+    """The digest of the last command sync, None before the first."""
+    return marker.read_text().strip() if marker.is_file() else None
+
+
+def _write_marker(marker: Path, digest: str) -> None:
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.write_text(digest)

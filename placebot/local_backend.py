@@ -84,7 +84,7 @@ class LocalBackend:
             await asyncio.to_thread(self.journal.add, job.id, user_id, render.to_dict(),
                                     delivery.to_dict())
         except BaseException:
-            self.queue.release(user_id)
+            await self.release(reservation)  # its place and the cooldown it started
             raise
         self.queue.submit(job, reserved=True)
         self._accepted_before.pop(user_id, None)

@@ -27,9 +27,11 @@ def user_message(error: BaseException) -> str:
     if isinstance(error, UserFacingError | QueueRefusal):
         return str(error)
     if isinstance(error, ModelLoadError):
+        # Its cause is a library's words (often a local path) or advice for the owner: the
+        # worker logs it with the traceback, and the user reads a fixed sentence.
         return (
-            f"model {error.model_key} could not be loaded ({error.cause}); "
-            "the bot owner has been told in the log, and the next dream will try again"
+            f"model {error.model_key} could not be loaded (the bot owner can see why in the "
+            "log); the next dream will try again"
         )
     if isinstance(error, OutOfMemory):
         return "the GPU ran out of memory, even in a lower VRAM mode; try again later"

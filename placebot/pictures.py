@@ -9,6 +9,7 @@ a square picture has one, and then only the seed is new). The square travels in 
 
 from __future__ import annotations
 
+import asyncio
 import random
 from dataclasses import replace
 
@@ -43,7 +44,8 @@ async def from_upload(store: SourceStore, request: RenderRequest, data: bytes) -
     centre square dreamed on."""
     source = await picture_source(data, request.pixel)
     key = await store.save_picture(source)
-    return on_square(request, key, source, centre_offset(source))
+    # on_square encodes the square's tiles as PNG text (tens of ms): off the event loop
+    return await asyncio.to_thread(on_square, request, key, source, centre_offset(source))
 
 
 async def from_kept(store: SourceStore, request: RenderRequest,
@@ -57,7 +59,7 @@ async def from_kept(store: SourceStore, request: RenderRequest,
     offset = request.offset
     if offset is None:
         offset = random_offset(source, rng or random.Random())
-    return on_square(request, key, source, offset)
+    return await asyncio.to_thread(on_square, request, key, source, offset)
 
 
 async def with_kept_prompt(store: SourceStore, request: RenderRequest,

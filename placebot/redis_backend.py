@@ -69,7 +69,8 @@ class RedisBackend:
         job_id = new_job_id()
         try:
             position = await self.store.reserve(job_id, user_id, user_max=self.user_max,
-                                                queue_max=self.queue_max)
+                                                queue_max=self.queue_max,
+                                                cooldown_s=self.queue.cooldown_s)
         except UNREACHABLE as exc:
             self.queue.outage.lost(exc)
             raise QueueUnavailable() from None
@@ -85,7 +86,10 @@ class RedisBackend:
     async def submit(self, reservation: Reservation, render: RenderJob,
                      delivery: Delivery) -> Job:
         """The user hears "Queued" before the job is in Redis: no worker's word about it, from
-        any bot process, can come before (and be covered by) that first edit."""
+        any bot process, can come before (and be covered by) that first edit. So a job that
+        then cannot be stored (Redis out of reach, or its reservation ran out) has that
+        public "Queued" message, and its Cancel button, turned into its failure: the job's
+        one ending, as for a job that fails later."""
         assert isinstance(reservation, RedisReservation)
         job = Job(user_id=reservation.user_id, render=render, context=delivery,
                   id=reservation.job_id)
@@ -94,9 +98,18 @@ class RedisBackend:
             await self.queue.enqueue(job, delivery.to_dict())
         except UNREACHABLE as exc:
             self.queue.outage.lost(exc)
-            raise QueueUnavailable() from None
+            await self._not_stored(job, QueueUnavailable())
+            return job
+        except QueueRefusal as refusal:  # Redis answered: the reservation had run out
+            log.warning("job %s of user %s was not queued: %s", job.id, job.user_id, refusal)
+            await self._not_stored(job, refusal)
+            return job
         log.info("job %s queued in Redis for user %s: %s", job.id, job.user_id, render)
         return job
+
+    async def _not_stored(self, job: Job, refusal: QueueRefusal) -> None:
+        job.state = JobState.FAILED
+        await self.reporter.failed(job, refusal)
 
     def _place(self, position: int) -> QueuePlace:
         """The place, with an ETA from the live workers' recent job times."""

@@ -1,16 +1,17 @@
 """The bot's configuration, read once from the environment (and `.env`) into a typed object.
 
 Every PLACE_* name here is public: owners' `.env` files depend on them. The engine's variables
-(models, device, VRAM mode, the render defaults) are read by pipeline.config, the same code the
-CLI uses; the bot's own (Discord, queue, data folder) here. A missing or malformed value raises
-SettingsError naming the variable and what it accepts; bot.py turns that into one line on stderr
-and exit code 2.
+(models, device, VRAM mode, safety checker, the render defaults) are read by pipeline.config,
+the same code the CLI uses; the bot's own (Discord, queue, data folder) here. A missing or
+malformed value raises SettingsError naming the variable and what it accepts; bot.py turns that
+into one line on stderr and exit code 2.
 """
 
 from __future__ import annotations
 
+import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from typing import Any
 from pipeline.config import (
     EngineSettings,
     SettingsError,
+    boolean,
     choice,
     engine_settings_from_env,
     load_environment,
@@ -27,6 +29,8 @@ from pipeline.config import (
 from pipeline.params import DEFAULT_MODEL_IDS, RENDER_DEFAULTS
 
 __all__ = ["Settings", "SettingsError", "load_settings", "settings_from_env"]
+
+log = logging.getLogger(__name__)
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
@@ -38,12 +42,15 @@ def _render_default(name: str) -> Any:
 
 @dataclass(frozen=True)
 class Settings:
+    """Every setting the bot reads, with its default: each default is written here once
+    (settings_from_env reads them from the class; the engine's come from EngineSettings)."""
+
     discord_token: str = field(repr=False)
     discord_guild_id: int | None = None
     model_ids: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_MODEL_IDS))
     default_model: str = _render_default("model")
-    device: str = "auto"
-    vram_mode: str = "auto"
+    device: str = EngineSettings.device
+    vram_mode: str = EngineSettings.vram_mode
     strength: float = _render_default("strength")
     steps: int = _render_default("steps")
     recursions: int = _render_default("recursions")
@@ -57,8 +64,8 @@ class Settings:
     job_timeout_s: float = 600.0
     output_dir: Path | None = None
     data_dir: Path = Path("data")
-    safety_checker: bool = False
-    compile: str = "auto"
+    safety_checker: bool = EngineSettings.safety_checker
+    compile: str = EngineSettings.compile
     log_level: str = "INFO"
     redis_url: str | None = field(default=None, repr=False)  # set: the distributed mode
     shards: str | None = None  # None: one gateway connection; "auto" or a count: sharded
@@ -80,7 +87,7 @@ def _engine_fields(engine: EngineSettings) -> dict[str, Any]:
                 for f in fields(Settings) if "render_param" in f.metadata}
     return {
         "model_ids": engine.model_ids, "device": engine.device, "vram_mode": engine.vram_mode,
-        "compile": engine.compile,
+        "compile": engine.compile, "safety_checker": engine.safety_checker,
         **{by_param[name]: value for name, value in engine.render_defaults.items()
            if name in by_param},
     }
@@ -91,15 +98,6 @@ def _ranged(env, name, default, kind, low, high, accepts: str):
     if not (low <= value <= high):
         raise SettingsError(name, f"{value!r} is out of range; accepts {accepts}")
     return value
-
-
-def _boolean(raw: str) -> bool:
-    lowered = raw.lower()
-    if lowered in ("1", "true", "yes", "on"):
-        return True
-    if lowered in ("0", "false", "no", "off"):
-        return False
-    raise ValueError(raw)
 
 
 def _redis_url(env) -> str | None:
@@ -129,26 +127,27 @@ def settings_from_env(env: Mapping[str, str], *, need_token: bool = True) -> Set
         )
     guild_id = parsed(env, "DISCORD_GUILD_ID", None, int, "a server id (a whole number)")
     output_dir = text(env, "PLACE_OUTPUT_DIR", None)
+    defaults = Settings  # its class attributes are the fields' defaults
     return Settings(
         discord_token=token,
         discord_guild_id=guild_id,
         **_engine_fields(engine_settings_from_env(env)),
-        queue_max=_ranged(env, "PLACE_QUEUE_MAX", 20, int, 1, 1000, "a whole number 1-1000"),
-        user_max=_ranged(env, "PLACE_USER_MAX", 1, int, 1, 100, "a whole number 1-100"),
-        max_batch=_ranged(env, "PLACE_MAX_BATCH", 4, int, 1, 64, "a whole number 1-64"),
-        user_cooldown_s=_ranged(
-            env, "PLACE_USER_COOLDOWN", 0.0, float, 0.0, 86400.0, "seconds, 0-86400"
-        ),
-        job_timeout_s=_ranged(
-            env, "PLACE_JOB_TIMEOUT", 600.0, float, 1.0, 86400.0, "seconds, 1-86400"
-        ),
+        queue_max=_ranged(env, "PLACE_QUEUE_MAX", defaults.queue_max, int, 1, 1000,
+                          "a whole number 1-1000"),
+        user_max=_ranged(env, "PLACE_USER_MAX", defaults.user_max, int, 1, 100,
+                         "a whole number 1-100"),
+        max_batch=_ranged(env, "PLACE_MAX_BATCH", defaults.max_batch, int, 1, 64,
+                          "a whole number 1-64"),
+        user_cooldown_s=_ranged(env, "PLACE_USER_COOLDOWN", defaults.user_cooldown_s, float,
+                                0.0, 86400.0, "seconds, 0-86400"),
+        job_timeout_s=_ranged(env, "PLACE_JOB_TIMEOUT", defaults.job_timeout_s, float,
+                              1.0, 86400.0, "seconds, 1-86400"),
         output_dir=Path(output_dir) if output_dir else None,
-        data_dir=Path(text(env, "PLACE_DATA_DIR", "data")),
-        safety_checker=parsed(env, "PLACE_SAFETY_CHECKER", False, _boolean, "true or false"),
-        prompts=parsed(env, "PLACE_PROMPTS", True, _boolean, "true or false"),
-        image_max_mb=_ranged(env, "PLACE_IMAGE_MAX_MB", 8.0, float, 0.1, 100.0,
+        data_dir=Path(text(env, "PLACE_DATA_DIR", str(defaults.data_dir))),
+        prompts=parsed(env, "PLACE_PROMPTS", defaults.prompts, boolean, "true or false"),
+        image_max_mb=_ranged(env, "PLACE_IMAGE_MAX_MB", defaults.image_max_mb, float, 0.1, 100.0,
                              "megabytes, 0.1-100"),
-        log_level=choice(env, "PLACE_LOG_LEVEL", "INFO", LOG_LEVELS, fold=str.upper),
+        log_level=choice(env, "PLACE_LOG_LEVEL", defaults.log_level, LOG_LEVELS, fold=str.upper),
         redis_url=_redis_url(env),
         shards=_shards(env),
     )
@@ -172,8 +171,39 @@ def check_device(settings: Settings) -> None:
 
 def load_settings(env_file: str | os.PathLike | None = ".env", *,
                   need_token: bool = True) -> Settings:
-    """Read `.env` (without overriding variables already set) and then the environment."""
-    return settings_from_env(load_environment(env_file), need_token=need_token)
+    """Read `.env` (without overriding variables already set) and then the environment. A
+    PLACE_* variable that no setting reads (a misspelling, as the original script's `strengh`
+    was) is named in a warning: it would otherwise be ignored in silence."""
+    env = RecordingEnvironment(load_environment(env_file))
+    settings = settings_from_env(env, need_token=need_token)
+    for name in unread_place_variables(env):
+        log.warning("%s is set but is not a setting of this bot (misspelt?); it is ignored. "
+                    "config.example.env lists the settings", name)
+    return settings
+
+
+def unread_place_variables(env: RecordingEnvironment) -> list[str]:
+    """The PLACE_* variables present in `env` that reading the settings never asked for."""
+    return sorted(name for name in env if name.startswith("PLACE_") and name not in env.read)
+
+
+class RecordingEnvironment(Mapping[str, str]):
+    """An environment that remembers which names were looked up: the settings' readers are
+    then the one list of what the bot reads, with nothing to keep beside them."""
+
+    def __init__(self, env: Mapping[str, str]):
+        self._env = env
+        self.read: set[str] = set()
+
+    def __getitem__(self, name: str) -> str:
+        self.read.add(name)
+        return self._env[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._env)
+
+    def __len__(self) -> int:
+        return len(self._env)
 
 
 def load_process_settings(*, need_token: bool = True) -> Settings:

@@ -21,6 +21,7 @@ import io
 import json
 import logging
 import os
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,14 +30,13 @@ from typing import Protocol
 from PIL import Image
 
 from pipeline.image_source import decode
+from pipeline.params import CONTENT_KEY, CONTENT_KEY_CHARS
 from placebot.messages import UserFacingError
 
 log = logging.getLogger(__name__)
 
 KEEP_S = 7 * 86400
 PRUNE_EVERY_S = 3600.0
-KEY_CHARS = 16  # hex digits of sha256: 64 bits, far from any collision at this scale
-PROMPT_KEY = r"[0-9a-f]{16}"  # what a payload's prompt key may be
 
 
 class SourceExpired(UserFacingError):
@@ -63,12 +63,12 @@ class SourceStore(Protocol):
 
 
 def content_key(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()[:KEY_CHARS]
+    return hashlib.sha256(data).hexdigest()[:CONTENT_KEY_CHARS]
 
 
 def check_key(key: str) -> str:
     """The key, if it is a content key; a forged one (a path, say) never reaches storage."""
-    if len(key) != KEY_CHARS or any(c not in "0123456789abcdef" for c in key):
+    if not re.fullmatch(CONTENT_KEY, key):
         raise ValueError(f"not a content key: {key[:40]!r}")
     return key
 

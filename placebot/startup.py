@@ -20,6 +20,7 @@ log = logging.getLogger(__name__)
 CONNECT_ATTEMPTS = 6  # 5 + 10 + 20 + 40 + 60 s apart: a network coming up after a boot
 CONNECT_FIRST_RETRY_S = 5.0
 CONNECT_MAX_RETRY_S = 60.0
+STOP_CHECK_S = 0.2  # how soon a stop signal ends the wait between two tries
 _PROBE = ".write-check"
 
 
@@ -50,8 +51,9 @@ def check_data_dir(data_dir: Path) -> None:
                            "the bot a folder it can write to, with free space") from None
 
 
-async def login_with_retries(client: discord.Client, token: str) -> None:
-    """client.login(), retried with backoff while Discord cannot be reached.
+async def login_with_retries(client: discord.Client, token: str) -> bool:
+    """client.login(), retried with backoff while Discord cannot be reached. False when the
+    client was closed meanwhile (Ctrl+C during the retries): the caller then just ends.
 
     A machine that just booted may have no network or DNS yet: each failed try is one line in
     the log, and after CONNECT_ATTEMPTS a StartupError says what to check."""
@@ -59,16 +61,43 @@ async def login_with_retries(client: discord.Client, token: str) -> None:
     for attempt in range(1, CONNECT_ATTEMPTS + 1):
         try:
             await client.login(token)
-            return
-        except (aiohttp.ClientConnectionError, asyncio.TimeoutError) as exc:
+            return True
+        except (aiohttp.ClientConnectionError, asyncio.TimeoutError, RuntimeError) as exc:
+            if client.is_closed():  # stopped mid-try: its session was closed under it
+                return False
+            if isinstance(exc, RuntimeError):
+                raise
             reason = _connection_reason(exc)
             if attempt == CONNECT_ATTEMPTS:
                 raise StartupError(None, f"cannot reach Discord ({reason}) after {attempt} "
                                    "tries: check this machine's network, DNS and proxy") from None
             log.warning("cannot reach Discord (%s); try %d of %d, again in %.0f s",
                         reason, attempt, CONNECT_ATTEMPTS, delay)
-            await asyncio.sleep(delay)
+            await _forget_session(client)
+            if not await _wait_unless_closed(client, delay):
+                return False
             delay = min(delay * 2, CONNECT_MAX_RETRY_S)
+    return False  # not reached: the last try returns or raises
+
+
+async def _forget_session(client: discord.Client) -> None:
+    """Each login opens a new HTTP session and a failed one stays open (aiohttp then warns of
+    an "Unclosed client session"): close it, and let the next try make its own connector
+    (closing the session closed the one it had)."""
+    await client.http.close()
+    client.http.connector = discord.utils.MISSING
+
+
+async def _wait_unless_closed(client: discord.Client, seconds: float) -> bool:
+    """Wait `seconds`; False as soon as the client is closed (a stop signal came)."""
+    loop = asyncio.get_running_loop()
+    until = loop.time() + seconds
+    while not client.is_closed():
+        left = until - loop.time()
+        if left <= 0:
+            return True
+        await asyncio.sleep(min(left, STOP_CHECK_S))
+    return False
 
 
 def _connection_reason(exc: BaseException) -> str:

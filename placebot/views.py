@@ -19,6 +19,7 @@ import discord
 from pipeline.engine import RenderResult
 from pipeline.errors import ParamError
 from pipeline.params import (
+    CONTENT_KEY,
     PARAMS,
     RECROP_FIELDS,
     RESEED_FIELDS,
@@ -32,7 +33,7 @@ from placebot.backend import CancelOutcome, JobBackend
 from placebot.jobqueue import Job
 from placebot.messages import user_message
 from placebot.pictures import from_kept, with_kept_prompt
-from placebot.source_store import PROMPT_KEY, SourceStore, prompt_key
+from placebot.source_store import SourceStore, prompt_key
 
 if TYPE_CHECKING:
     from placebot.service import PlaceService
@@ -46,7 +47,7 @@ ALREADY_DELETED = "This picture was already deleted."
 
 # ----- the payloads of Re-roll and New crop: what to render again (the seed is left open).
 # A prompt does not fit in a custom_id: the source store keeps it, the payload names its key.
-_PROMPT = f"(?::q(?P<prompt_key>{PROMPT_KEY}))?"
+_PROMPT = f"(?::q(?P<prompt_key>{CONTENT_KEY}))?"
 
 
 def _prompt_part(job: RenderJob) -> str:

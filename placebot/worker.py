@@ -23,6 +23,7 @@ from placebot import watchdog
 from placebot.backend import QueuePlace, WorkerReporter
 from placebot.jobqueue import Job, JobState
 from placebot.journal import Journal
+from placebot.settings import Settings
 from placebot.watchdog import EngineStuck, wait_for_engine
 
 log = logging.getLogger(__name__)
@@ -76,8 +77,8 @@ class Worker:
         renderer: Renderer,
         reporter: WorkerReporter,
         *,
-        max_batch: int = 4,
-        job_timeout_s: float = 600.0,
+        max_batch: int = Settings.max_batch,
+        job_timeout_s: float = Settings.job_timeout_s,
         journal: Journal | None = None,
         stuck_grace_s: float | None = None,
         on_stuck: Callable[[EngineStuck], None] | None = None,
@@ -222,6 +223,8 @@ class Worker:
                 return
             if not isinstance(exc, PipelineError):
                 log.exception("unexpected error rendering jobs %s", [j.id for j in jobs])
+            elif isinstance(exc, ModelLoadError):  # its user reads no cause: the owner does
+                log.error("jobs %s failed: %s", [j.id for j in jobs], exc, exc_info=exc)
             else:
                 log.warning("jobs %s failed: %s", [j.id for j in jobs], exc)
             for job in jobs:
@@ -289,6 +292,7 @@ class Worker:
             if lower is None:
                 raise
             log.warning("%s; retrying once in VRAM mode %s", exc, lower)
+            await self._load_model(jobs)  # the reload is not part of the timed render
             return await self._render(jobs)
 
     async def _render(self, jobs: list[Job]) -> list[RenderResult]:

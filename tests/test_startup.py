@@ -1,6 +1,8 @@
 """Start-up failures an owner can fix: one line naming the cause and the setting, exit 2."""
 
+import asyncio
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +13,7 @@ from placebot.client import PlaceBot
 from placebot.startup import StartupError
 from tests.fakediscord import FakeDiscord
 from tests.support.bot_harness import bot_settings
+from tests.support.patience import PATIENCE_S
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -45,6 +48,31 @@ def test_discord_unreachable_at_start_is_retried_then_one_line(tmp_path):
     lines = done.stderr.strip().splitlines()
     assert sum("cannot reach Discord" in line for line in lines) == 3
     assert "network" in lines[-1]
+
+
+async def test_ctrl_c_while_discord_is_unreachable_stops_cleanly(tmp_path):
+    """SIGINT between two login tries: the bot ends at once, exit 0, no traceback, and no
+    HTTP session of a failed try is left open."""
+    point_at_nothing = ("import discord, placebot.startup as startup\n"
+                        "discord.http.Route.BASE = 'http://127.0.0.1:9/api/v10'\n"
+                        "startup.CONNECT_FIRST_RETRY_S = 3600")
+    script = f"import sys, bot\n{point_at_nothing}\nsys.exit(bot.main())"
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", script, cwd=tmp_path, stderr=asyncio.subprocess.PIPE,
+        env={"PATH": os.environ["PATH"], "PYTHONPATH": str(ROOT), "DISCORD_TOKEN": "x",
+             "PLACE_DATA_DIR": str(tmp_path / "data")})
+    assert process.stderr is not None
+    said = []
+    while not any("cannot reach Discord" in line for line in said):  # waiting an hour now
+        line = await asyncio.wait_for(process.stderr.readline(), PATIENCE_S)
+        assert line, "bot.py ended before its first retry: " + "".join(said)
+        said.append(line.decode())
+    process.send_signal(signal.SIGINT)
+    rest = await asyncio.wait_for(process.stderr.read(), PATIENCE_S)
+    code = await process.wait()
+    output = "".join(said) + rest.decode()
+    assert code == 0, output
+    assert "Traceback" not in output and "Unclosed client session" not in output
 
 
 async def test_a_guild_the_bot_is_not_in_stops_the_start_naming_the_setting(

@@ -77,7 +77,7 @@ class RedisBotQueue:
     async def submit(self, job: Job, context: dict) -> int:
         """Admit and queue a resolved job (QueueRefusal when refused); return its position."""
         await self.store.reserve(job.id, job.user_id, user_max=self.user_max,
-                                 queue_max=self.queue_max)
+                                 queue_max=self.queue_max, cooldown_s=self.cooldown_s)
         try:
             return await self.enqueue(job, context)
         except BaseException:
@@ -89,8 +89,7 @@ class RedisBotQueue:
         interaction (unless another process gets its events first: then through `rebuild`)."""
         self.local[job.id] = job
         try:
-            return await self.store.enqueue(job.id, job.user_id, job.render, context,
-                                            cooldown_s=self.cooldown_s)
+            return await self.store.enqueue(job.id, job.user_id, job.render, context)
         except BaseException:
             self.local.pop(job.id, None)
             raise

@@ -85,7 +85,7 @@ def encode_result(result: RenderResult) -> dict[str, bytes | str]:
     fields["tiles"], tiles_size = _raw(result.tiles)
     meta = {"pass_seconds": result.pass_seconds, "model_id": result.model_id,
             "nsfw": result.nsfw_flagged, "frames": len(result.frames), "sizes": sizes,
-            "tiles_size": tiles_size}
+            "tiles_size": tiles_size, "prompt_used": result.prompt_used}
     return {"meta": json.dumps(meta), **fields}
 
 
@@ -99,10 +99,13 @@ def decode_result(fields: Mapping[bytes, bytes], job: RenderJob) -> RenderResult
         frames = [_image(fields[f"frame{i}".encode()], meta["sizes"][i], FRAME_SIDE)
                   for i in range(count)]
         seconds = [float(s) for s in meta["pass_seconds"]]
+        prompt_used = meta.get("prompt_used")  # absent from a worker of an older version
+        if prompt_used is not None and not isinstance(prompt_used, str):
+            raise InvalidJob(f"the result's prompt_used is {prompt_used!r}, not text")
         return RenderResult(job=job, tiles=_image(fields[b"tiles"], meta["tiles_size"],
                                                   FRAME_SIDE),
                             frames=frames, pass_seconds=seconds, model_id=str(meta["model_id"]),
-                            nsfw_flagged=bool(meta["nsfw"]))
+                            nsfw_flagged=bool(meta["nsfw"]), prompt_used=prompt_used)
     except (KeyError, ValueError, TypeError) as exc:
         raise InvalidJob(f"the result is malformed ({exc!r})") from None
 

@@ -16,6 +16,12 @@ end
 local function event(job_id, kind, ...)
   return redis.call('XADD', P .. 'events', '*', 'job', job_id, 'kind', kind, ...)
 end
+-- A reservation starts its user's cooldown (so that two at once cannot both pass it), held
+-- under its job id; a reservation given back, or run out, takes its cooldown with it.
+local function drop_cooldown(job_id, user_id)
+  local key = P .. 'cooldown:' .. user_id
+  if redis.call('GET', key) == job_id then redis.call('DEL', key) end
+end
 local function forget(job_id, user_id)
   redis.call('ZREM', P .. 'waiting', job_id)
   redis.call('ZREM', P .. 'running', job_id)
@@ -23,7 +29,7 @@ local function forget(job_id, user_id)
 end
 """
 
-# ARGV: prefix, job id, user id, user max, queue max, reservation ms
+# ARGV: prefix, job id, user id, user max, queue max, reservation ms, cooldown ms
 # → {'ok', the place the job will take} or {'user'|'full'|'cooldown', number}
 RESERVE = _COMMON + """
 local job_id, user_id = ARGV[2], ARGV[3]
@@ -39,10 +45,12 @@ if cooling > 0 then return {'cooldown', cooling} end
 local expiry = now + tonumber(ARGV[6])
 redis.call('ZADD', P .. 'reserved', expiry, job_id)
 redis.call('ZADD', user_key, expiry, job_id)
+local cooldown = tonumber(ARGV[7])
+if cooldown > 0 then redis.call('SET', P .. 'cooldown:' .. user_id, job_id, 'PX', cooldown) end
 return {'ok', redis.call('ZCARD', P .. 'waiting') + 1}
 """
 
-# ARGV: prefix, job id, user id, model, render json, context json, cooldown ms
+# ARGV: prefix, job id, user id, model, render json, context json
 # → {'ok', position} or {'expired', 0} when the reservation ran out
 ENQUEUE = _COMMON + """
 local job_id, user_id = ARGV[2], ARGV[3]
@@ -51,6 +59,7 @@ local reserved = redis.call('ZSCORE', P .. 'reserved', job_id)
 redis.call('ZREM', P .. 'reserved', job_id)
 if not reserved or tonumber(reserved) < now then
   redis.call('ZREM', P .. 'user:' .. user_id, job_id)
+  drop_cooldown(job_id, user_id)
   return {'expired', 0}
 end
 redis.call('ZADD', P .. 'user:' .. user_id, 'inf', job_id)
@@ -61,14 +70,13 @@ redis.call('HSET', P .. 'job:' .. job_id, 'id', job_id, 'user', user_id, 'model'
   'render', ARGV[5], 'context', ARGV[6], 'state', 'queued', 'seq', seq, 'stream', stream,
   'entry', entry, 'submitted', now)
 redis.call('ZADD', P .. 'waiting', seq, job_id)
-local cooldown = tonumber(ARGV[7])
-if cooldown > 0 then redis.call('SET', P .. 'cooldown:' .. user_id, 1, 'PX', cooldown) end
 return {'ok', redis.call('ZRANK', P .. 'waiting', job_id) + 1}
 """
 
 # ARGV: prefix, job id, user id → 1 if a reservation was given back
 RELEASE = _COMMON + """
 redis.call('ZREM', P .. 'user:' .. ARGV[3], ARGV[2])
+drop_cooldown(ARGV[2], ARGV[3])
 return redis.call('ZREM', P .. 'reserved', ARGV[2])
 """
 

@@ -15,12 +15,21 @@ from redis.exceptions import ResponseError
 from redis.typing import StreamIdT
 
 from pipeline.params import MODEL_KEYS, RenderJob
-from placebot.jobqueue import CooldownActive, QueueFull, UserLimitReached
+from placebot.jobqueue import CooldownActive, QueueFull, QueueRefusal, UserLimitReached
 from placebot.redisqueue import keys, scripts
 from placebot.redisqueue.codec import encode_render, text
 from placebot.redisqueue.pipelining import AutoPipeline
 
 DROPPED = "it stopped a render worker {n} times in a row and was dropped"
+
+
+class ReservationExpired(QueueRefusal):
+    """The place held while a job was prepared ran out before the job was stored (a refusal,
+    not an outage: Redis answered)."""
+
+    def __init__(self, held_s: float):
+        super().__init__(f"your place in the queue ran out while your dream was prepared (it "
+                         f"is held {held_s:.0f} s); try again")
 
 
 @dataclass(frozen=True)
@@ -81,11 +90,13 @@ class RedisJobStore:
         await self.pipe.load_scripts()
 
     # ----- admission (bot side)
-    async def reserve(self, job_id: str, user_id: int, *, user_max: int, queue_max: int) -> int:
+    async def reserve(self, job_id: str, user_id: int, *, user_max: int, queue_max: int,
+                      cooldown_s: float = 0.0) -> int:
         """Hold a place for a job being prepared, or raise the QueueRefusal that applies;
-        return the 1-based place it will take in the line, as of now."""
+        return the 1-based place it will take in the line, as of now. The user's cooldown
+        starts here (given back with the place if the job never comes)."""
         reply = await self._run("RESERVE", job_id, user_id, user_max, queue_max,
-                                int(self.timings.reservation_s * 1000))
+                                int(self.timings.reservation_s * 1000), int(cooldown_s * 1000))
         status, number = cast("tuple[bytes, int]", reply)  # {status, number}
         outcome = text(status)
         if outcome == "user":
@@ -96,15 +107,14 @@ class RedisJobStore:
             raise CooldownActive(int(number) / 1000)
         return int(number)
 
-    async def enqueue(self, job_id: str, user_id: int, render: RenderJob, context: dict,
-                      *, cooldown_s: float = 0.0) -> int:
-        """Queue a reserved job; return its 1-based position among all waiting jobs."""
+    async def enqueue(self, job_id: str, user_id: int, render: RenderJob, context: dict) -> int:
+        """Queue a reserved job; return its 1-based position among all waiting jobs.
+        ReservationExpired when its reservation ran out first."""
         reply = await self._run(
-            "ENQUEUE", job_id, user_id, render.model, encode_render(render), json.dumps(context),
-            int(cooldown_s * 1000))
+            "ENQUEUE", job_id, user_id, render.model, encode_render(render), json.dumps(context))
         status, position = cast("tuple[bytes, int]", reply)  # {status, position}
         if text(status) != "ok":
-            raise TimeoutError(f"the reservation of job {job_id} expired before it was queued")
+            raise ReservationExpired(self.timings.reservation_s)
         return int(position)
 
     async def release(self, job_id: str, user_id: int) -> None:

@@ -1,3 +1,4 @@
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -118,3 +119,22 @@ def test_cli_reports_a_malformed_setting_in_one_line(tmp_path):
     assert done.returncode == 2
     assert done.stderr.strip() == ("error: PLACE_STRENGTH: 'strong' is not valid; "
                                    "accepts a number in (0, 1]")
+
+
+def test_cuda_n_is_accepted_and_pinned_as_the_bot_does(monkeypatch, tmp_path):
+    """--device cuda:1 makes GPU 1 the only visible one and renders on "cuda"."""
+    from pipeline import cli
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)  # restored after the test
+    rendered = []
+    monkeypatch.setattr(cli, "_render", lambda job, model_ids, args: rendered.append(args) or 0)
+    assert cli.main(["--device", "cuda:1", "--out", str(tmp_path / "out")]) == 0
+    assert rendered[0].device == "cuda"
+    assert os.environ["CUDA_VISIBLE_DEVICES"] == "1"
+
+
+def test_place_device_cuda_n_is_the_device_default():
+    """PLACE_DEVICE=cuda:1 is a valid default for --device (not refused as unknown)."""
+    engine = engine_settings_from_env({"PLACE_DEVICE": "cuda:1"})
+    assert build_parser(engine).parse_args([]).device == "cuda:1"

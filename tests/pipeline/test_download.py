@@ -1,6 +1,7 @@
 """`python -m pipeline.download`: the bot's model ids, checksums, and an unreachable Hub."""
 
 import hashlib
+import os
 import socket
 import subprocess
 import sys
@@ -51,3 +52,47 @@ def test_an_unreachable_hub_is_one_line_saying_what_to_do(tmp_path):
     assert line.startswith("error: could not download model 1.4")
     assert "the Hugging Face Hub could not be reached" in line
     assert "set PLACE_MODEL_1_4 to its local diffusers folder" in line
+
+
+def _fetched(monkeypatch, tmp_path, argv, env):
+    """Run main() with `env` set and fetch_model recorded instead of run: its options."""
+    monkeypatch.chdir(tmp_path)  # no .env of the project's
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)  # restored after the test
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    calls = []
+
+    def record(key, model_id, *, fp16, safety_checker):
+        calls.append({"fp16": fp16, "safety_checker": safety_checker})
+        return f"model {key}: recorded"
+
+    monkeypatch.setattr("pipeline.download.fetch_model", record)
+    assert main(["--model", "1.4", *argv]) == 0
+    [options] = calls
+    return options
+
+
+def test_device_and_safety_checker_default_to_the_bots_settings(monkeypatch, tmp_path):
+    """PLACE_DEVICE=cuda:1 fetches the fp16 files (pinned, as the bot does) and
+    PLACE_SAFETY_CHECKER=true the checker, with no flag given."""
+    options = _fetched(monkeypatch, tmp_path, [],
+                       {"PLACE_DEVICE": "cuda:1", "PLACE_SAFETY_CHECKER": "true"})
+    assert options == {"fp16": True, "safety_checker": True}
+    assert os.environ["CUDA_VISIBLE_DEVICES"] == "1"
+
+
+def test_flags_override_the_device_and_safety_checker_settings(monkeypatch, tmp_path):
+    """--device cpu and --no-safety-checker win over PLACE_DEVICE and PLACE_SAFETY_CHECKER."""
+    options = _fetched(monkeypatch, tmp_path, ["--device", "cpu", "--no-safety-checker"],
+                       {"PLACE_DEVICE": "cuda", "PLACE_SAFETY_CHECKER": "true"})
+    assert options == {"fp16": False, "safety_checker": False}
+
+
+def test_a_bad_device_flag_names_what_is_accepted(monkeypatch, tmp_path, capsys):
+    """--device gpu is refused by argparse with the accepted values, cuda:N among them."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--device", "gpu"])
+    assert exit_info.value.code == 2
+    assert "'gpu' is not valid; accepts one of auto, cuda, cpu, or cuda:N" in (
+        capsys.readouterr().err)

@@ -142,3 +142,11 @@ def test_an_unreachable_hub_says_what_happened_and_what_to_do(tmp_path):
     assert "check this machine's network connection" in message
     assert "set PLACE_MODEL_1_4 to its local diffusers folder" in message
     assert "outgoing traffic" not in message
+
+
+def test_an_unpinned_cuda_n_is_refused_naming_the_devices():
+    """The engine takes the devices of pipeline.config; cuda:N must be pinned first."""
+    from pipeline.models import resolve_device
+
+    with pytest.raises(ValueError, match=r"'cuda:1' is unknown; choose one of auto, cuda, cpu"):
+        resolve_device("cuda:1")

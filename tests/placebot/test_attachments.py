@@ -1,5 +1,6 @@
 """Fetching an attached picture: declared size first, a capped stream, a bounded decode."""
 
+import asyncio
 import io
 import threading
 from dataclasses import dataclass
@@ -39,7 +40,7 @@ def _png(size=(64, 48)) -> bytes:
 async def cdn(monkeypatch):
     """A stand-in for Discord's CDN on 127.0.0.1: serves `files`, counts requests and bytes.
     discord.py is pointed at it, as at a fake Discord: only Discord's hosts are fetched from."""
-    state = {"files": {}, "requests": 0, "sent": 0}
+    state = {"files": {}, "requests": 0, "sent": 0, "stall": None}  # stall: an asyncio.Event
 
     async def serve(request):
         state["requests"] += 1
@@ -48,6 +49,8 @@ async def cdn(monkeypatch):
             return web.Response(status=404)
         response = web.StreamResponse()
         await response.prepare(request)
+        if state["stall"] is not None:  # headers sent, then no body until the event is set
+            await state["stall"].wait()
         for start in range(0, len(body), 64 * 1024):
             piece = body[start:start + 64 * 1024]
             try:
@@ -142,3 +145,31 @@ def test_discords_cdn_and_media_proxy_are_its_media_servers():
     assert not is_discord_media("https://evil.example/cdn.discordapp.com/a.png")
     assert not is_discord_media("https://cdn.discordapp.com.evil.example/a.png")
     assert not is_discord_media("http://media.discordapp.net/a.png")
+
+
+class Python310Timeout(Exception):
+    """asyncio.TimeoutError before Python 3.11: not the built-in TimeoutError."""
+
+
+async def test_a_download_past_its_timeout_is_refused_as_on_python_3_10(cdn, monkeypatch):
+    """aiohttp's asyncio.TimeoutError, its own class on 3.10, is the plain refusal too."""
+    cdn["files"]["slow.png"] = _png()
+    cdn["stall"] = stalled = asyncio.Event()
+    monkeypatch.setattr(asyncio, "TimeoutError", Python310Timeout)
+    try:
+        with pytest.raises(AttachmentRefused, match="could not be fetched from Discord; try"):
+            await download(Attached("slow.png", 10, cdn["url"]("slow.png")), 8, timeout_s=0.2)
+    finally:
+        stalled.set()
+
+
+async def test_a_decode_past_its_timeout_is_refused_as_on_python_3_10(monkeypatch):
+    """asyncio.wait_for's timeout, its own class on 3.10, is the plain refusal too."""
+
+    def time_out(data, pixel):
+        raise Python310Timeout()  # what wait_for raises on 3.10 (stood in for: 3.11 runs this)
+
+    monkeypatch.setattr(asyncio, "TimeoutError", Python310Timeout)
+    monkeypatch.setattr(attachments, "_decode_and_pixelate", time_out)
+    with pytest.raises(AttachmentRefused, match=r"took more than 5 s"):
+        await picture_source(b"", 32, timeout_s=5)

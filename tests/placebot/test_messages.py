@@ -1,6 +1,6 @@
 """Only our own errors reach users as they are; anything else becomes the generic sentence."""
 
-from pipeline.errors import ParamError
+from pipeline.errors import ModelLoadError, ParamError
 from placebot.messages import GENERIC, UserFacingError, user_message
 
 
@@ -18,3 +18,12 @@ def test_a_bad_parameter_is_shown_as_written():
 def test_a_user_facing_error_is_shown_as_written():
     """The bot's own refusals (an upload limit, say) are shown as they are."""
     assert user_message(UserFacingError("too big")) == "too big"
+
+
+def test_a_model_load_failure_names_the_model_but_not_its_cause():
+    """The cause (a path, a library's error, advice for the owner) stays in the log."""
+    error = ModelLoadError("1.5", "/home/owner/models/sd", "OSError: /home/owner/models/sd: "
+                           "no such folder; set PLACE_MODEL_1_5 to a diffusers folder")
+    text = user_message(error)
+    assert text.startswith("model 1.5 could not be loaded")
+    assert "/home/owner" not in text and "OSError" not in text and "PLACE_" not in text

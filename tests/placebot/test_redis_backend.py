@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import io
 import re
 
@@ -172,6 +173,21 @@ async def test_redis_out_of_reach_gets_one_clear_line(fake, valkey, redis_bot):
     callback = interaction.callbacks[0]
     assert callback["type"] == 4 and callback["data"]["flags"] & 64
     assert "render queue can't be reached" in callback["data"]["content"]
+
+
+async def test_a_job_not_stored_in_redis_has_its_queued_message_turned_into_its_failure(
+        fake, valkey, redis_bot):
+    """A job acknowledged ("Queued", with Cancel) whose storing in Redis is refused (its
+    reservation ran out while it was prepared): that public message becomes its failure, with
+    no Cancel left for a job that does not exist, and no second apology."""
+    async with redis_bot("a") as bot:
+        # Held for no time: the reservation has run out by the time the job is stored.
+        bot.jobs.store.timings = dataclasses.replace(TEST_TIMINGS, reservation_s=-1.0)
+        interaction = fake.slash("place")
+        await fake.wait_for(lambda: "failed" in queued_text(interaction))
+        assert await bot.jobs.store.counts() == (0, 0)
+    assert "your place in the queue ran out" in queued_text(interaction)
+    assert not custom_ids(interaction.original) and not interaction.ephemeral_texts
 
 
 async def test_re_roll_of_a_result_works_on_another_bot(fake, valkey, redis_bot):

@@ -3,8 +3,15 @@ import sys
 from pathlib import Path
 
 import pytest
+from dotenv import dotenv_values
 
-from placebot.settings import SettingsError, settings_from_env
+from placebot.settings import (
+    RecordingEnvironment,
+    SettingsError,
+    load_settings,
+    settings_from_env,
+    unread_place_variables,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "MTIz.fake.token-value"
@@ -90,3 +97,22 @@ def test_log_level_is_read_in_any_case():
     """`PLACE_LOG_LEVEL=info` means INFO, as the upper-case name does."""
     settings = settings_from_env({"DISCORD_TOKEN": TOKEN, "PLACE_LOG_LEVEL": "info"})
     assert settings.log_level == "INFO"
+
+
+def test_a_misspelt_setting_is_named_in_a_warning(monkeypatch, caplog):
+    """PLACE_STRENGHT (the original script's kind of typo) is not silently ignored."""
+    monkeypatch.setenv("DISCORD_TOKEN", "x")
+    monkeypatch.setenv("PLACE_STRENGHT", "0.05")
+    settings = load_settings(env_file=None)
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any(m.startswith("PLACE_STRENGHT is set but is not a setting") for m in warned)
+    assert settings.strength == 0.8
+
+
+def test_every_documented_setting_is_read():
+    """No variable of config.example.env is taken for a misspelling."""
+    values = {name: value or "" for name, value in
+              dotenv_values(ROOT / "config.example.env").items()}
+    env = RecordingEnvironment(values)
+    settings_from_env(env, need_token=False)
+    assert unread_place_variables(env) == []

@@ -352,3 +352,52 @@ async def test_the_worker_counts_a_try_in_the_journal_when_it_takes_a_job(tmp_pa
     finally:
         held.set()
         task.cancel()
+
+
+async def test_after_out_of_memory_the_model_reloads_before_the_timed_render():
+    """The lower-mode reload happens before the retried render starts (and its timeout), not
+    inside it."""
+
+    class LoweringStore(StubStore):
+        def __init__(self, events):
+            super().__init__()
+            self.events = events
+
+        def get(self, key):
+            if key not in self.loaded:
+                self.events.append("load")
+            super().get(key)
+
+        def reload_lower(self, key):
+            self.loaded.discard(key)  # as ModelStore does: unloaded, to load one mode lower
+            self.events.append("lower")
+            return super().reload_lower(key)
+
+    class RecordingRenderer(StubRenderer):
+        def render(self, jobs, on_pass=None, should_stop=None):
+            events.append("render")
+            return super().render(jobs, on_pass, should_stop)
+
+    events = []
+    renderer = RecordingRenderer(OutOfMemory("full", "CUDA out of memory"))
+    renderer.store = LoweringStore(events)
+    job = _job()
+    reporter = await _run(renderer, [job])
+    assert reporter.endings(job)[0][0] == "finished"
+    assert events == ["load", "render", "lower", "load", "render"]
+
+
+async def test_a_model_load_failure_is_logged_with_its_cause_and_traceback(caplog):
+    """The owner reads the cause and the library's traceback in the log."""
+
+    def fail_to_load(jobs):
+        try:
+            raise OSError("/srv/models/sd is not a diffusers folder")
+        except OSError as exc:
+            raise ModelLoadError("1.4", "/srv/models/sd", "set PLACE_MODEL_1_4") from exc
+
+    job = _job()
+    reporter = await _run(StubRenderer(fail_to_load), [job])
+    assert reporter.endings(job)[0][0] == "failed"
+    assert "set PLACE_MODEL_1_4" in caplog.text
+    assert "Traceback" in caplog.text and "not a diffusers folder" in caplog.text

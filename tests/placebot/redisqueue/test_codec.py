@@ -43,6 +43,13 @@ def test_a_result_round_trips_pixel_for_pixel():
     assert back.tiles.tobytes() == sent.tiles.tobytes() and back.pass_seconds == [0.5, 0.5]
 
 
+def test_the_prompt_a_cut_prompt_was_rendered_with_crosses_redis():
+    """A prompt cut at CLIP's 77 tokens comes back with what counted (the "Prompt cut" field)."""
+    sent = result()
+    sent.prompt_used = "a castle on a hill"
+    assert decode_result(as_read(encode_result(sent)), JOB).prompt_used == "a castle on a hill"
+
+
 def test_a_frame_whose_bytes_disagree_with_its_size_is_refused():
     """A frame cut short in Redis is refused with the sizes named, not built."""
     fields = as_read(encode_result(result()))

@@ -8,8 +8,10 @@ import random
 import pytest
 
 from pipeline.params import RenderRequest
+from placebot.attachments import DECODE_TIMEOUT_S, DOWNLOAD_TIMEOUT_S
 from placebot.jobqueue import CooldownActive, QueueFull, QueueRefusal, UserLimitReached, new_job_id
 from placebot.redisqueue import keys
+from placebot.redisqueue.store import ReservationExpired
 
 RENDER = RenderRequest(steps=4, strength=0.5, recursions=1).resolve(random.Random(7))
 
@@ -43,10 +45,43 @@ async def test_queue_bound_holds_under_concurrent_submissions(store, second_stor
 async def test_cooldown_refuses_the_next_job_until_it_passes(store):
     """An accepted job starts the user's cooldown; the next reservation is refused."""
     job_id = new_job_id()
-    await store.reserve(job_id, 7, user_max=5, queue_max=10)
-    await store.enqueue(job_id, 7, RENDER, {}, cooldown_s=60)
+    await store.reserve(job_id, 7, user_max=5, queue_max=10, cooldown_s=60)
+    await store.enqueue(job_id, 7, RENDER, {})
     with pytest.raises(CooldownActive, match="cooldown"):
-        await store.reserve(new_job_id(), 7, user_max=5, queue_max=10)
+        await store.reserve(new_job_id(), 7, user_max=5, queue_max=10, cooldown_s=60)
+
+
+async def test_two_reservations_at_once_cannot_both_pass_the_cooldown(store, second_store):
+    """Two /place of one user at once through two bots (limit 2): the cooldown lets one in."""
+    attempts = [s.reserve(new_job_id(), 8, user_max=2, queue_max=10, cooldown_s=60)
+                for s in (store, second_store)]
+    outcomes = await asyncio.gather(*attempts, return_exceptions=True)
+    assert sorted(type(o).__name__ for o in outcomes) == ["CooldownActive", "int"]
+
+
+async def test_a_released_reservation_gives_its_cooldown_back(store):
+    """A job that never came (its preparation failed) does not hold its user's cooldown."""
+    job_id = new_job_id()
+    await store.reserve(job_id, 12, user_max=1, queue_max=10, cooldown_s=60)
+    await store.release(job_id, 12)
+    assert await store.reserve(new_job_id(), 12, user_max=1, queue_max=10, cooldown_s=60) == 1
+
+
+def test_a_place_is_held_longer_than_a_picture_can_take_to_prepare():
+    """A /dream whose picture downloads and decodes as slowly as allowed still keeps its place."""
+    assert keys.Timings().reservation_s > DOWNLOAD_TIMEOUT_S + DECODE_TIMEOUT_S
+
+
+async def test_a_reservation_that_ran_out_is_a_refusal_not_an_outage(store):
+    """Storing a job whose reservation expired meanwhile raises a QueueRefusal that says so,
+    not an OSError (which the bot would take for Redis out of reach)."""
+    job_id = new_job_id()
+    await store.reserve(job_id, 13, user_max=1, queue_max=10, cooldown_s=60)
+    await store.redis.zadd(keys.RESERVED, {job_id: 0})  # its time ran out long ago
+    with pytest.raises(ReservationExpired, match="ran out") as refused:
+        await store.enqueue(job_id, 13, RENDER, {})
+    assert isinstance(refused.value, QueueRefusal) and not isinstance(refused.value, OSError)
+    assert await store.reserve(new_job_id(), 13, user_max=1, queue_max=10) == 1  # cooldown gone
 
 
 async def test_released_reservation_frees_the_users_place(store):
