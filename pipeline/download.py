@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from pipeline.config import (
     device_flag,
     engine_settings_from_env,
     load_environment,
+    model_variable,
     pin_gpu,
 )
 from pipeline.params import MODEL_KEYS
@@ -91,8 +93,17 @@ def fetch_model(key: str, model_id: str, *, fp16: bool, safety_checker: bool) ->
     """Download and verify one model; return a line saying what was done."""
     from pipeline.models import explain_load_failure
 
-    if Path(model_id).expanduser().is_dir():
+    local = Path(model_id).expanduser()
+    if local.is_dir():
+        if not (local / "model_index.json").is_file():
+            raise DownloadError(f"model {key}: {model_id} is a folder without model_index.json, "
+                                "not a diffusers model: point "
+                                f"{model_variable(key)} at the folder that has it")
         return f"model {key}: {model_id} is a local folder; nothing to download"
+    if _looks_like_a_path(model_id):  # else the Hub client calls it a malformed repo id
+        raise DownloadError(f"model {key}: {model_id} does not exist: point "
+                            f"{model_variable(key)} at a diffusers folder, or at a Hub id such "
+                            "as CompVis/stable-diffusion-v1-4")
     try:
         folder = download(model_id, fp16=fp16, safety_checker=safety_checker)
         checked = verify(folder, published_sha256(model_id))
@@ -103,6 +114,12 @@ def fetch_model(key: str, model_id: str, *, fp16: bool, safety_checker: bool) ->
                             f"{explain_load_failure(key, model_id, exc)}") from exc
     size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) / 1e9
     return f"model {key}: {model_id} ready in {folder} ({size:.1f} GB, {checked} files verified)"
+
+
+def _looks_like_a_path(model_id: str) -> bool:
+    """A folder path rather than a Hub id ("owner/name"): absolute, relative or home-based."""
+    return (model_id.startswith(("/", "./", "../", "~", ".\\", "..\\"))
+            or re.match(r"^[A-Za-z]:[\\/]", model_id) is not None)
 
 
 def build_parser(engine: EngineSettings) -> argparse.ArgumentParser:

@@ -145,7 +145,8 @@ class PlaceBot(commands.Bot):
         synced_as = [self.application_id, target, payload]
         digest = hashlib.sha256(json.dumps(synced_as, sort_keys=True).encode()).hexdigest()
         marker = self.settings.data_dir / "commands.sha256"
-        if await asyncio.to_thread(_read_marker, marker) == digest:
+        last_digest, last_guild = await asyncio.to_thread(_read_marker, marker)
+        if last_digest == digest:
             log.info("slash commands unchanged (%s); not syncing", target)
             return False
         try:
@@ -156,9 +157,24 @@ class PlaceBot(commands.Bot):
             raise StartupError("DISCORD_GUILD_ID", f"is {guild.id}, a server this bot is not "
                                "in: invite it there (see the README), or correct the id "
                                "(empty: commands everywhere)") from None
-        await asyncio.to_thread(_write_marker, marker, digest)
+        if last_guild is not None and (guild is None or guild.id != last_guild):
+            await self._clear_guild_commands(last_guild)
+        await asyncio.to_thread(_write_marker, marker, digest, guild.id if guild else None)
         log.info("synced %d slash command(s) to %s", len(synced), target)
         return True
+
+    async def _clear_guild_commands(self, guild_id: int) -> None:
+        """The commands copied to the server of an earlier DISCORD_GUILD_ID (the README's way
+        to try the bot) would stay there beside the global ones, each listed twice: remove
+        them. A server the bot has left is only logged."""
+        server = discord.Object(guild_id)
+        self.tree.clear_commands(guild=server)
+        try:
+            await self.tree.sync(guild=server)
+            log.info("removed the commands synced earlier to guild %s", guild_id)
+        except discord.HTTPException as exc:
+            log.warning("could not remove the commands synced earlier to guild %s (%s)",
+                        guild_id, exc)
 
     async def report_unexpected(self, interaction: discord.Interaction, error: Exception) -> None:
         """The one place an unexpected error in a command or button meets the user."""
@@ -216,11 +232,16 @@ def build_bot(settings: Settings, **options) -> PlaceBot:
     return ShardedPlaceBot(settings, shard_count=count, **options)
 
 
-def _read_marker(marker: Path) -> str | None:
-    """The digest of the last command sync, None before the first."""
-    return marker.read_text().strip() if marker.is_file() else None
+def _read_marker(marker: Path) -> tuple[str | None, int | None]:
+    """The digest of the last command sync and its server (None: global); (None, None)
+    before the first. The server is on a second line (absent in older files)."""
+    if not marker.is_file():
+        return None, None
+    lines = marker.read_text().split()
+    guild = lines[1] if len(lines) > 1 and lines[1].isdigit() else None
+    return (lines[0] if lines else None), (int(guild) if guild else None)
 
 
-def _write_marker(marker: Path, digest: str) -> None:
+def _write_marker(marker: Path, digest: str, guild_id: int | None) -> None:
     marker.parent.mkdir(parents=True, exist_ok=True)
-    marker.write_text(digest)
+    marker.write_text(digest + (f"\n{guild_id}" if guild_id is not None else "") + "\n")

@@ -5,6 +5,7 @@ import os
 import signal
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -96,3 +97,16 @@ async def test_another_bot_token_with_the_same_data_folder_syncs_again(
         assert other.sync_count == 1
     names = [c["name"] for c in other.commands[str(other.guild_id)]]
     assert "place" in names and names == [c["name"] for c in fake.commands[str(fake.guild_id)]]
+
+
+async def test_going_global_after_trying_on_one_server_removes_the_servers_copy(
+        fake, tiny_model_dir, gated, tmp_path):
+    """DISCORD_GUILD_ID set while trying the bot, then emptied: the commands are synced
+    globally and the server's copy is removed, so nobody sees /place listed twice."""
+    settings = bot_settings(tmp_path / "data", tiny_model_dir)
+    async with fake.running(PlaceBot(settings, renderer=gated, guild_ready_timeout=0.05)):
+        assert [c["name"] for c in fake.commands[str(fake.guild_id)]]
+    everywhere = replace(settings, discord_guild_id=None)
+    async with fake.running(PlaceBot(everywhere, renderer=gated, guild_ready_timeout=0.05)):
+        assert fake.commands[str(fake.guild_id)] == []
+    assert "place" in [c["name"] for c in fake.commands["global"]]

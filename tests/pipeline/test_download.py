@@ -37,6 +37,18 @@ def test_a_model_in_a_local_folder_from_dotenv_needs_no_download(tiny_model_dir,
     assert f"{tiny_model_dir} is a local folder; nothing to download" in capsys.readouterr().out
 
 
+def test_a_local_model_setting_that_is_no_model_folder_is_one_clear_line(tmp_path):
+    """A folder without model_index.json, and a path that does not exist: each named, with
+    the setting to fix, instead of "nothing to download" or a Hub client's repo-id error."""
+    from pipeline.download import fetch_model
+
+    with pytest.raises(DownloadError, match=r"without model_index\.json.*PLACE_MODEL_1_4"):
+        fetch_model("1.4", str(tmp_path), fp16=False, safety_checker=False)
+    missing = str(tmp_path / "no-such-model")
+    with pytest.raises(DownloadError, match="does not exist: point PLACE_MODEL_1_4"):
+        fetch_model("1.4", missing, fp16=False, safety_checker=False)
+
+
 def test_an_unreachable_hub_is_one_line_saying_what_to_do(tmp_path):
     """No Hub: exit 2 and one line that names the network and the setting to use instead."""
     with socket.socket() as sock:
