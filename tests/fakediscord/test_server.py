@@ -13,6 +13,8 @@ from discord import app_commands
 from discord.ext import commands
 from PIL import Image
 
+from tests.support.patience import PATIENCE_S
+
 from .server import FakeDiscord
 
 
@@ -191,8 +193,10 @@ async def test_dropped_gateway_resumes(fake: FakeDiscord, bot: PingBot) -> None:
 @pytest.mark.asyncio
 async def test_heartbeats_are_answered(fake: FakeDiscord, bot: PingBot) -> None:
     """The bot heartbeats at HELLO's interval and gets acks (so its latency is measured)."""
-    await fake.wait_for(lambda: len(fake.heartbeats) >= 2, timeout=3)
-    assert 0.5 < fake.heartbeats[1] - fake.heartbeats[0] < 1.5
+    await fake.wait_for(lambda: len(fake.heartbeats) >= 2, timeout=PATIENCE_S)
+    # HELLO asked for one a second: not faster (a busy machine may make them later, never
+    # earlier, so no upper bound)
+    assert fake.heartbeats[1] - fake.heartbeats[0] > 0.5
     assert math.isfinite(bot.latency)  # inf until an ack; its value is racy in discord.py
 
 

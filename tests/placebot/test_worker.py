@@ -12,6 +12,7 @@ from placebot.jobqueue import Job, JobQueue
 from placebot.watchdog import EngineStuck
 from placebot.worker import JobTimeout, Worker
 from tests.conftest import FAST
+from tests.support.patience import PATIENCE_S
 
 
 class RecordingReporter:
@@ -196,34 +197,50 @@ async def test_cancelling_a_running_job_stops_it():
     assert reporter.endings(job) == [("cancelled", job.id)]
 
 
+class HeldRenderer:
+    """The real renderer, held at a gate in whatever thread the worker runs it on."""
+
+    def __init__(self, inner, loop_thread: threading.Thread):
+        self.inner = inner
+        self.store = inner.store
+        self.loop_thread = loop_thread
+        self.thread: threading.Thread | None = None
+        self.entered = threading.Event()
+        self.gate = threading.Event()
+
+    def render(self, jobs, **kwargs):
+        self.thread = threading.current_thread()
+        self.entered.set()
+        # Held on the loop's own thread, the gate could never be opened: fail at once instead.
+        if self.thread is not self.loop_thread and not self.gate.wait(PATIENCE_S):
+            raise TimeoutError("the test never opened the render gate")
+        return self.inner.render(jobs, **kwargs)
+
+
 async def test_the_event_loop_keeps_running_during_a_render(renderer):
-    """The render runs in a thread: the loop ticks many times while a job renders."""
-    ticks = 0
+    """The render runs in a thread: while it is held there, the loop still runs a coroutine
+    to its end, and the job finishes once the render is let go."""
+    held = HeldRenderer(renderer, threading.current_thread())
     job = _job(recursions=3)
-    render_thread = []
-    original = renderer.render
-
-    def spy(*args, **kwargs):
-        render_thread.append(threading.current_thread())
-        return original(*args, **kwargs)
-
-    async def tick():
-        nonlocal ticks
-        while True:
-            ticks += 1
-            await asyncio.sleep(0.01)
-
-    ticker = asyncio.create_task(tick())
-    renderer.render = spy
+    queue = JobQueue(10, 1)
+    reporter = RecordingReporter()
+    task = Worker(queue, held, reporter).start()
+    queue.submit(job)
     try:
-        started = time.monotonic()
-        await _run(renderer, [job])
-        elapsed = time.monotonic() - started
+        assert await asyncio.to_thread(held.entered.wait, PATIENCE_S)
+
+        async def meanwhile():  # its task runs only if the loop turns while the render waits
+            await asyncio.sleep(0)
+            return not reporter.endings(job)  # the job still rendering
+
+        ran_while_held = await asyncio.wait_for(asyncio.ensure_future(meanwhile()), PATIENCE_S)
+        held.gate.set()
+        await asyncio.wait_for(_all_ended(reporter, [job]), PATIENCE_S)
     finally:
-        del renderer.render
-        ticker.cancel()
-    assert render_thread[0] is not threading.main_thread()
-    assert ticks >= elapsed / 0.01 * 0.5
+        held.gate.set()
+        task.cancel()
+    assert held.thread is not threading.current_thread() and ran_while_held
+    assert reporter.endings(job)[0][0] == "finished"
 
 
 @pytest.mark.parametrize("position", [1, 3])

@@ -7,11 +7,13 @@ import asyncio
 import logging
 import random
 import sys
+from collections import defaultdict
 
 from pipeline.params import RenderJob, RenderRequest
 from placebot.jobqueue import Job
+from placebot.redisqueue import keys
 from placebot.redisqueue.bot_side import RedisBotQueue
-from placebot.redisqueue.connection import BLOCK_MS, connect
+from placebot.redisqueue.connection import connect
 from placebot.redisqueue.store import RedisJobStore
 from tests.support.patience import PATIENCE_S
 from tests.support.redis_harness import (
@@ -21,6 +23,7 @@ from tests.support.redis_harness import (
     running_workers,
     wait_all_ended,
 )
+from tests.support.waiting import until
 
 
 def render(seed: int, model: str = "1.4", recursions: int = 1) -> RenderJob:
@@ -127,7 +130,7 @@ async def test_jobs_survive_a_server_restart_and_everyone_reconnects(valkey, cap
     bot = await bot_process(valkey.url, reporter, user_max=1)
     jobs = [await submit(bot, user, user) for user in range(4)]
     valkey.stop()
-    await asyncio.sleep(2 * TEST_TIMINGS.beat_s)  # the bot notices while it is down
+    await until(lambda: bot.outage.down, "the bot noticed that the server is down")
     valkey.start()
     async with running_workers(valkey.url, [TrackingRenderer()]):
         await reporter.wait_ended(4)
@@ -171,15 +174,28 @@ async def test_cancel_stops_a_running_job_within_a_step(valkey):
     assert reporter.endings[job.id] == ["cancelled"] and not renderer.rendered
 
 
-async def test_jobs_go_to_the_worker_that_has_their_model_loaded(valkey):
+async def test_jobs_go_to_the_worker_that_has_their_model_loaded(valkey, monkeypatch):
     """Two workers, one with 1.4 loaded, one with 1.5: each model's jobs go to its worker."""
+    reads = defaultdict(list)  # worker name → the streams of each of its reads, in order
+    read = RedisJobStore.read
+
+    async def recorded_read(self, consumer, streams, count, block_ms):
+        reads[consumer].append(list(streams))
+        return await read(self, consumer, streams, count, block_ms)
+
+    monkeypatch.setattr(RedisJobStore, "read", recorded_read)
     reporter = RecordingReporter()
     bot = await bot_process(valkey.url, reporter, user_max=1)
     has_14, has_15 = TrackingRenderer(("1.4",)), TrackingRenderer(("1.5",))
     async with running_workers(valkey.url, [has_14, has_15]):
-        # they learn each other's models, and their first blocking reads (on every stream,
-        # from before they knew) end
-        await asyncio.sleep(BLOCK_MS / 1000 + 3 * TEST_TIMINGS.beat_s)
+        # A worker has learnt the other's model once it reads without that model's stream;
+        # its reads come one after the other, so its first (on every stream, from before it
+        # knew) has ended by then.
+        def learnt(worker: str, other_model: str) -> bool:
+            return any(keys.stream(other_model) not in streams for streams in reads[worker])
+
+        await until(lambda: learnt("test-worker-0", "1.5") and learnt("test-worker-1", "1.4"),
+                    "each worker reads without the stream of the other's model")
         for user in range(12):
             await submit(bot, user, user, model=("1.4", "1.5")[user % 2])
         await reporter.wait_ended(12)
