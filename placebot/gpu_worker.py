@@ -76,18 +76,30 @@ async def run_worker(settings: Settings, *, renderer=None, timings=None, name=No
     from placebot.worker import Worker
 
     name = name or worker_name()
+    uninstall_handlers = None
+    if stop is None:  # before anything waits: a stop signal must end even the first wait
+        stop = asyncio.Event()
+        uninstall_handlers = install_stop_handlers(asyncio.get_running_loop(), stop.set)
     client = connect(redis_url(settings))
     store = RedisJobStore(client, timings)
-    await until_reachable(Outage(log, f"worker {name}"), store.ensure_groups, give_up_s=1e9)
+    reachable = asyncio.ensure_future(until_reachable(
+        Outage(log, f"worker {name}"), store.ensure_groups, give_up_s=1e9))
+    stopped = asyncio.ensure_future(stop.wait())
+    await asyncio.wait([reachable, stopped], return_when=asyncio.FIRST_COMPLETED)
+    if not reachable.done():  # stopped before Redis was ever reached: nothing to hand back
+        reachable.cancel()
+        if uninstall_handlers is not None:
+            uninstall_handlers()
+        log.info("render worker %s stopping (Redis was never reached)", name)
+        await client.aclose()
+        return None
+    stopped.cancel()
+    reachable.result()  # raises what the wait for Redis raised
     renderer = renderer or Renderer(ModelStore(
         settings.model_ids, device=settings.device, vram_mode=settings.vram_mode,
         safety_checker=settings.safety_checker, compile=settings.compile))
     source = RedisJobSource(store, renderer, name)
     reporter = RedisReporter(source)
-    uninstall_handlers = None
-    if stop is None:
-        stop = asyncio.Event()
-        uninstall_handlers = install_stop_handlers(asyncio.get_running_loop(), stop.set)
     restart: list[str] = []
 
     def on_stuck(error: Exception) -> None:  # a fresh engine is a fresh process (watchdog)

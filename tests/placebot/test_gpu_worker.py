@@ -59,3 +59,16 @@ async def test_a_worker_that_cannot_reach_redis_as_it_stops_says_so(valkey):
         stop.set()
         await asyncio.wait_for(worker, PATIENCE_S)
     assert warned.seen.is_set()
+
+
+async def test_a_stop_while_redis_was_never_reached_ends_the_worker_cleanly(tmp_path):
+    """Nothing listens at PLACE_REDIS_URL: the worker waits for it, and a stop signal then
+    ends it at once (no traceback, nothing to hand back)."""
+    url = "redis://:test-secret@127.0.0.1:9/0"  # the discard port: nothing answers there
+    with watching(LOGGER, "Redis is unreachable") as waiting:
+        worker = start_worker(url)
+        await asyncio.wait_for(waiting.seen.wait(), PATIENCE_S)
+    with watching(LOGGER, "Redis was never reached") as stopped:
+        os.kill(os.getpid(), signal.SIGINT)
+        assert await asyncio.wait_for(worker, PATIENCE_S) is None
+    assert stopped.seen.is_set()
