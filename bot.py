@@ -48,7 +48,7 @@ def main() -> int:
     except SettingsError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
-    from placebot.startup import StartupError, check_data_dir
+    from placebot.startup import StartupError, check_data_dir, warn_if_output_dir_unwritable
 
     try:
         check_data_dir(settings.data_dir)  # the journal must be writable before any job
@@ -65,6 +65,7 @@ def main() -> int:
 
     setup_logging(settings.log_level, settings.discord_token)
     quiet_libraries()
+    warn_if_output_dir_unwritable(settings.output_dir)
     silence_voice_warnings()
     bot = build_bot(settings)
     code = 0

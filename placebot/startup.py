@@ -37,18 +37,37 @@ def check_data_dir(data_dir: Path) -> None:
 
     The journal must be writable before a job is accepted: a folder that is read-only or full
     is reported now, in one line, rather than as a traceback from deep inside SQLite."""
-    probe = Path(data_dir) / _PROBE
+    reason = _write_problem(Path(data_dir))
+    if reason is not None:
+        raise StartupError("PLACE_DATA_DIR", f"{data_dir} cannot be written ({reason}): give "
+                           "the bot a folder it can write to, with free space")
+
+
+def warn_if_output_dir_unwritable(output_dir: Path | None) -> None:
+    """PLACE_OUTPUT_DIR only gets the owner's copies, so a folder that cannot be written does
+    not stop the bot (users still get their results): the owner hears of it now, once, rather
+    than at the first result."""
+    if output_dir is None:
+        return
+    reason = _write_problem(Path(output_dir))
+    if reason is not None:
+        log.warning("PLACE_OUTPUT_DIR: %s cannot be written (%s); results are delivered but "
+                    "not saved there until it can be", output_dir, reason)
+
+
+def _write_problem(folder: Path) -> str | None:
+    """Why a file cannot be created (and synced) in `folder`, made if missing; None if it can."""
+    probe = folder / _PROBE
     try:
-        probe.parent.mkdir(parents=True, exist_ok=True)
+        folder.mkdir(parents=True, exist_ok=True)
         with open(probe, "wb") as file:
             file.write(b"ok")
             file.flush()
             os.fsync(file.fileno())
         probe.unlink()
     except OSError as exc:
-        reason = exc.strerror or type(exc).__name__
-        raise StartupError("PLACE_DATA_DIR", f"{data_dir} cannot be written ({reason}): give "
-                           "the bot a folder it can write to, with free space") from None
+        return exc.strerror or type(exc).__name__
+    return None
 
 
 async def login_with_retries(client: discord.Client, token: str) -> bool:

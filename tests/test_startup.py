@@ -37,6 +37,18 @@ def test_a_data_folder_that_cannot_be_written_stops_the_start_in_one_line(tmp_pa
     assert "PLACE_DATA_DIR" in line and "cannot be written" in line
 
 
+def test_an_unwritable_output_folder_is_a_warning_at_start_not_a_stop(tmp_path, caplog):
+    """PLACE_OUTPUT_DIR only holds the owner's copies: where it cannot be written the owner
+    is warned at once, and the bot still starts (its users lose nothing)."""
+    from placebot.startup import warn_if_output_dir_unwritable
+
+    (tmp_path / "blocker").write_text("a file where the output folder should be")
+    warn_if_output_dir_unwritable(tmp_path / "blocker" / "outputs")
+    warn_if_output_dir_unwritable(tmp_path / "outputs")  # writable: no word
+    [warning] = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warning.startswith("PLACE_OUTPUT_DIR:") and "blocker" in warning
+
+
 def test_discord_unreachable_at_start_is_retried_then_one_line(tmp_path):
     """Nothing listens where Discord should be: a few retries with backoff, each one line,
     then exit 2 with one line saying what to check; no traceback."""
