@@ -24,6 +24,7 @@ from pipeline.config import (
     engine_settings_from_env,
     load_environment,
     parsed,
+    pin_gpu,
     text,
 )
 from pipeline.params import DEFAULT_MODEL_IDS, RENDER_DEFAULTS
@@ -210,8 +211,6 @@ def load_process_settings(*, need_token: bool = True) -> Settings:
     """The settings of a process that renders or serves (bot.py, the render worker): read,
     PLACE_DEVICE=cuda:N turned into this process's only GPU before CUDA starts, and the device
     checked. SettingsError for anything wrong."""
-    from placebot.gpu import pin_gpu
-
     settings = load_settings(need_token=need_token)
     settings = replace(settings, device=pin_gpu(settings.device))
     check_device(settings)  # imports torch only for PLACE_DEVICE=cuda

@@ -1,6 +1,6 @@
 import os
 
-from pipeline.config import keep_kernel_caches
+from pipeline.config import keep_kernel_caches, pin_gpu
 
 
 def test_kernel_caches_go_to_the_data_folder_unless_the_owner_chose(monkeypatch, tmp_path):
@@ -10,3 +10,10 @@ def test_kernel_caches_go_to_the_data_folder_unless_the_owner_chose(monkeypatch,
     keep_kernel_caches(tmp_path)
     assert os.environ["CUDA_CACHE_PATH"] == str(tmp_path.resolve() / "cuda-cache")
     assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == "/owner/choice"
+
+
+def test_pinning_cuda_n_makes_it_the_only_visible_gpu():
+    """cuda:1 becomes CUDA_VISIBLE_DEVICES=1 and the engine's plain "cuda"."""
+    environ: dict[str, str] = {}
+    assert pin_gpu("cuda:1", environ) == "cuda" and environ == {"CUDA_VISIBLE_DEVICES": "1"}
+    assert pin_gpu("cpu", environ) == "cpu"

@@ -116,3 +116,17 @@ def test_every_documented_setting_is_read():
     env = RecordingEnvironment(values)
     settings_from_env(env, need_token=False)
     assert unread_place_variables(env) == []
+
+
+def test_cuda_n_is_a_valid_device_setting():
+    """PLACE_DEVICE=cuda:1 is accepted (one worker per GPU)."""
+    settings = settings_from_env({"DISCORD_TOKEN": "t", "PLACE_DEVICE": "cuda:1"})
+    assert settings.device == "cuda:1"
+
+
+def test_a_render_worker_needs_no_discord_token():
+    """The worker reads the bot's settings without DISCORD_TOKEN; PLACE_REDIS_URL is kept."""
+    settings = settings_from_env({"PLACE_REDIS_URL": "redis://:pw@host:6379/0"},
+                                 need_token=False)
+    assert settings.redis_url == "redis://:pw@host:6379/0"
+    assert "pw" not in repr(settings)
