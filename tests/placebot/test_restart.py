@@ -23,6 +23,16 @@ def _said(fake, interaction):
             if r.method == "PATCH" and interaction.token in r.path and r.json]
 
 
+async def _one_running_one_waiting(fake, gated):
+    """User 1's job held at the render gate, user 2's waiting behind it at position 1."""
+    gated.close()
+    running = fake.slash("place", {"seed": 1}, user_id=1)
+    assert await asyncio.to_thread(gated.entered.wait, PATIENCE_S)
+    waiting = fake.slash("place", {"seed": 2}, user_id=2)
+    await fake.wait_for(lambda: waiting.original and "position 1" in waiting.original.content)
+    return running, waiting
+
+
 async def test_jobs_kept_over_a_restart_are_delivered_once_in_their_own_messages(
         fake, start_bot, gated, tmp_path):
     """Shutdown mid-job: users told the job is kept; after restart both results arrive once,
@@ -30,11 +40,7 @@ async def test_jobs_kept_over_a_restart_are_delivered_once_in_their_own_messages
     data = tmp_path / "data"
     async with start_bot(data_dir=data, max_batch=1) as bot:
         bot.shutdown_grace_s = 0.1
-        gated.close()
-        running = fake.slash("place", {"seed": 1}, user_id=1)
-        assert await asyncio.to_thread(gated.entered.wait, PATIENCE_S)
-        waiting = fake.slash("place", {"seed": 2}, user_id=2)
-        await fake.wait_for(lambda: waiting.original and "position 1" in waiting.original.content)
+        running, waiting = await _one_running_one_waiting(fake, gated)
         stopping = asyncio.create_task(bot.shutdown())
         await fake.wait_for(lambda: "restarting" in waiting.original.content)
         gated.open()  # the running job starts its steps and is stopped at the first one
@@ -350,11 +356,7 @@ async def test_messages_left_from_before_a_restart_are_updated_when_their_job_re
     data = tmp_path / "data"
     async with start_bot(data_dir=data, max_batch=1) as bot:
         bot.shutdown_grace_s = 0.1
-        gated.close()
-        running = fake.slash("place", {"seed": 1}, user_id=1)
-        assert await asyncio.to_thread(gated.entered.wait, PATIENCE_S)
-        waiting = fake.slash("place", {"seed": 2}, user_id=2)
-        await fake.wait_for(lambda: waiting.original and "position 1" in waiting.original.content)
+        running, waiting = await _one_running_one_waiting(fake, gated)
         down = fake.outage("PATCH", r"/messages/@original$")
         stopping = asyncio.create_task(bot.shutdown())
         await fake.wait_for(lambda: down.hits >= 1)
