@@ -134,14 +134,11 @@ class RedisBotQueue:
                 self.outage.lost(exc)
                 await asyncio.sleep(RETRY_S)
                 continue
-            except ResponseError as exc:
-                if "NOGROUP" in str(exc):  # a server restarted without its AOF
-                    await self._recreate_groups()
+            except Exception as exc:
+                if isinstance(exc, ResponseError) and "NOGROUP" in str(exc):
+                    await self._recreate_groups()  # a server restarted without its AOF
                     continue
-                log.exception("could not read the job events; trying again")
-                await asyncio.sleep(RETRY_S)
-                continue
-            except Exception:  # a reader that died would leave every result undelivered
+                # a reader that died would leave every result undelivered
                 log.exception("could not read the job events; trying again")
                 await asyncio.sleep(RETRY_S)
                 continue
