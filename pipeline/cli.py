@@ -21,8 +21,7 @@ from pipeline.config import (
     EngineSettings,
     SettingsError,
     device_flag,
-    engine_settings_from_env,
-    load_environment,
+    load_engine_settings,
     model_variable,
     pin_gpu,
 )
@@ -96,7 +95,7 @@ def _fail(message: str) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     try:
-        engine = engine_settings_from_env(load_environment())
+        engine = load_engine_settings()
     except SettingsError as exc:
         return _fail(str(exc))
     args = build_parser(engine).parse_args(argv)

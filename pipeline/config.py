@@ -184,6 +184,12 @@ def load_environment(env_file: str | os.PathLike | None = ".env") -> Mapping[str
     return os.environ
 
 
+def load_engine_settings(env_file: str | os.PathLike | None = ".env") -> EngineSettings:
+    """The engine settings the bot reads, from the environment and `.env`: what the CLI and
+    the download command start from."""
+    return engine_settings_from_env(load_environment(env_file))
+
+
 def keep_kernel_caches(data_dir: Path) -> None:
     """Keep the compiled-kernel caches with the bot's data (on the Docker volume): the CUDA
     driver compiles cuDNN's attention kernels on a machine's first run (3-5 s,

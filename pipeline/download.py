@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import os
 import re
 import sys
 from pathlib import Path
@@ -22,8 +21,7 @@ from pipeline.config import (
     EngineSettings,
     SettingsError,
     device_flag,
-    engine_settings_from_env,
-    load_environment,
+    load_engine_settings,
     model_variable,
     pin_gpu,
 )
@@ -34,11 +32,6 @@ CHUNK = 16 * 1024 * 1024
 
 class DownloadError(Exception):
     """A model could not be downloaded or did not match what the Hub publishes."""
-
-
-def configured_settings(env_file: str | os.PathLike = ".env") -> EngineSettings:
-    """The engine settings the bot reads, from the environment or `.env`."""
-    return engine_settings_from_env(load_environment(env_file))
 
 
 def download(model_id: str, *, fp16: bool, safety_checker: bool) -> Path:
@@ -143,7 +136,7 @@ def build_parser(engine: EngineSettings) -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     try:
-        engine = configured_settings()
+        engine = load_engine_settings()
     except SettingsError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
