@@ -1,9 +1,6 @@
 import json
 import subprocess
 import sys
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_bench_smoke_runs_and_speedups_are_byte_exact_on_cpu(tmp_path):
@@ -12,7 +9,7 @@ def test_bench_smoke_runs_and_speedups_are_byte_exact_on_cpu(tmp_path):
     out = tmp_path / "smoke.json"
     done = subprocess.run(
         [sys.executable, "-m", "bench.run", "--smoke", "--only", "t1,t2,t5", "--out", str(out)],
-        cwd=ROOT, capture_output=True, text=True, timeout=240,
+        capture_output=True, text=True, timeout=240,
     )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     results = json.loads(out.read_text())

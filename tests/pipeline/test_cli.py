@@ -14,9 +14,10 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _run(*args, env_model):
-    env = {"PATH": "/usr/bin:/bin", "PLACE_MODEL_1_4": str(env_model), "HF_HUB_OFFLINE": "1"}
+    env = {"PATH": "/usr/bin:/bin", "PLACE_MODEL_1_4": str(env_model), "HF_HUB_OFFLINE": "1",
+           "PYTHONPATH": str(ROOT)}
     return subprocess.run(
-        [sys.executable, "-m", "pipeline", *args], cwd=ROOT, env=env,
+        [sys.executable, "-m", "pipeline", *args], env=env,
         capture_output=True, text=True, timeout=240,
     )
 
@@ -84,7 +85,7 @@ def test_help_is_fast_because_torch_is_not_imported():
     """Parsing the flags imports no torch (it takes seconds to load)."""
     code = ("import sys\nfrom pipeline.cli import main\ntry:\n    main(['--help'])\n"
             "except SystemExit:\n    pass\nprint('torch loaded:', 'torch' in sys.modules)")
-    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True,
                           text=True, timeout=120)
     assert "torch loaded: False" in done.stdout, done.stderr
 
