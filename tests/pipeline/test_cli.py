@@ -29,6 +29,8 @@ def test_cli_renders_one_job_into_a_folder(tiny_model_dir, tmp_path):
                 "--out", str(tmp_path), env_model=tiny_model_dir)
     assert done.returncode == 0, done.stderr
     assert "pass 2/2" in done.stdout and "seed 9" in done.stdout
+    # the model's load is timed on its own line, before the first pass's clock starts
+    assert done.stdout.index("model 1.4 loaded in") < done.stdout.index("pass 1/2")
     final = tmp_path / "place2023_100_50_sd1.4_seed9_s0.5_st4_p2.png"
     assert read_metadata(final.read_bytes())["seed"] == 9
 
