@@ -2,9 +2,9 @@
 
 The fake records what the bot sends (requests, messages, interaction callbacks, gateway
 traffic), refuses as Discord does every body that Discord's published API spec refuses
-(spec_check.py), and lets a test act as a user (`slash`, `click`) or as a flaky Discord (`fail_next`,
-`outage`, `expire_token`, `forbidden_channels`, `drop_gateway`). README.md in this folder has
-the tour.
+(spec_check.py), and lets a test act as a user (`slash`, `click`) or as a flaky Discord
+(`fail_next`, `outage`, `expire_token`, `forbidden_channels`, `drop_gateway`). README.md in
+this folder has the tour.
 Ids in records are strings, as on the wire; the constructor's ids stay the ints you passed.
 """
 
