@@ -4,9 +4,12 @@ render worker as a task of the test's loop). Each test runs once per backend; a 
 is written against these.
 
 Both render on TrackingRenderer (tests/support/redis_harness.py): instant, with a gate that
-holds a batch "running" for as long as a test needs. A contract case that a backend does not
-keep yet is marked xfail(strict=True) for that backend, with the reason: it turns into a
-failure (to be unmarked) the day the backend keeps it.
+holds a batch "running" for as long as a test needs. Each backend has a "side" here that
+opens its processes one after another on the same storage, and says what "kept", "dies mid-
+batch" and "the store is down" mean for it; a third backend needs only a side of its own.
+A contract case that a backend does not keep yet is marked xfail(strict=True) for that
+backend, with the reason: it turns into a failure (to be unmarked) the day the backend keeps
+it.
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import sys
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
@@ -24,7 +29,13 @@ import pytest
 from pipeline.params import RenderJob, RenderRequest
 from placebot.backend import CancelOutcome, JobBackend, QueuePlace
 from placebot.delivery import Delivery
-from placebot.jobqueue import CooldownActive, Job, QueueFull, QueueRefusal, UserLimitReached
+from placebot.jobqueue import (
+    CooldownActive,
+    Job,
+    QueueFull,
+    QueueRefusal,
+    UserLimitReached,
+)
 from placebot.journal import Journal
 from placebot.local_backend import LocalBackend
 from placebot.redis_backend import RedisBackend
@@ -115,6 +126,28 @@ class ContractReporter:
         return None
 
 
+class DyingRenderer(TrackingRenderer):
+    """Lets renders through its gate (closed at first), but holds the second batch until
+    kill(): then that render ends without a result, as its process's death would end it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.close()
+        self.batches: list[int] = []
+        self._killed = threading.Event()
+
+    def kill(self) -> None:
+        self._killed.set()
+
+    def render(self, jobs, on_pass=None, should_stop=None):
+        self.batches.append(len(jobs))
+        if len(self.batches) == 1:
+            return super().render(jobs, on_pass=on_pass, should_stop=None)
+        self.entered.set()
+        self._killed.wait(PATIENCE_S)
+        raise RuntimeError("the process rendering this batch died")
+
+
 class LocalSide:
     """LocalBackend processes, one after another, on one journal file and one renderer."""
 
@@ -129,13 +162,47 @@ class LocalSide:
         yield self  # the render worker lives inside each backend
 
     async def open(self, reporter, *, queue_max: int = 20, user_max: int = 5,
-                   cooldown_s: float = 0.0) -> JobBackend:
+                   cooldown_s: float = 0.0, renderer=None) -> JobBackend:
         settings = replace(Settings(discord_token="", device="cpu"), max_batch=4,
                            queue_max=queue_max, user_max=user_max, user_cooldown_s=cooldown_s)
-        backend = LocalBackend.from_settings(settings, self.renderer,
+        backend = LocalBackend.from_settings(settings, renderer or self.renderer,
                                              Journal(self.journal_path), reporter)
         await backend.start()
         return backend
+
+    async def die_mid_batch(self, reporter, users) -> tuple[list[Job], JobBackend]:
+        """A process renders one job, then takes the users' jobs as one batch and dies in its
+        render: its worker stops where it is, nothing more is written or said. Returns the
+        batch's jobs and the next process, started on the same journal."""
+        dying = DyingRenderer()
+        backend = await self.open(reporter, renderer=dying)
+        first = await place(backend, 99)
+        assert await asyncio.to_thread(dying.entered.wait, PATIENCE_S)
+        jobs = [await place(backend, user, seed=user) for user in users]
+        dying.entered.clear()
+        dying.open()  # the first job goes through; the batch behind it is held
+        await reporter.wait_ended(first)
+        assert await asyncio.to_thread(dying.entered.wait, PATIENCE_S)
+        assert dying.batches == [1, len(jobs)]
+        worker = backend.worker.task
+        worker.cancel()
+        await asyncio.gather(worker, return_exceptions=True)
+        dying.kill()
+        backend.journal.close()
+        return jobs, await self.open(reporter)
+
+    @contextlib.asynccontextmanager
+    async def store_outage(self, backend):
+        """The journal cannot be written (a full disk)."""
+
+        def full_disk(*args) -> None:
+            raise OSError(28, "No space left on device")
+
+        backend.journal.add = full_disk
+        try:
+            yield
+        finally:
+            del backend.journal.add
 
     async def kept(self, job_id: str) -> bool:
         """A restart now would bring the job back: the journal file, read afresh, has it."""
@@ -153,8 +220,10 @@ class RedisSide:
     name = "redis"
 
     def __init__(self, valkey: ValkeyProcess) -> None:
+        self.valkey = valkey
         self.url = valkey.url
         self.renderer = TrackingRenderer()
+        self.victim: asyncio.subprocess.Process | None = None
 
     @contextlib.asynccontextmanager
     async def serving(self):
@@ -171,26 +240,63 @@ class RedisSide:
 
     async def kept(self, job_id: str) -> bool:
         """A restart now would bring the job back: Redis holds it, queued or running."""
+        return await self._state(job_id) in ("queued", "running")
+
+    async def _state(self, job_id: str) -> str:
         client = connect(self.url)
         try:
             [state] = await RedisJobStore(client, TEST_TIMINGS).states([job_id])
         finally:
             await client.aclose()
-        return state in ("queued", "running")
+        return state
+
+    async def die_mid_batch(self, reporter, users) -> tuple[list[Job], JobBackend]:
+        """A render worker process takes the users' jobs as one batch and is killed (SIGKILL)
+        in its render. Returns the batch's jobs and the bot, which goes on."""
+        backend = await self.open(reporter)
+        jobs = [await place(backend, user, seed=user) for user in users]
+        self.victim = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "tests.support.hanging_worker", self.url,
+            stdout=asyncio.subprocess.PIPE)
+        assert self.victim.stdout is not None
+        line = await asyncio.wait_for(self.victim.stdout.readline(), PATIENCE_S)
+        assert line.strip() == b"rendering"
+        assert [await self._state(job.id) for job in jobs] == ["running"] * len(jobs)
+        self.victim.kill()
+        await self.victim.wait()
+        return jobs, backend
+
+    @contextlib.asynccontextmanager
+    async def store_outage(self, backend):
+        """The Redis server is down (stopped; started again, same port and AOF, after)."""
+        self.valkey.stop()
+        try:
+            yield
+        finally:
+            self.valkey.start()
 
 
 @pytest.fixture(params=["local", "redis"])
-async def side(request, tmp_path):
-    """The backend under test, its worker serving for the whole test."""
+async def bare_side(request, tmp_path):
+    """The backend under test, with no render worker serving yet."""
     if request.param == "local":
-        chosen = LocalSide(tmp_path)
-        async with chosen.serving():
-            yield chosen
+        yield LocalSide(tmp_path)
         return
     with ValkeyProcess(tmp_path / "valkey", password="test-secret") as valkey:
         chosen = RedisSide(valkey)
-        async with chosen.serving():
+        try:
             yield chosen
+        finally:
+            if chosen.victim is not None and chosen.victim.returncode is None:
+                chosen.victim.kill()
+                await chosen.victim.wait()
+
+
+@pytest.fixture
+async def side(bare_side):
+    """The backend under test, its render worker serving for the whole test."""
+    async with bare_side.serving():
+        yield bare_side
 
 
 @pytest.fixture
@@ -424,3 +530,39 @@ async def test_every_job_of_a_busy_queue_ends_exactly_once(side, reporter):
     assert all(len(ends) == 1 for ends in endings.values()), endings
     assert endings[waiting.id] == ["cancelled"]
     assert sum(ends == ["finished"] for ends in endings.values()) == len(jobs) - 1
+
+
+# ----- faults
+
+
+async def test_a_batch_whose_process_died_mid_render_ends_once_per_job(bare_side, reporter):
+    """The process rendering a batch of three dies in the render (no shutdown, nothing more
+    said): each job of the batch still gets exactly one ending, `finished`."""
+    jobs, backend = await bare_side.die_mid_batch(reporter, users=(1, 2, 3))
+    try:
+        async with bare_side.serving():
+            await reporter.wait_ended(*jobs)
+    finally:
+        await backend.shutdown(2.0)
+    assert [reporter.endings(job) for job in jobs] == [["finished"]] * 3
+
+
+async def test_a_job_the_store_could_not_keep_is_refused_and_costs_nothing(
+        side, reporter, request):
+    """The job store fails between reserve and submit (a full disk, Redis down): the user is
+    not told it was accepted, and once the store is back they are admitted at once (the
+    place and the cooldown were given back), with a job that then ends once."""
+    if side.name == "redis":
+        request.applymarker(pytest.mark.xfail(
+            strict=True, reason="RedisBackend.submit acknowledges before it stores, so the "
+            "user is told \"Queued\" and then gets `failed`; and the place and the cooldown "
+            "stay held in Redis until the reservation runs out"))
+    async with backend_of(side, reporter, user_max=1, cooldown_s=600.0) as backend:
+        reservation = await backend.reserve(7)
+        async with side.store_outage(backend):
+            with contextlib.suppress(Exception):  # refused: an error or a failed job
+                await backend.submit(reservation, render(1), delivery(7))
+        assert [kind for calls in reporter.calls.values() for kind in calls] == []
+        job = await place(backend, 7, seed=2)
+        await reporter.wait_ended(job)
+    assert reporter.endings(job) == ["finished"]
