@@ -45,8 +45,11 @@ from placebot.settings import Settings
 from tests.support.patience import PATIENCE_S
 from tests.support.redis_harness import TEST_TIMINGS, TrackingRenderer, running_workers
 from tests.support.valkey import ValkeyProcess
+from tests.support.waiting import until
 
 ENDINGS = ("finished", "failed", "cancelled")
+JOURNAL_WRITES = ("add", "mark_taken", "mark_returned", "mark_done", "mark_failed",
+                  "mark_cancelled")
 
 
 def render(seed: int) -> RenderJob:
@@ -198,11 +201,13 @@ class LocalSide:
         def full_disk(*args) -> None:
             raise OSError(28, "No space left on device")
 
-        backend.journal.add = full_disk
+        for write in JOURNAL_WRITES:
+            setattr(backend.journal, write, full_disk)
         try:
             yield
         finally:
-            del backend.journal.add
+            for write in JOURNAL_WRITES:
+                delattr(backend.journal, write)
 
     async def kept(self, job_id: str) -> bool:
         """A restart now would bring the job back: the journal file, read afresh, has it."""
@@ -566,3 +571,19 @@ async def test_a_job_the_store_could_not_keep_is_refused_and_costs_nothing(
         job = await place(backend, 7, seed=2)
         await reporter.wait_ended(job)
     assert reporter.endings(job) == ["finished"]
+
+
+async def test_a_job_rendered_during_an_outage_of_the_store_ends_once(side, reporter):
+    """The store goes down while a job renders and comes back later: the job ends exactly
+    once, `finished`."""
+    side.renderer.close()
+    async with backend_of(side, reporter) as backend:
+        job = await place(backend, 1)
+        await until_running(side)
+        async with side.store_outage(backend):
+            side.renderer.open()
+            await until(lambda: job.render in side.renderer.rendered, "the job rendered")
+        await reporter.wait_ended(job)
+        await _until_idle(backend)
+    assert reporter.endings(job) == ["finished"]
+
