@@ -119,8 +119,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def _render(job, model_ids: dict[str, str], args: argparse.Namespace) -> int:
     # torch and diffusers load here, after every cheap check has passed
+    from pipeline.config import quiet_libraries
     from pipeline.engine import Renderer
-    from pipeline.models import ModelStore, quiet_libraries
+    from pipeline.models import ModelStore
     from pipeline.outputs import save_result
 
     quiet_libraries()

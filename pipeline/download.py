@@ -141,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
     args = build_parser(engine).parse_args(argv)
-    from pipeline.models import quiet_libraries
+    from pipeline.config import quiet_libraries
 
     quiet_libraries()
     # cuda:N is the bot's "cuda" once pinned. cuda needs no GPU here: a machine (or a

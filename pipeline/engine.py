@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 
 import torch
 from PIL import Image
@@ -25,6 +24,7 @@ from pipeline.image_source import tiles_from_text
 from pipeline.models import MAX_UNET_BATCH, LoadedModel, ModelStore
 from pipeline.params import NO_GUIDANCE, RenderJob
 from pipeline.prompts import encode_prompts
+from pipeline.results import RenderResult
 
 log = logging.getLogger(__name__)
 
@@ -32,25 +32,6 @@ log = logging.getLogger(__name__)
 PassCallback = Callable[[int, int, list[Image.Image]], None]
 # should_stop() → a reason string to stop the whole batch, or None to go on
 StopCheck = Callable[[], "str | None"]
-
-
-@dataclass
-class RenderResult:
-    job: RenderJob
-    tiles: Image.Image  # the 32x32 crop (or the picture's square), native resolution
-    frames: list[Image.Image]  # the 512x512 input, then one image per pass
-    pass_seconds: list[float] = field(default_factory=list)
-    model_id: str = ""
-    nsfw_flagged: bool = False
-    prompt_used: str | None = None  # where the prompt was cut to CLIP's 77 tokens: what counted
-
-    @property
-    def final(self) -> Image.Image:
-        return self.frames[-1]
-
-    @property
-    def seconds(self) -> float:
-        return sum(self.pass_seconds)
 
 
 def input_tiles(job: RenderJob) -> Image.Image:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from PIL import Image, PngImagePlugin
 
 if TYPE_CHECKING:  # the engine imports torch; reading metadata must not
-    from pipeline.engine import RenderResult
+    from pipeline.results import RenderResult
 
 METADATA_KEY = "place-dream"  # one JSON text chunk holding every parameter
 FRAME_MS = 700

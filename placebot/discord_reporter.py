@@ -17,8 +17,8 @@ import aiohttp
 import discord
 from PIL import Image
 
-from pipeline.engine import RenderResult
 from pipeline.outputs import save_result
+from pipeline.results import RenderResult
 from placebot.backend import QueuePlace
 from placebot.jobqueue import Job, JobState
 from placebot.messages import user_message

@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import discord
 
-from pipeline.engine import RenderResult
 from pipeline.errors import ParamError
 from pipeline.params import (
     CONTENT_KEY,
@@ -29,6 +28,7 @@ from pipeline.params import (
     encode_payload,
     payload_pattern,
 )
+from pipeline.results import RenderResult
 from placebot.backend import CancelOutcome, JobBackend
 from placebot.embeds import Field, build_embed
 from placebot.jobqueue import Job
