@@ -21,6 +21,7 @@ from pipeline.engine import Renderer
 from pipeline.models import ModelStore
 from placebot import health
 from placebot.backend import JobBackend
+from placebot.command_tree import PlaceCommandTree
 from placebot.discord_reporter import DiscordReporter
 from placebot.journal import Journal
 from placebot.local_backend import LocalBackend
@@ -49,7 +50,7 @@ class PlaceBot(commands.Bot):
         # users' text (prompts, file names) must never ping anyone.
         options.setdefault("allowed_mentions", discord.AllowedMentions.none())
         super().__init__(command_prefix=commands.when_mentioned, intents=intents,
-                         help_command=None, **options)
+                         help_command=None, tree_cls=PlaceCommandTree, **options)
         self.settings = settings
         # The distributed mode needs no outbox: a result waits in Redis until it is delivered.
         outbox = None if settings.redis_url else Outbox(settings.data_dir / "outbox")
@@ -105,6 +106,11 @@ class PlaceBot(commands.Bot):
         await self.sync_commands_if_changed()
         await self.jobs.start()
         self._heartbeat = asyncio.create_task(self._beat_while_connected(), name="heartbeat")
+
+    @property
+    def stopping(self) -> bool:
+        """close() has begun: no command runs (placebot.command_tree), no job is taken."""
+        return self._stopping
 
     async def connect(self, *, reconnect: bool = True) -> None:
         """discord.py's connect(), ended as soon as close() is done.
