@@ -24,7 +24,7 @@ async def run(bot, token: str) -> None:
 
     try:
         async with bot:
-            # Discord out of reach: retried, then one line; False: stopped while retrying
+            # Discord out of reach: tried again until it answers; False: stopped meanwhile
             if await login_with_retries(bot, token):
                 await bot.connect()
     finally:
