@@ -8,7 +8,7 @@ import os
 import sys
 
 from pipeline.config import keep_kernel_caches
-from placebot.settings import SettingsError, load_process_settings
+from placebot.settings import SettingsError, load_process_settings, warn_of_ignored_variables
 from placebot.stopping import install_stop_handlers
 
 log = logging.getLogger("placebot")
@@ -64,6 +64,7 @@ def main() -> int:
     from placebot.logs import setup_logging
 
     setup_logging(settings.log_level, settings.discord_token)
+    warn_of_ignored_variables(settings)
     quiet_libraries()
     warn_if_output_dir_unwritable(settings.output_dir)
     silence_voice_warnings()

@@ -29,7 +29,8 @@ from pipeline.config import (
 )
 from pipeline.params import DEFAULT_MODEL_IDS, RENDER_DEFAULTS
 
-__all__ = ["Settings", "SettingsError", "load_settings", "settings_from_env"]
+__all__ = ["Settings", "SettingsError", "load_settings", "settings_from_env",
+           "warn_of_ignored_variables"]
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +71,9 @@ class Settings:
     log_level: str = "INFO"
     redis_url: str | None = field(default=None, repr=False)  # set: the distributed mode
     shards: str | None = None  # None: one gateway connection; "auto" or a count: sharded
+    # The PLACE_* variables set that no setting reads (misspelt?), found by load_settings:
+    # warned of by warn_of_ignored_variables once logging is set up. Not a setting itself.
+    ignored_variables: tuple[str, ...] = field(default=(), compare=False)
 
     def __repr__(self) -> str:  # never show the token, even by accident in a traceback
         return f"Settings(guild={self.discord_guild_id}, models={dict(self.model_ids)}, ...)"
@@ -174,13 +178,19 @@ def load_settings(env_file: str | os.PathLike | None = ".env", *,
                   need_token: bool = True) -> Settings:
     """Read `.env` (without overriding variables already set) and then the environment. A
     PLACE_* variable that no setting reads (a misspelling, as the original script's `strengh`
-    was) is named in a warning: it would otherwise be ignored in silence."""
+    was) is kept in `ignored_variables`, for warn_of_ignored_variables: it would otherwise be
+    ignored in silence."""
     env = RecordingEnvironment(load_environment(env_file))
     settings = settings_from_env(env, need_token=need_token)
-    for name in unread_place_variables(env):
+    return replace(settings, ignored_variables=tuple(unread_place_variables(env)))
+
+
+def warn_of_ignored_variables(settings: Settings) -> None:
+    """One warning for each PLACE_* variable no setting reads. Called once logging is set up
+    (placebot.logs), so that it has a timestamp and a level like every other line."""
+    for name in settings.ignored_variables:
         log.warning("%s is set but is not a setting of this bot (misspelt?); it is ignored. "
                     "config.example.env lists the settings", name)
-    return settings
 
 
 def unread_place_variables(env: RecordingEnvironment) -> list[str]:
