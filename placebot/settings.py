@@ -115,7 +115,9 @@ def _redis_url(env) -> str | None:
 
 def _shards(env) -> str | None:
     value = text(env, "PLACE_SHARDS", None)
-    if value is None or value == "auto" or (value.isdigit() and 1 <= int(value) <= 10000):
+    if value is not None and value.lower() == "auto":  # any case, as every choice setting
+        return "auto"
+    if value is None or (value.isdigit() and 1 <= int(value) <= 10000):
         return value
     raise SettingsError("PLACE_SHARDS", f"{value!r} is not valid; accepts auto, a shard count "
                         "1-10000, or nothing for one connection")
@@ -152,7 +154,7 @@ def settings_from_env(env: Mapping[str, str], *, need_token: bool = True) -> Set
         prompts=parsed(env, "PLACE_PROMPTS", defaults.prompts, boolean, "true or false"),
         image_max_mb=_ranged(env, "PLACE_IMAGE_MAX_MB", defaults.image_max_mb, float, 0.1, 100.0,
                              "megabytes, 0.1-100"),
-        log_level=choice(env, "PLACE_LOG_LEVEL", defaults.log_level, LOG_LEVELS, fold=str.upper),
+        log_level=choice(env, "PLACE_LOG_LEVEL", defaults.log_level, LOG_LEVELS),
         redis_url=_redis_url(env),
         shards=_shards(env),
     )

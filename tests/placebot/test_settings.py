@@ -94,10 +94,24 @@ def test_bot_with_malformed_value_exits_2_naming_it(tmp_path):
     assert "PLACE_STRENGTH: 'abc' is not valid" in done.stderr and TOKEN not in done.stderr
 
 
-def test_log_level_is_read_in_any_case():
-    """`PLACE_LOG_LEVEL=info` means INFO, as the upper-case name does."""
-    settings = settings_from_env({"DISCORD_TOKEN": TOKEN, "PLACE_LOG_LEVEL": "info"})
-    assert settings.log_level == "INFO"
+ANY_CASE = [
+    ("PLACE_LOG_LEVEL", "info", "log_level", "INFO"),
+    ("PLACE_VRAM_MODE", "LOW", "vram_mode", "low"),
+    ("PLACE_COMPILE", "Off", "compile", "off"),
+    ("PLACE_DEVICE", "CPU", "device", "cpu"),
+    ("PLACE_DEVICE", "CUDA:1", "device", "cuda:1"),
+    ("PLACE_SHARDS", "AUTO", "shards", "auto"),
+    ("PLACE_PROMPTS", "FALSE", "prompts", False),
+]
+
+
+@pytest.mark.parametrize(("variable", "value", "field", "expected"), ANY_CASE,
+                         ids=[f"{v}={raw}" for v, raw, _, _ in ANY_CASE])
+def test_a_setting_with_fixed_values_takes_them_in_any_case(variable, value, field, expected):
+    """`PLACE_VRAM_MODE=LOW` means low, as `PLACE_LOG_LEVEL=info` means INFO: every setting
+    with a fixed set of values reads them in any case, and keeps its own spelling."""
+    settings = settings_from_env({"DISCORD_TOKEN": TOKEN, variable: value})
+    assert getattr(settings, field) == expected
 
 
 def test_a_misspelt_setting_is_named_in_a_warning(monkeypatch, caplog):
