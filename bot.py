@@ -8,7 +8,7 @@ import os
 import sys
 
 from pipeline.config import keep_kernel_caches, quiet_libraries
-from placebot.settings import SettingsError, load_process_settings
+from placebot.settings import SettingsError, load_process_settings, warn_of_ignored_variables
 from placebot.stopping import install_stop_handlers
 
 log = logging.getLogger("placebot")
@@ -24,7 +24,7 @@ async def run(bot, token: str) -> None:
 
     try:
         async with bot:
-            # Discord out of reach: retried, then one line; False: stopped while retrying
+            # Discord out of reach: tried again until it answers; False: stopped meanwhile
             if await login_with_retries(bot, token):
                 await bot.connect()
     finally:
@@ -64,6 +64,7 @@ def main() -> int:
     from placebot.logs import setup_logging
 
     setup_logging(settings.log_level, settings.discord_token)
+    warn_of_ignored_variables(settings)
     quiet_libraries()
     warn_if_output_dir_unwritable(settings.output_dir)
     silence_voice_warnings()

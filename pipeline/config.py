@@ -81,15 +81,14 @@ def parsed(env: Mapping[str, str], name: str, default: Any, convert: Callable, a
         raise SettingsError(name, f"{raw!r} is not valid; accepts {accepts}") from None
 
 
-def choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...],
-           fold: Callable[[str], str] | None = None) -> str:
-    """One of `choices` (after `fold`, e.g. str.upper, where case does not matter)."""
+def choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
+    """One of `choices`, written in any case (`LOW` is `low`, `info` is `INFO`), as every
+    setting with a fixed set of values takes it; returned as `choices` spells it."""
     value = text(env, name, default)
-    if fold is not None:
-        value = fold(value)
-    if value not in choices:
+    spelt = {option.casefold(): option for option in choices}.get(value.casefold())
+    if spelt is None:
         raise SettingsError(name, f"{value!r} is not valid; accepts one of {', '.join(choices)}")
-    return value
+    return spelt
 
 
 def _render_default(env: Mapping[str, str], name: str) -> Any:
@@ -119,9 +118,11 @@ def boolean(raw: str) -> bool:
 
 
 def device_name(raw: str) -> str:
-    """A device setting or flag: one of DEVICES or cuda:N; ValueError naming what is allowed."""
-    if raw in DEVICES or GPU_INDEX.fullmatch(raw):
-        return raw
+    """A device setting or flag: one of DEVICES or cuda:N, in any case (as every setting with
+    fixed values); ValueError naming what is allowed."""
+    value = raw.lower()
+    if value in DEVICES or GPU_INDEX.fullmatch(value):
+        return value
     raise ValueError(f"{raw!r} is not valid; accepts {DEVICE_ACCEPTS}")
 
 

@@ -222,8 +222,10 @@ class ModelStore:
     def _load(self, key: str, device: str, mode: str) -> LoadedModel:
         model_id = self.model_ids[key]
         dtype = torch.float16 if device == "cuda" else torch.float32
-        log.info("loading model %s (%s) on %s, %s, VRAM mode %s", key, model_id, device,
-                 str(dtype).removeprefix("torch."), mode)
+        # VRAM modes are about a GPU's memory: on the CPU there is none to name
+        memory = f", VRAM mode {mode}" if device == "cuda" else " (in RAM: no VRAM mode)"
+        log.info("loading model %s (%s) on %s, %s%s", key, model_id, device,
+                 str(dtype).removeprefix("torch."), memory)
         try:
             pipe = self._from_pretrained(model_id, dtype, device)
             embeds, accel = _place_on_device(pipe, device, mode, compile=self.compile)

@@ -20,6 +20,7 @@ from discord.ext import commands
 
 from placebot import health
 from placebot.backend import JobBackend
+from placebot.command_tree import PlaceCommandTree
 from placebot.discord_reporter import DiscordReporter
 from placebot.journal import Journal
 from placebot.local_backend import LocalBackend
@@ -51,7 +52,7 @@ class PlaceBot(commands.Bot):
         # users' text (prompts, file names) must never ping anyone.
         options.setdefault("allowed_mentions", discord.AllowedMentions.none())
         super().__init__(command_prefix=commands.when_mentioned, intents=intents,
-                         help_command=None, **options)
+                         help_command=None, tree_cls=PlaceCommandTree, **options)
         self.settings = settings
         # The distributed mode needs no outbox: a result waits in Redis until it is delivered.
         outbox = None if settings.redis_url else Outbox(settings.data_dir / "outbox")
@@ -63,6 +64,7 @@ class PlaceBot(commands.Bot):
         self.jobs, self.sources = self._backend(settings, renderer)
         self.service = PlaceService(self.jobs, self.sources, prompts=settings.prompts)
         self._stopping = False
+        self._closed = asyncio.Event()  # set once close() is done: ends connect()
         self._heartbeat: asyncio.Task | None = None
         self.shutdown_grace_s = STOP_GRACE_S
         # Set when the render engine is stuck: bot.py re-executes the process once closed.
@@ -96,9 +98,13 @@ class PlaceBot(commands.Bot):
                 FolderSourceStore(settings.data_dir / "sources"))
 
     async def setup_hook(self) -> None:
+        # Runs again when a login is retried (Discord unreachable while commands synced):
+        # what it already did is not done twice.
         # Buttons first: they need no cog, so they work even if a cog fails to load.
         self.add_dynamic_items(*BUTTONS)
         for extension in EXTENSIONS:
+            if extension in self.extensions:
+                continue
             try:  # one broken cog must not keep the others (and the bot) down
                 await self.load_extension(extension)
             except Exception:
@@ -107,6 +113,29 @@ class PlaceBot(commands.Bot):
         await self.sync_commands_if_changed()
         await self.jobs.start()
         self._heartbeat = asyncio.create_task(self._beat_while_connected(), name="heartbeat")
+
+    @property
+    def stopping(self) -> bool:
+        """close() has begun: no command runs (placebot.command_tree), no job is taken."""
+        return self._stopping
+
+    async def connect(self, *, reconnect: bool = True) -> None:
+        """discord.py's connect(), ended as soon as close() is done.
+
+        Between two reconnects discord.py sleeps its backoff (minutes, in a long outage) and
+        only then sees that the client was closed: a stop signal during an outage would wait
+        for it, past Docker's 10 s. Whatever discord.py waits on is cancelled instead."""
+        connecting = asyncio.ensure_future(super().connect(reconnect=reconnect))
+        closed = asyncio.ensure_future(self._closed.wait())
+        try:
+            await asyncio.wait([connecting, closed], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            closed.cancel()
+            if not connecting.done():
+                connecting.cancel()
+                await asyncio.wait([connecting])
+        if not connecting.cancelled():
+            connecting.result()  # what ended the connection (a refused intent...) is raised
 
     async def on_interaction(self, interaction: discord.Interaction) -> None:
         await refuse_unknown_button(interaction)
@@ -224,6 +253,7 @@ class PlaceBot(commands.Bot):
         if self._heartbeat is not None:
             self._heartbeat.cancel()
         await super().close()
+        self._closed.set()
 
 
 class ShardedPlaceBot(PlaceBot, commands.AutoShardedBot):

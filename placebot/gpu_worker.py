@@ -17,7 +17,12 @@ import sys
 from urllib.parse import urlsplit
 
 from pipeline.config import keep_kernel_caches
-from placebot.settings import Settings, SettingsError, load_process_settings
+from placebot.settings import (
+    Settings,
+    SettingsError,
+    load_process_settings,
+    warn_of_ignored_variables,
+)
 from placebot.stopping import STOP_GRACE_S, install_stop_handlers
 
 log = logging.getLogger("placebot.gpu_worker")
@@ -144,6 +149,7 @@ def main() -> int:
     from placebot.logs import setup_logging
 
     setup_logging(settings.log_level, urlsplit(url).password or "")
+    warn_of_ignored_variables(settings)
     quiet_libraries()
     restart_reason = asyncio.run(run_worker(settings))
     if restart_reason is not None:

@@ -51,7 +51,7 @@ class CooldownActive(QueueRefusal):
 
 class QueueClosed(QueueRefusal):
     def __init__(self):
-        super().__init__("the bot is restarting and takes no new jobs right now; try again soon")
+        super().__init__("the bot is restarting: nothing was taken, try again in a minute")
 
 
 def new_job_id() -> str:

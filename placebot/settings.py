@@ -29,7 +29,8 @@ from pipeline.config import (
 )
 from pipeline.params import DEFAULT_MODEL_IDS, RENDER_DEFAULTS
 
-__all__ = ["Settings", "SettingsError", "load_settings", "settings_from_env"]
+__all__ = ["Settings", "SettingsError", "load_settings", "settings_from_env",
+           "warn_of_ignored_variables"]
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +71,9 @@ class Settings:
     log_level: str = "INFO"
     redis_url: str | None = field(default=None, repr=False)  # set: the distributed mode
     shards: str | None = None  # None: one gateway connection; "auto" or a count: sharded
+    # The PLACE_* variables set that no setting reads (misspelt?), found by load_settings:
+    # warned of by warn_of_ignored_variables once logging is set up. Not a setting itself.
+    ignored_variables: tuple[str, ...] = field(default=(), compare=False)
 
     def __repr__(self) -> str:  # never show the token, even by accident in a traceback
         return f"Settings(guild={self.discord_guild_id}, models={dict(self.model_ids)}, ...)"
@@ -111,7 +115,9 @@ def _redis_url(env) -> str | None:
 
 def _shards(env) -> str | None:
     value = text(env, "PLACE_SHARDS", None)
-    if value is None or value == "auto" or (value.isdigit() and 1 <= int(value) <= 10000):
+    if value is not None and value.lower() == "auto":  # any case, as every choice setting
+        return "auto"
+    if value is None or (value.isdigit() and 1 <= int(value) <= 10000):
         return value
     raise SettingsError("PLACE_SHARDS", f"{value!r} is not valid; accepts auto, a shard count "
                         "1-10000, or nothing for one connection")
@@ -148,7 +154,7 @@ def settings_from_env(env: Mapping[str, str], *, need_token: bool = True) -> Set
         prompts=parsed(env, "PLACE_PROMPTS", defaults.prompts, boolean, "true or false"),
         image_max_mb=_ranged(env, "PLACE_IMAGE_MAX_MB", defaults.image_max_mb, float, 0.1, 100.0,
                              "megabytes, 0.1-100"),
-        log_level=choice(env, "PLACE_LOG_LEVEL", defaults.log_level, LOG_LEVELS, fold=str.upper),
+        log_level=choice(env, "PLACE_LOG_LEVEL", defaults.log_level, LOG_LEVELS),
         redis_url=_redis_url(env),
         shards=_shards(env),
     )
@@ -174,13 +180,19 @@ def load_settings(env_file: str | os.PathLike | None = ".env", *,
                   need_token: bool = True) -> Settings:
     """Read `.env` (without overriding variables already set) and then the environment. A
     PLACE_* variable that no setting reads (a misspelling, as the original script's `strengh`
-    was) is named in a warning: it would otherwise be ignored in silence."""
+    was) is kept in `ignored_variables`, for warn_of_ignored_variables: it would otherwise be
+    ignored in silence."""
     env = RecordingEnvironment(load_environment(env_file))
     settings = settings_from_env(env, need_token=need_token)
-    for name in unread_place_variables(env):
+    return replace(settings, ignored_variables=tuple(unread_place_variables(env)))
+
+
+def warn_of_ignored_variables(settings: Settings) -> None:
+    """One warning for each PLACE_* variable no setting reads. Called once logging is set up
+    (placebot.logs), so that it has a timestamp and a level like every other line."""
+    for name in settings.ignored_variables:
         log.warning("%s is set but is not a setting of this bot (misspelt?); it is ignored. "
                     "config.example.env lists the settings", name)
-    return settings
 
 
 def unread_place_variables(env: RecordingEnvironment) -> list[str]:

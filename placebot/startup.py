@@ -1,13 +1,15 @@
 """What must hold before the bot serves, and the one-line errors an owner can act on.
 
-A start-up failure the owner can fix (a data folder that cannot be written, a server the bot
-is not in, Discord out of reach) is a StartupError: bot.py prints it as one line and exits with
-code 2, as it does for a malformed setting, instead of a traceback and a restart loop.
+A start-up failure the owner must fix (a data folder that cannot be written, a server the bot
+is not in) is a StartupError: bot.py prints it as one line and exits with code 2, as it does
+for a malformed setting, instead of a traceback and a restart loop. Discord out of reach is
+not one: nothing is wrong with the bot's settings, so it waits for Discord (login_with_retries).
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import os
 from pathlib import Path
@@ -17,9 +19,10 @@ import discord
 
 log = logging.getLogger(__name__)
 
-CONNECT_ATTEMPTS = 6  # 5 + 10 + 20 + 40 + 60 s apart: a network coming up after a boot
+# Discord out of reach at start (a machine that just booted, an outage): tried again 5, 10,
+# 20, 40, 80 s later, then every CONNECT_MAX_RETRY_S, for as long as it takes.
 CONNECT_FIRST_RETRY_S = 5.0
-CONNECT_MAX_RETRY_S = 60.0
+CONNECT_MAX_RETRY_S = 120.0
 STOP_CHECK_S = 0.2  # how soon a stop signal ends the wait between two tries
 _PROBE = ".write-check"
 
@@ -71,32 +74,53 @@ def _write_problem(folder: Path) -> str | None:
 
 
 async def login_with_retries(client: discord.Client, token: str) -> bool:
-    """client.login(), retried with backoff while Discord cannot be reached. False when the
-    client was closed meanwhile (Ctrl+C during the retries): the caller then just ends.
+    """client.login(), tried again with a growing, capped interval for as long as Discord
+    cannot be reached. False when the client was closed meanwhile (a stop signal): the caller
+    then just ends. A refused token (LoginFailure) is raised at once.
 
-    A machine that just booted may have no network or DNS yet: each failed try is one line in
-    the log, and after CONNECT_ATTEMPTS a StartupError says what to check."""
+    A machine that just booted may have no network or DNS yet, and Discord has outages: each
+    failed try is one line in the log, saying when the next one is."""
     delay = CONNECT_FIRST_RETRY_S
-    for attempt in range(1, CONNECT_ATTEMPTS + 1):
+    for attempt in itertools.count(1):
         try:
-            await client.login(token)
-            return True
-        except (aiohttp.ClientConnectionError, asyncio.TimeoutError, RuntimeError) as exc:
+            if not await _login_unless_closed(client, token):
+                return False
+        except (aiohttp.ClientConnectionError, asyncio.TimeoutError, discord.DiscordServerError,
+                RuntimeError) as exc:
             if client.is_closed():  # stopped mid-try: its session was closed under it
                 return False
             if isinstance(exc, RuntimeError):
                 raise
-            reason = _connection_reason(exc)
-            if attempt == CONNECT_ATTEMPTS:
-                raise StartupError(None, f"cannot reach Discord ({reason}) after {attempt} "
-                                   "tries: check this machine's network, DNS and proxy") from None
-            log.warning("cannot reach Discord (%s); try %d of %d, again in %.0f s",
-                        reason, attempt, CONNECT_ATTEMPTS, delay)
+            log.warning("cannot reach Discord (%s); try %d failed, the next in %.0f s "
+                        "(the bot waits for Discord until it is stopped; check this machine's "
+                        "network, DNS and proxy)", _connection_reason(exc), attempt, delay)
             await _forget_session(client)
             if not await _wait_unless_closed(client, delay):
                 return False
             delay = min(delay * 2, CONNECT_MAX_RETRY_S)
-    return False  # not reached: the last try returns or raises
+        else:
+            if attempt > 1:
+                log.info("reached Discord at try %d", attempt)
+            return True
+    return False  # not reached: the loop ends only by returning or raising
+
+
+async def _login_unless_closed(client: discord.Client, token: str) -> bool:
+    """client.login(token); False as soon as the client is closed meanwhile. A try can take
+    long (a DNS or TCP timeout, discord.py's own waits between its retries of a 502): a stop
+    signal cancels it rather than wait for it."""
+    login = asyncio.ensure_future(client.login(token))
+    try:
+        while not login.done():
+            await asyncio.wait([login], timeout=STOP_CHECK_S)
+            if client.is_closed() and not login.done():
+                return False
+        login.result()  # raises what failed the try
+        return True
+    finally:
+        if not login.done():
+            login.cancel()
+            await asyncio.wait([login])
 
 
 async def _forget_session(client: discord.Client) -> None:
@@ -126,4 +150,6 @@ def _connection_reason(exc: BaseException) -> str:
         return exc.strerror or str(exc.os_error)
     if isinstance(exc, asyncio.TimeoutError):
         return "timed out"
+    if isinstance(exc, discord.DiscordServerError):
+        return f"Discord answered HTTP {exc.status}"
     return str(exc) or type(exc).__name__

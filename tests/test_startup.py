@@ -1,8 +1,11 @@
-"""Start-up failures an owner can fix: one line naming the cause and the setting, exit 2."""
+"""Start-up: failures an owner must fix are one line naming the cause and the setting, exit 2;
+Discord out of reach is waited for until it answers or the bot is stopped."""
 
 import asyncio
+import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 from dataclasses import replace
@@ -10,11 +13,25 @@ from pathlib import Path
 
 import pytest
 
+from bot import run
 from placebot.client import PlaceBot
 from placebot.startup import StartupError
 from tests.fakediscord import FakeDiscord
 from tests.support.bot_harness import bot_settings
 from tests.support.patience import PATIENCE_S
+from tests.support.waiting import until
+
+
+class LogCount(logging.Handler):
+    """Counts the records whose message contains `text`."""
+
+    def __init__(self, text: str):
+        super().__init__()
+        self.text = text
+        self.count = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.count += self.text in record.getMessage()
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -49,43 +66,88 @@ def test_an_unwritable_output_folder_is_a_warning_at_start_not_a_stop(tmp_path, 
     assert warning.startswith("PLACE_OUTPUT_DIR:") and "blocker" in warning
 
 
-def test_discord_unreachable_at_start_is_retried_then_one_line(tmp_path):
-    """Nothing listens where Discord should be: a few retries with backoff, each one line,
-    then exit 2 with one line saying what to check; no traceback."""
-    point_at_nothing = ("import discord, placebot.startup as startup\n"
-                        "discord.http.Route.BASE = 'http://127.0.0.1:9/api/v10'\n"
-                        "startup.CONNECT_ATTEMPTS, startup.CONNECT_FIRST_RETRY_S = 3, 0.01")
-    done = _bot_py(point_at_nothing, tmp_path, PLACE_DATA_DIR=str(tmp_path / "data"))
-    assert done.returncode == 2, done.stderr
-    assert "Traceback" not in done.stderr
-    lines = done.stderr.strip().splitlines()
-    assert sum("cannot reach Discord" in line for line in lines) == 3
-    assert "network" in lines[-1]
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
-async def test_ctrl_c_while_discord_is_unreachable_stops_cleanly(tmp_path):
-    """SIGINT between two login tries: the bot ends at once, exit 0, no traceback, and no
-    HTTP session of a failed try is left open."""
+async def test_discord_down_at_start_is_waited_for_until_it_comes_up(
+        tiny_model_dir, gated, tmp_path, monkeypatch):
+    """Nothing listens where Discord should be (a boot before the network, an outage): the
+    bot tries again and again, each failed try one line, past the 6 tries after which it
+    used to give up, and connects once Discord is there."""
+    import placebot.startup as startup
+
+    monkeypatch.setattr(startup, "CONNECT_FIRST_RETRY_S", 0.01)
+    monkeypatch.setattr(startup, "CONNECT_MAX_RETRY_S", 0.02)
+    failed_tries = LogCount("cannot reach Discord")
+    logging.getLogger("placebot.startup").addHandler(failed_tries)
+    fake = FakeDiscord()
+    fake.port = _free_port()
+    fake.install()  # discord.py points at a port where nothing listens yet
+    bot = PlaceBot(bot_settings(tmp_path / "data", tiny_model_dir), renderer=gated,
+                   guild_ready_timeout=0.05)
+    runner = asyncio.create_task(run(bot, "fake-token"))
+    try:
+        await until(lambda: failed_tries.count >= 8 or runner.done(), "8 failed tries")
+        assert not runner.done(), runner.exception()
+        await fake.start(fake.port)  # Discord comes up
+        await until(bot.is_ready, "the bot connected to the late Discord")
+        assert fake.identifies == 1 and not runner.done()
+    finally:
+        await bot.shutdown()
+        await asyncio.wait_for(runner, PATIENCE_S)
+        await fake.close()
+        logging.getLogger("placebot.startup").removeHandler(failed_tries)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+async def test_a_stop_signal_while_discord_is_unreachable_ends_the_wait_cleanly(
+        tmp_path, signum):
+    """Ctrl+C, or a service manager's stop, between two login tries: the bot ends at once
+    (the next try was an hour away), exit 0, no traceback, and no HTTP session of a failed
+    try is left open."""
     point_at_nothing = ("import discord, placebot.startup as startup\n"
                         "discord.http.Route.BASE = 'http://127.0.0.1:9/api/v10'\n"
                         "startup.CONNECT_FIRST_RETRY_S = 3600")
-    script = f"import sys, bot\n{point_at_nothing}\nsys.exit(bot.main())"
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", script, cwd=tmp_path, stderr=asyncio.subprocess.PIPE,
-        env={"PATH": os.environ["PATH"], "PYTHONPATH": str(ROOT), "DISCORD_TOKEN": "x",
-             "PLACE_DATA_DIR": str(tmp_path / "data")})
+    process = await _start_bot_py(point_at_nothing, tmp_path)
     assert process.stderr is not None
     said = []
     while not any("cannot reach Discord" in line for line in said):  # waiting an hour now
         line = await asyncio.wait_for(process.stderr.readline(), PATIENCE_S)
         assert line, "bot.py ended before its first retry: " + "".join(said)
         said.append(line.decode())
-    process.send_signal(signal.SIGINT)
+    process.send_signal(signum)
     rest = await asyncio.wait_for(process.stderr.read(), PATIENCE_S)
     code = await process.wait()
     output = "".join(said) + rest.decode()
     assert code == 0, output
     assert "Traceback" not in output and "Unclosed client session" not in output
+
+
+async def test_a_token_discord_refuses_stops_the_start_with_exit_2(fake, tmp_path):
+    """Discord answers the login with 401: a setting to fix, so one line naming
+    DISCORD_TOKEN and exit 2 (a service manager does not restart it), no retries."""
+    fake.outage("GET", r"/users/@me$", 401, body={"code": 0, "message": "401: Unauthorized"})
+    point_at_fake = f"import discord\ndiscord.http.Route.BASE = '{fake.url}/api/v10'"
+    process = await _start_bot_py(point_at_fake, tmp_path)
+    _out, err = await asyncio.wait_for(process.communicate(), PATIENCE_S)
+    output = err.decode()
+    assert process.returncode == 2, output
+    assert "refused the token in DISCORD_TOKEN" in output
+    assert "Traceback" not in output and "cannot reach Discord" not in output
+
+
+async def _start_bot_py(code: str, cwd: Path) -> asyncio.subprocess.Process:
+    """`code` then bot.main() in a fresh interpreter, as `python bot.py` would run, without
+    blocking this event loop (a fake Discord in it must go on answering)."""
+    script = f"import sys, bot\n{code}\nsys.exit(bot.main())"
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-c", script, cwd=cwd, stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+        env={"PATH": os.environ["PATH"], "PYTHONPATH": str(ROOT), "DISCORD_TOKEN": "x",
+             "PLACE_DATA_DIR": str(cwd / "data")})
 
 
 async def test_a_guild_the_bot_is_not_in_stops_the_start_naming_the_setting(

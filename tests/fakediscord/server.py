@@ -222,6 +222,7 @@ class FakeDiscord:
         self.forbidden_channels: set[str] = set()
         self.expired_tokens: set[str] = set()
         self._faults: list[Fault] = []
+        self._gateway_faults: list[Fault] = []
         # Internals
         self._ids = itertools.count(1)
         self._bot_role_id = self._new_id()
@@ -253,8 +254,10 @@ class FakeDiscord:
     def gateway_url(self) -> str:
         return f"ws://127.0.0.1:{self.port}/gateway"
 
-    async def start(self) -> None:
-        """Serves on 127.0.0.1 on a free port (`self.port`)."""
+    async def start(self, port: int = 0) -> None:
+        """Serves on 127.0.0.1 on `port`, or on a free port (0); `self.port` says which.
+        A test of a Discord that comes up late points the bot at a port first (install())
+        and starts the fake there later."""
         spec_check.checker()  # read the spec now (once per process), not inside a request
         app = web.Application(client_max_size=64 * 1024 * 1024)  # uploads go up to 25 MiB
         app.router.add_get("/gateway", self._gateway)
@@ -262,7 +265,7 @@ class FakeDiscord:
         app.router.add_route("*", "/api/v10/{tail:.*}", self._rest)
         self._runner = web.AppRunner(app, handle_signals=False)
         await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
+        await web.TCPSite(self._runner, "127.0.0.1", port).start()
         self.port = self._runner.addresses[0][1]
 
     def install(self) -> None:
@@ -577,6 +580,14 @@ class FakeDiscord:
         """Webhook routes (edits, followups) for this interaction token now answer 401."""
         self.expired_tokens.add(token)
 
+    def gateway_outage(self) -> Fault:
+        """Every gateway connection is refused (503 to the WebSocket upgrade) until the test
+        calls `lift()`: with drop_gateway(), what discord.py meets while Discord is down (it
+        retries after its backoff). `hits` counts the refused connections."""
+        fault = Fault("GET", re.compile("^/gateway$"), 503, None, math.inf, None)
+        self._gateway_faults.append(fault)
+        return fault
+
     async def drop_gateway(self) -> None:
         """Closes the bot's socket with 4000 (resumable), as a network blip would."""
         ws = self._bot_ws
@@ -864,7 +875,11 @@ class FakeDiscord:
 
     # -- gateway ----------------------------------------------------------------------------
 
-    async def _gateway(self, request: web.Request) -> web.WebSocketResponse:
+    async def _gateway(self, request: web.Request) -> web.StreamResponse:
+        self._gateway_faults = [f for f in self._gateway_faults if not f.lifted]
+        if self._gateway_faults:
+            self._gateway_faults[0].hits += 1
+            return web.Response(status=503, text="fakediscord: gateway outage")
         ws = web.WebSocketResponse()
         await ws.prepare(request)
         self._sockets.add(ws)

@@ -191,6 +191,19 @@ async def test_dropped_gateway_resumes(fake: FakeDiscord, bot: PingBot) -> None:
 
 
 @pytest.mark.asyncio
+async def test_a_gateway_outage_refuses_reconnects_until_lifted(fake: FakeDiscord,
+                                                                bot: PingBot) -> None:
+    """While the gateway is out every reconnect is refused; once lifted discord.py resumes."""
+    down = fake.gateway_outage()
+    await fake.drop_gateway()
+    await fake.wait_for(lambda: down.hits >= 1)
+    assert fake.resumes == 0
+    down.lift()
+    await fake.wait_ready()
+    assert fake.resumes == 1 and fake.identifies == 1
+
+
+@pytest.mark.asyncio
 async def test_heartbeats_are_answered(fake: FakeDiscord, bot: PingBot) -> None:
     """The bot heartbeats at HELLO's interval and gets acks (so its latency is measured)."""
     await fake.wait_for(lambda: len(fake.heartbeats) >= 2, timeout=PATIENCE_S)

@@ -34,6 +34,15 @@ def test_cpu_loads_in_float32_without_safety_checker(tiny_model_dir):
     assert model.dtype == torch.float32 and model.pipe.safety_checker is None
 
 
+def test_a_load_on_the_cpu_names_no_vram_mode(tiny_model_dir, caplog):
+    """The CPU has no VRAM: its load line says so instead of naming a VRAM mode."""
+    caplog.set_level("INFO", logger="pipeline.models")
+    ModelStore({"1.4": str(tiny_model_dir)}, device="cpu", vram_mode="low").get("1.4")
+    [line] = [r.getMessage() for r in caplog.records if r.getMessage().startswith("loading")]
+    assert "on cpu" in line and "no VRAM mode" in line
+    assert not any(f"VRAM mode {mode}" in line for mode in ("full", "low", "minimal"))
+
+
 def test_missing_folder_is_one_error_naming_model_and_cause(tmp_path):
     """A model that cannot load raises ModelLoadError naming the key, the id and the cause."""
     missing = tmp_path / "no-such-model"

@@ -95,6 +95,35 @@ async def test_sigterm_finishes_the_running_job_and_exits_within_10_seconds(
     assert type(bot.jobs.journal)(tmp_path / "data" / "jobs.sqlite3").recover().retry == []
 
 
+async def test_sigterm_during_a_discord_outage_stops_without_waiting_for_the_reconnect(
+        fake, tiny_model_dir, gated, tmp_path, monkeypatch):
+    """Discord down and discord.py asleep between two reconnects (its backoff, made an hour
+    here: minutes in a long outage): SIGTERM still ends bot.py's run at once, the graceful
+    part done, and both the running and the waiting job kept in the journal."""
+    from discord.backoff import ExponentialBackoff
+
+    from placebot.journal import Journal
+    from tests.support.log_seen import watching
+
+    monkeypatch.setattr(ExponentialBackoff, "delay", lambda self: 3600.0)
+    bot = PlaceBot(bot_settings(tmp_path / "data", tiny_model_dir, max_batch=1),
+                   renderer=gated, guild_ready_timeout=0.05)
+    bot.shutdown_grace_s = 0.1
+    runner = asyncio.create_task(run(bot, "fake-token"))
+    await fake.wait_ready()
+    await _one_running_one_waiting(fake, gated)
+    with watching("discord.client", "Attempting a reconnect") as asleep:
+        fake.outage("*", ".*")  # REST and the gateway both down
+        fake.gateway_outage()
+        await fake.drop_gateway()
+        await asyncio.wait_for(asleep.seen.wait(), PATIENCE_S)
+    os.kill(os.getpid(), signal.SIGTERM)
+    await asyncio.wait_for(runner, PATIENCE_S)  # not the hour of the backoff
+    assert bot.is_closed()
+    kept = Journal(tmp_path / "data" / "jobs.sqlite3").recover().retry
+    assert sorted(job.user_id for job in kept) == [1, 2]
+
+
 async def test_buttons_of_a_result_keep_working_after_a_restart(fake, start_bot, tmp_path):
     data = tmp_path / "data"
     async with start_bot(data_dir=data):

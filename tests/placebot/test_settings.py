@@ -11,6 +11,7 @@ from placebot.settings import (
     load_settings,
     settings_from_env,
     unread_place_variables,
+    warn_of_ignored_variables,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -93,10 +94,24 @@ def test_bot_with_malformed_value_exits_2_naming_it(tmp_path):
     assert "PLACE_STRENGTH: 'abc' is not valid" in done.stderr and TOKEN not in done.stderr
 
 
-def test_log_level_is_read_in_any_case():
-    """`PLACE_LOG_LEVEL=info` means INFO, as the upper-case name does."""
-    settings = settings_from_env({"DISCORD_TOKEN": TOKEN, "PLACE_LOG_LEVEL": "info"})
-    assert settings.log_level == "INFO"
+ANY_CASE = [
+    ("PLACE_LOG_LEVEL", "info", "log_level", "INFO"),
+    ("PLACE_VRAM_MODE", "LOW", "vram_mode", "low"),
+    ("PLACE_COMPILE", "Off", "compile", "off"),
+    ("PLACE_DEVICE", "CPU", "device", "cpu"),
+    ("PLACE_DEVICE", "CUDA:1", "device", "cuda:1"),
+    ("PLACE_SHARDS", "AUTO", "shards", "auto"),
+    ("PLACE_PROMPTS", "FALSE", "prompts", False),
+]
+
+
+@pytest.mark.parametrize(("variable", "value", "field", "expected"), ANY_CASE,
+                         ids=[f"{v}={raw}" for v, raw, _, _ in ANY_CASE])
+def test_a_setting_with_fixed_values_takes_them_in_any_case(variable, value, field, expected):
+    """`PLACE_VRAM_MODE=LOW` means low, as `PLACE_LOG_LEVEL=info` means INFO: every setting
+    with a fixed set of values reads them in any case, and keeps its own spelling."""
+    settings = settings_from_env({"DISCORD_TOKEN": TOKEN, variable: value})
+    assert getattr(settings, field) == expected
 
 
 def test_a_misspelt_setting_is_named_in_a_warning(monkeypatch, caplog):
@@ -104,9 +119,34 @@ def test_a_misspelt_setting_is_named_in_a_warning(monkeypatch, caplog):
     monkeypatch.setenv("DISCORD_TOKEN", "x")
     monkeypatch.setenv("PLACE_STRENGHT", "0.05")
     settings = load_settings(env_file=None)
+    assert settings.ignored_variables == ("PLACE_STRENGHT",) and settings.strength == 0.8
+    assert not caplog.records  # logging may not be set up yet: the warning waits
+    warn_of_ignored_variables(settings)
     warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert any(m.startswith("PLACE_STRENGHT is set but is not a setting") for m in warned)
-    assert settings.strength == 0.8
+
+
+async def test_bot_py_warns_of_a_misspelt_setting_in_a_log_line(fake, tmp_path):
+    """`python bot.py` names the misspelt variable in a line with a timestamp and a level,
+    as every other line of its log (it was printed bare, before logging was set up)."""
+    import asyncio
+    import os
+    import re
+
+    from tests.support.patience import PATIENCE_S
+
+    fake.outage("GET", r"/users/@me$", 401)  # a refused token: the bot ends soon after
+    script = ("import sys, bot, discord\n"
+              f"discord.http.Route.BASE = '{fake.url}/api/v10'\n"
+              "sys.exit(bot.main())")
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", script, cwd=tmp_path, stderr=asyncio.subprocess.PIPE,
+        env={"PATH": os.environ["PATH"], "PYTHONPATH": str(ROOT), "DISCORD_TOKEN": "x",
+             "PLACE_STRENGHT": "0.05", "PLACE_DATA_DIR": str(tmp_path / "data")})
+    _out, err = await asyncio.wait_for(process.communicate(), PATIENCE_S)
+    [line] = [line for line in err.decode().splitlines() if "PLACE_STRENGHT" in line]
+    assert re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d WARNING +placebot\.settings: "
+                    r"PLACE_STRENGHT is set but is not a setting", line), line
 
 
 def test_every_documented_setting_is_read():
