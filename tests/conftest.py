@@ -9,7 +9,7 @@ import pytest
 from placebot.client import PlaceBot
 from tests.fakediscord import FakeDiscord
 from tests.support.bot_harness import GatedRenderer, bot_settings
-from tests.support.tiny_sd import build_tiny_sd
+from tests.support.tiny_sd import build_tiny_sd, with_flagging_checker
 
 # Small but real: 2 denoising steps a pass (steps x strength), 2 passes.
 FAST = {"steps": 4, "strength": 0.5, "recursions": 1}
@@ -19,6 +19,12 @@ FAST = {"steps": 4, "strength": 0.5, "recursions": 1}
 def tiny_model_dir(tmp_path_factory):
     """A tiny random SD img2img model saved with save_pretrained, as a local model folder."""
     return build_tiny_sd(tmp_path_factory.mktemp("tiny-sd"))
+
+
+@pytest.fixture(scope="session")
+def flagging_model_dir(tiny_model_dir, tmp_path_factory):
+    """The tiny model, with a safety checker that flags every image it is shown."""
+    return with_flagging_checker(tiny_model_dir, tmp_path_factory.mktemp("flagging") / "sd")
 
 
 @pytest.fixture(scope="session")
