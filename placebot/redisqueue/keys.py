@@ -72,3 +72,8 @@ def source_picture(key: str) -> str:
 def source_prompt(key: str) -> str:
     """A prompt and guidance a result's buttons name: JSON bytes."""
     return f"{PREFIX}source:{key}:prompt"
+
+
+def server_settings(guild_id: int | str) -> str:
+    """A server's /place_admin settings (placebot/server_settings.py): hash, setting → JSON."""
+    return f"{PREFIX}server:{guild_id}:settings"
