@@ -56,8 +56,16 @@ def user(user_id: int | str) -> str:
     return f"{PREFIX}user:{user_id}"
 
 
-def cooldown(user_id: int | str) -> str:
-    return f"{PREFIX}cooldown:{user_id}"
+def accepted(user_id: int | str) -> str:
+    """hash: when the user's last job was accepted (`at`, ms), for cooldowns, with the
+    reservation that set it (`job`) and the time before it (`before`), put back if that
+    reservation is given back."""
+    return f"{PREFIX}accepted:{user_id}"
+
+
+# The time of a user's last accepted job is kept as long as the longest cooldown (seconds):
+# PLACE_USER_COOLDOWN's bound, which a server's cooldown shares.
+KEEP_ACCEPTED_S = 86400.0
 
 
 def worker(name: str) -> str:
