@@ -18,48 +18,21 @@ from pathlib import Path
 
 import torch
 
-from bench.sd15 import write_tokenizer  # the same byte-level CLIP vocabulary as the bench
-
-# A concept "fires" when its cosine similarity (at most 1) exceeds its threshold: above 1
-# none ever does, below -1 every one does.
-NEVER_FLAGS, ALWAYS_FLAGS = 2.0, -2.0
-
-
-def tiny_safety_checker(threshold: float = NEVER_FLAGS):
-    """diffusers' checker on a tiny CLIP image tower, every concept at `threshold`."""
-    from diffusers.pipelines.stable_diffusion.safety_checker import (
-        StableDiffusionSafetyChecker,
-    )
-    from transformers import CLIPConfig
-
-    config = CLIPConfig(
-        text_config={"hidden_size": 32, "intermediate_size": 37, "num_hidden_layers": 1,
-                     "num_attention_heads": 4, "vocab_size": 1000, "bos_token_id": 0,
-                     "eos_token_id": 2, "pad_token_id": 1},
-        vision_config={"hidden_size": 32, "intermediate_size": 37, "num_hidden_layers": 2,
-                       "num_attention_heads": 4, "image_size": 32, "patch_size": 8},
-        projection_dim=16,
-    )
-    checker = StableDiffusionSafetyChecker(config).eval()
-    with torch.no_grad():
-        checker.concept_embeds_weights.fill_(threshold)
-        checker.special_care_embeds_weights.fill_(threshold)
-    return checker
-
-
-def tiny_feature_extractor():
-    """The checker's input: images resized and cropped to its 32x32, CLIP's normalisation."""
-    from transformers import CLIPImageProcessor
-
-    return CLIPImageProcessor(size={"shortest_edge": 32},
-                              crop_size={"height": 32, "width": 32})
+# the same byte-level CLIP vocabulary, and NSFW checker at tiny widths, as the bench's
+from bench.sd15 import (
+    ALWAYS_FLAGS,
+    build_feature_extractor,
+    build_safety_checker,
+    write_tokenizer,
+)
 
 
 def with_flagging_checker(model_folder: Path, folder: Path) -> Path:
     """A copy of a tiny model whose safety checker flags every image."""
     shutil.copytree(model_folder, folder)
     shutil.rmtree(folder / "safety_checker")
-    tiny_safety_checker(ALWAYS_FLAGS).save_pretrained(folder / "safety_checker")
+    build_safety_checker("tiny", threshold=ALWAYS_FLAGS).save_pretrained(
+        folder / "safety_checker")
     return folder
 
 
@@ -112,7 +85,8 @@ def build_tiny_sd(folder: Path, seed: int = 0) -> Path:
     )
     pipe = StableDiffusionImg2ImgPipeline(
         unet=unet, vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, scheduler=scheduler,
-        safety_checker=tiny_safety_checker(), feature_extractor=tiny_feature_extractor(),
+        safety_checker=build_safety_checker("tiny"),
+        feature_extractor=build_feature_extractor("tiny"),
         requires_safety_checker=False,
     )
     pipe.save_pretrained(folder, safe_serialization=True)
