@@ -67,8 +67,8 @@ class PlaceService:
                      defaulted: Collection[str] = ()) -> Job | None:
         """Queue the job and answer the interaction; refusals are ephemeral and queue nothing.
 
-        The rules of where it was asked for come first (a channel the server does not allow
-        is refused), then validation and the backend's admission, which hold a place at once,
+        Validation and the rules of where it was asked for come first (a channel the server
+        does not allow is refused), then the backend's admission, which holds a place at once,
         so two quick /place from one person cannot both slip under the per-user limit; then
         the interaction is deferred, well inside Discord's 3 seconds, before any slower work
         (`prepare`). `kept_prompt`: `prepare` adds a kept prompt (a Re-roll or New crop of a
