@@ -36,11 +36,7 @@ from placebot.server_rules import (
     check_change,
     describe,
 )
-from placebot.server_settings import (
-    SAFETY_EVERYWHERE,
-    SETTING_NAMES,
-    ServerSettingsStore,
-)
+from placebot.server_settings import SAFETY_EVERYWHERE, ServerSettingsStore
 from placebot.settings import Settings
 
 if TYPE_CHECKING:
@@ -53,7 +49,6 @@ ONLY_IN_A_SERVER = "The bot's settings belong to a server: use /place_admin in o
 # what /place_admin reset names each setting
 RESET_CHOICES = {"channels": "channels", "cooldown": "cooldown_s", "user_limit": "user_max",
                  "prompts": "prompts", "model": "default_model", "safety": "safety"}
-assert set(RESET_CHOICES.values()) == set(SETTING_NAMES)
 UNLISTABLE = (discord.ChannelType.category,)  # no job is ever asked for in a category
 
 Channel = app_commands.AppCommandChannel | app_commands.AppCommandThread
@@ -104,8 +99,12 @@ class AdminCog(commands.GroupCog, group_name="place_admin",
         async def change(guild_id: int) -> str:
             check_change(self._owner, name, value)
             await self._servers.change(guild_id, name, value if stored is ... else stored)
-            log.info("server %s: %s (%s) set %s to %r", guild_id, interaction.user,
-                     interaction.user.id, name, value)
+            if value is None:
+                log.info("server %s: %s (%s) reset %s to the owner's", guild_id,
+                         interaction.user, interaction.user.id, name)
+            else:
+                log.info("server %s: %s (%s) set %s to %r", guild_id, interaction.user,
+                         interaction.user.id, name, value)
             return await self._in_force(guild_id, name)
 
         await self._as_admin(interaction, change)

@@ -6,8 +6,9 @@ import logging
 
 import pytest
 
-from cogs.admin import NOT_AN_ADMIN
+from cogs.admin import NOT_AN_ADMIN, RESET_CHOICES
 from placebot.client import PlaceBot
+from placebot.server_settings import SETTING_NAMES
 from tests.support.bot_harness import bot_settings
 from tests.support.valkey import ValkeyProcess
 
@@ -48,6 +49,11 @@ async def test_place_admin_is_synced_for_manage_server_and_in_servers_only(fake,
     assert {option["name"] for option in command["options"]} == SUBCOMMANDS
     channels = {o["name"]: o for o in command["options"]}["channels"]
     assert {o["name"] for o in channels["options"]} == {"add", "remove", "clear"}
+
+
+def test_reset_can_name_every_setting():
+    """/place_admin reset offers each stored setting by name."""
+    assert sorted(RESET_CHOICES.values()) == sorted(SETTING_NAMES)
 
 
 async def test_a_member_without_manage_server_is_refused_where_the_command_is_open(fake,

@@ -67,6 +67,7 @@ def test_the_checker_loads_only_when_a_job_is_checked(tiny_model_dir):
 ])
 def test_the_owners_true_and_false_override_what_a_job_says(flagging_model_dir, setting,
                                                             job_says, blacked):
+    """PLACE_SAFETY_CHECKER=true checks every job, false none; auto follows the job."""
     store = _store(flagging_model_dir, safety_checker=setting)
     [result] = Renderer(store).render([_job(5, job_says)])
     assert result.nsfw_flagged is blacked and _black(result.final) is blacked

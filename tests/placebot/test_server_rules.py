@@ -19,6 +19,7 @@ OWNER = Settings(discord_token="x", user_max=3, user_cooldown_s=10.0, prompts=Tr
 
 
 def test_a_server_that_chose_nothing_and_a_dm_follow_the_owner():
+    """No server settings, or no server: the owner's settings, unchanged."""
     for rules in (rules_for(OWNER, ServerSettings()), rules_for(OWNER)):
         assert (rules.channels, rules.cooldown_s, rules.user_max, rules.prompts,
                 rules.default_model, rules.safety_everywhere) == ((), 10.0, 3, True, "1.4",
@@ -50,11 +51,13 @@ def test_stricter_settings_apply_and_looser_stored_ones_yield_to_the_owner():
 ])
 def test_a_change_past_the_owners_bounds_is_refused_saying_what_is_allowed(name, value,
                                                                            message):
+    """Each bound refuses with a line naming what is allowed."""
     with pytest.raises(ChangeRefused, match=message):
         check_change(OWNER, name, value)
 
 
 def test_what_the_owner_turned_off_a_server_cannot_turn_on():
+    """Prompts and the checker, off by the owner, stay off; going back to the owner's is free."""
     no_prompts = replace(OWNER, prompts=False)
     with pytest.raises(ChangeRefused, match="turned prompts off in every server"):
         check_change(no_prompts, "prompts", True)
@@ -74,12 +77,14 @@ def test_what_the_owner_turned_off_a_server_cannot_turn_on():
     ("false", True, False, False),  # the owner's false: nowhere
 ])
 def test_where_the_checker_runs(owner, everywhere, age_restricted, checked):
+    """auto: outside age-restricted channels (and in them where a server says); true, false."""
     server = ServerSettings(safety=SAFETY_EVERYWHERE if everywhere else None)
     rules = rules_for(replace(OWNER, safety_checker=owner), server)
     assert checks_safety(replace(OWNER, safety_checker=owner), rules, age_restricted) is checked
 
 
 def test_a_channel_list_allows_its_channels_and_their_threads_only():
+    """Listed channels and threads of them pass; any other is refused naming the list."""
     rules = rules_for(OWNER, ServerSettings(channels=(5, 6)))
     assert rules.allows_channel(5) and rules.allows_channel(99, parent_id=6)
     with pytest.raises(WrongChannel, match="only in <#5>, <#6>"):

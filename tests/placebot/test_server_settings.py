@@ -83,6 +83,7 @@ async def test_a_server_that_chose_nothing_follows_the_owner(backend):
 
 
 async def test_each_setting_is_kept_and_read_back_as_it_was_set(backend):
+    """Every setting, changed one by one, reads back as the value set."""
     store = await backend.store()
     chosen = ServerSettings(channels=(3001, 3002), cooldown_s=30.0, user_max=2, prompts=False,
                             default_model="1.5", safety=SAFETY_EVERYWHERE)
@@ -130,6 +131,7 @@ async def test_a_damaged_value_refuses_rather_than_loosens(backend):
 
 
 async def test_an_unknown_setting_name_is_refused(backend):
+    """A name that is no setting is refused before anything is stored or deleted."""
     store = await backend.store()
     with pytest.raises(ValueError, match="'colour' is not a server setting"):
         await store.change(GUILD, "colour", "red")
