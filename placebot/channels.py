@@ -12,6 +12,7 @@ Anything that can't be known counts as not age-restricted: the checker then runs
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 
@@ -35,6 +36,7 @@ class AgeRestriction:
     def __init__(self, keep_s: float = KEEP_FETCHED_S):
         self.keep_s = keep_s
         self._fetched: dict[int, tuple[bool, float]] = {}  # channel id → (nsfw, when)
+        self._asking: dict[int, asyncio.Future[bool]] = {}  # requests under way
 
     async def of(self, interaction: discord.Interaction) -> bool:
         channel = interaction.channel
@@ -50,9 +52,19 @@ class AgeRestriction:
         return await self._fetched_flag(interaction.client, channel.id)
 
     async def _fetched_flag(self, client: discord.Client, channel_id: int) -> bool:
+        """The channel's flag from Discord, kept keep_s; jobs asking at once share one
+        request."""
         kept = self._fetched.get(channel_id)
         if kept is not None and time.monotonic() - kept[1] < self.keep_s:
             return kept[0]
+        asking = self._asking.get(channel_id)
+        if asking is None:
+            asking = asyncio.ensure_future(self._fetch(client, channel_id))
+            self._asking[channel_id] = asking
+            asking.add_done_callback(lambda _: self._asking.pop(channel_id, None))
+        return await asyncio.shield(asking)  # one job giving up does not stop the others'
+
+    async def _fetch(self, client: discord.Client, channel_id: int) -> bool:
         try:
             channel = await client.fetch_channel(channel_id)
         except discord.HTTPException as exc:

@@ -59,17 +59,20 @@ async def test_the_checker_runs_outside_age_restricted_channels_and_not_in_them(
 
 async def test_a_thread_whose_parent_the_bot_missed_asks_discord_once(fake, start_bot, gated):
     """A thread in a channel the bot was never told of: its parent is fetched once (it is
-    age-restricted: the job is not checked), and the answer is kept for the next job."""
+    age-restricted: the job is not checked), for two jobs asked at once (the first answer is
+    rate-limited, which keeps the request open while the second job needs it too)."""
     gated.close()  # the jobs' flags are all this needs: they wait at the gate
     async with start_bot(user_max=2) as bot:
         late = fake.add_channel("late", nsfw=True, announce=False)
         thread = fake.add_thread(late)
+        fake.fail_next("GET", rf"/channels/{late}$", 429, retry_after=1.0)
         for user in (1, 2):
             fake.slash("place", user_id=user, channel_id=thread)
         await fake.wait_for(lambda: len(bot.jobs.queue.waiting) + len(bot.jobs.queue.running)
                             == 2)
         jobs = [*bot.jobs.queue.running, *bot.jobs.queue.waiting]
     assert [job.render.safety_check for job in jobs] == [False, False]
-    fetches = [r for r in fake.requests if r.method == "GET" and r.path == f"/channels/{late}"]
-    assert len(fetches) == 1
+    fetched = [r for r in fake.requests
+               if r.method == "GET" and r.path == f"/channels/{late}" and r.status == 200]
+    assert len(fetched) == 1
 
