@@ -148,8 +148,11 @@ async def submit_and_wait(url: str, jobs: list, timeout: float, others: tuple = 
 
 
 def jobs_for(count: int, **params) -> list:
+    """Jobs not screened by the NSFW checker (as in an age-restricted channel): these figures
+    are the queue's and the render's; bench.run's section safety measures the checker."""
     rng = random.Random(1)
-    return [RenderRequest(**params).resolve(rng) for _ in range(count)]
+    return [RenderRequest(**{"safety_check": False, **params}).resolve(rng)
+            for _ in range(count)]
 
 
 def start_worker(url: str, env: dict, *module_args: str) -> subprocess.Popen:

@@ -7,7 +7,9 @@
 Sections (--only picks some): baseline (the original's settings), t1 (one warm job, per
 variant of pipeline/accel.py), t2 (16 jobs at once through JobQueue + Worker, per max_batch),
 t3 (low / minimal VRAM modes, each in a fresh process), t4 (cold start in a fresh process),
-t5 (the optimised image against plain diffusers', same seed). README.md explains the figures.
+t5 (the optimised image against plain diffusers', same seed), safety (what the NSFW checker
+adds: to one job and a batch of 16 in full mode, and to low mode's time and peak VRAM, each
+beside the same run without it). README.md explains the figures.
 """
 
 from __future__ import annotations
@@ -88,10 +90,12 @@ def ensure_model(args) -> Path:
     return folder
 
 
-def make_store(model_dir: Path, device: str, mode: str):
+def make_store(model_dir: Path, device: str, mode: str, checker_placement: str | None = None):
+    """The bot's ModelStore, its PLACE_SAFETY_CHECKER the default (auto: each job says)."""
     from pipeline.models import ModelStore
 
-    return ModelStore({MODEL_KEY: str(model_dir)}, device=device, vram_mode=mode)
+    return ModelStore({MODEL_KEY: str(model_dir)}, device=device, vram_mode=mode,
+                      safety_checker="auto", checker_placement=checker_placement)
 
 
 def job_kwargs(args) -> dict:
@@ -100,12 +104,15 @@ def job_kwargs(args) -> dict:
     return {**job, "prompt": args.prompt} if args.prompt else job
 
 
-def make_jobs(count: int, job: dict, seed: int = 1000):
+def make_jobs(count: int, job: dict, seed: int = 1000, *, checked: bool = False):
+    """The bench's jobs; `checked`: through the NSFW checker (section safety), else not, as in
+    an age-restricted channel (every other section measures the render alone)."""
     from pipeline.params import RenderRequest
 
     rng = random.Random(seed)
     return [
-        RenderRequest(model=MODEL_KEY, seed=seed + i, **job).resolve(rng) for i in range(count)
+        RenderRequest(model=MODEL_KEY, seed=seed + i, safety_check=checked, **job).resolve(rng)
+        for i in range(count)
     ]
 
 
@@ -331,6 +338,8 @@ def run_child(ctx, *child_args: str, timeout: float = 400, env: dict | None = No
         command += ["--minimal-runs", str(ctx.args.minimal_runs)]
     command += ["--smoke"] if ctx.smoke else []
     command += ["--prompt", ctx.args.prompt] if ctx.args.prompt else []
+    if "--checker-placement" not in child_args:
+        command += ["--checker-placement", ctx.args.checker_placement]
     if ctx.variant_options is not None:
         command += ["--variant", ctx.default_variant]
     else:
@@ -450,13 +459,21 @@ def child_main(args) -> dict:
         total = torch.cuda.get_device_properties(0).total_memory
         torch.cuda.set_per_process_memory_fraction(args.memory_cap_gib * GIB / total)
     phases = time_load_phases(args.device)
-    store = make_store(Path(args.model_dir), args.device, args.vram_mode)
+    store = make_store(Path(args.model_dir), args.device, args.vram_mode,
+                       None if args.checker_placement == "auto" else args.checker_placement)
     renderer = Renderer(store)
-    jobs = make_jobs(4, job_kwargs(args))
+    jobs = make_jobs(4, job_kwargs(args), checked=args.safety_check)
     load_started = time.time()
     model = store.get(MODEL_KEY)
     sync(args.device)
     loaded = time.time()
+    checker = None
+    if args.safety_check:  # loaded before the first job, as the bot's worker loads it
+        renderer.prepare(jobs)
+        sync(args.device)
+        checker = model.checker
+        phases["safety_checker"] = round(time.time() - loaded, 3)
+        loaded = time.time()
     [first] = renderer.render(jobs[:1])
     sync(args.device)
     first_done = time.time()
@@ -470,6 +487,9 @@ def child_main(args) -> dict:
            "first_job_pass_s": [round(s, 3) for s in first.pass_seconds],
            "accel": accel.describe() if accel else None,
            "first_job_s": round(first_done - loaded, 3),
+           "safety_check": args.safety_check,
+           "checker_placement": checker.placement if checker is not None else None,
+           "flagged_in_first_job": first.nsfw_flagged,
            "load_plus_first_job_s": round(first_done - load_started, 3),
            "spawn_to_first_result_s": round(first_done - spawned, 3)}
     compiler = getattr(accel, "compiler", None)
@@ -574,6 +594,98 @@ def section_t5(ctx) -> dict:
     return out
 
 
+# --- safety: what the NSFW checker adds ------------------------------------------------------
+
+def section_safety(ctx) -> dict:
+    """The checker's cost, each figure beside the same run without it. First `low`, in fresh
+    processes (time and peak VRAM under its 3 GiB cap), the checker where the bot places it
+    and each placement of --safety-low; then `full` on the shared renderer: one job and a
+    batch of 16, checked and not, their runs interleaved."""
+    out: dict = {}
+    if ctx.gpu:
+        low = {"plain": _child_or_error(ctx, "mode", "--vram-mode", "low")}
+        for placement in ctx.args.safety_low.split(","):
+            low[f"checked:{placement}"] = _child_or_error(
+                ctx, "mode", "--vram-mode", "low", "--safety-check",
+                "--checker-placement", placement)
+            log(f"safety low, checker {placement}: {low[f'checked:{placement}']}")
+        out["low"] = low
+    else:
+        out["low"] = {"skipped": "VRAM modes need a GPU"}
+    out["full"] = checker_cost_in_full(ctx)
+    return out
+
+
+def _child_or_error(ctx, *child_args: str) -> dict:
+    """A child's figures, or its error: one placement that does not fit must not cost the
+    others their figures."""
+    try:
+        return run_child(ctx, *child_args, timeout=ctx.args.child_timeout)
+    except (RuntimeError, subprocess.TimeoutExpired) as exc:
+        return {"error": str(exc)[-2000:]}
+
+
+def checker_cost_in_full(ctx) -> dict:
+    from dataclasses import replace
+
+    renderer, store = ctx.renderer("full")
+    model = store.get(MODEL_KEY)
+    set_variant(model, ctx.device, "full", VARIANTS[ctx.default_variant])
+    size = min(16, len(ctx.jobs))
+    plain = {"one job": ctx.jobs[:1], f"{size} jobs": ctx.jobs[:size]}
+    runs: dict[str, list] = {}
+    for name, jobs in plain.items():
+        runs[name] = jobs
+        runs[f"{name}, checked"] = [replace(job, safety_check=True) for job in jobs]
+    started = time.perf_counter()
+    renderer.prepare(runs["one job, checked"])  # loads the checker, as the bot's worker does
+    sync(ctx.device)
+    out: dict = {"checker_load_s": round(time.perf_counter() - started, 3),
+                 "placement": model.checker.placement, "batch": size,
+                 "checker_call_ms": _checker_calls(model.checker, ctx, size)}
+    for jobs in runs.values():  # warm-up: each batch shape's graphs captured
+        renderer.render(jobs)
+    reset_peak()
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    flagged = 0
+    for _ in range(max(ctx.runs, 3 if ctx.gpu else 1)):
+        for name, jobs in runs.items():
+            sync(ctx.device)
+            started = time.perf_counter()
+            results = renderer.render(jobs)
+            sync(ctx.device)
+            times[name].append(time.perf_counter() - started)
+            flagged += sum(result.nsfw_flagged for result in results)
+    for name, measured in times.items():
+        out[name] = stats(measured)
+    for name in plain:
+        added = out[f"{name}, checked"]["median_s"] - out[name]["median_s"]
+        out[f"{name}: added_s"] = round(added, 4)
+        out[f"{name}: added_share"] = round(added / out[name]["median_s"], 4)
+        log(f"safety full, {name}: +{added:.3f} s ({added / out[name]['median_s']:.1%})")
+    out["flagged_images"] = flagged  # 0: the random checker's thresholds let all through
+    out.update(memory_snapshot())
+    return out
+
+
+def _checker_calls(checker, ctx, size: int) -> dict:
+    """One checker call (input preparation included) on 1 and on `size` images, median ms."""
+    image = ctx.renderer("full")[0].render(ctx.jobs[:1])[0].final
+    out = {}
+    for count in sorted({1, size}):
+        images = [image] * count
+        checker.flag(images)  # warm-up
+        measured = []
+        for _ in range(5):
+            sync(ctx.device)
+            started = time.perf_counter()
+            checker.flag(images)
+            sync(ctx.device)
+            measured.append((time.perf_counter() - started) * 1000)
+        out[f"{count} image(s)"] = round(statistics.median(measured), 2)
+    return out
+
+
 # --- the run ---------------------------------------------------------------------------------
 
 class Context:
@@ -631,8 +743,9 @@ def environment(device: str) -> dict:
 
 
 SECTIONS = {"baseline": section_baseline, "t1": section_t1, "t2": section_t2,
-            "t3": section_t3, "t4": section_t4, "t5": section_t5}
-ORDER = ("t4", "t3", "baseline", "t1", "t5", "t2")  # fresh processes first, on a quiet GPU
+            "t3": section_t3, "t4": section_t4, "t5": section_t5, "safety": section_safety}
+# fresh processes first, on a quiet GPU
+ORDER = ("t4", "t3", "baseline", "t1", "t5", "t2", "safety")
 
 
 def evaluate(results: dict) -> list[dict]:
@@ -642,8 +755,9 @@ def evaluate(results: dict) -> list[dict]:
         return rows
 
     def add(name, target, measured, met, note=""):
+        """met None: a figure with no goal."""
         rows.append({"target": name, "wanted": target, "measured": measured,
-                     "met": bool(met) if measured is not None else None, "note": note})
+                     "met": bool(met) if met is not None else None, "note": note})
 
     t1 = results.get("t1", {}).get(results.get("default_variant", DEFAULT_VARIANT), {})
     t1_s = t1.get("median_s")
@@ -682,6 +796,21 @@ def evaluate(results: dict) -> list[dict]:
                 first["load_plus_first_job_s"],
                 first["load_plus_first_job_s"] <= t1_s + TARGETS["T4_extra_s"],
                 "CUDA's on-disk kernel caches cold")
+    safety = results.get("safety", {})
+    full = safety.get("full", {})
+    for name in ("one job", f"{full.get('batch')} jobs"):
+        if f"{name}: added_s" in full:
+            add(f"safety: the checker added to {name} (full)", "-", full[f"{name}: added_s"],
+                None, f"{full[f'{name}: added_share']:.1%} of {full[name]['median_s']} s")
+    low = safety.get("low", {})
+    plain_low = low.get("plain", {}).get("job", {}).get("median_s")
+    for spec, run in low.items():
+        if spec.startswith("checked") and "peak_reserved_gib" in run:
+            note = (f"job {run['job']['median_s']} s (without: {plain_low} s), placed "
+                    f"{run['checker_placement']}")
+            add(f"safety: low + checker ({spec.partition(':')[2]}): peak reserved incl. a "
+                "batch of 4", f"<= {TARGETS['T3_low_gib']} GiB", run["peak_reserved_gib"],
+                run["peak_reserved_gib"] <= TARGETS["T3_low_gib"], note)
     t5 = results.get("t5", {}).get("optimised_vs_plain_diffusers")
     if t5:
         ok = t5["mean_abs_255"] <= TARGETS["T5_mad_255"] and not results["t5"]["degenerate"]
@@ -695,7 +824,7 @@ def table(results: dict) -> str:
     lines = [f"Card: {device}.", "", "| figure | wanted | measured | met | note |",
              "|---|---|---|---|---|"]
     for row in results.get("targets", []):
-        met = {True: "yes", False: "**no**", None: "?"}[row["met"]]
+        met = {True: "yes", False: "**no**", None: "-"}[row["met"]]
         lines.append(f"| {row['target']} | {row['wanted']} | {row['measured']} | {met} "
                      f"| {row['note']} |")
     return "\n".join(lines)
@@ -723,6 +852,14 @@ def main(argv=None) -> int:
     parser.add_argument("--t4-flash", action="store_true",
                         help="T4 again with cuDNN attention off (PyTorch's flash kernels)")
     parser.add_argument("--jobs", type=int, default=16, help="T2's job count")
+    parser.add_argument("--checker-placement", default="auto",
+                        choices=("auto", "gpu", "offload", "cpu"),
+                        help="where the NSFW checker runs in fresh processes (auto: as the "
+                        "bot places it for the VRAM mode)")
+    parser.add_argument("--safety-low", default="auto,cpu",
+                        help="section safety: the checker placements tried in low mode "
+                        "(comma-separated; auto: as the bot places it, offload)")
+    parser.add_argument("--safety-check", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--prompt", default="",
                         help="give every job this prompt (guidance 7.5 on, the UNet's batch "
                         "doubled); t5 then compares with plain diffusers given the same prompt")

@@ -88,6 +88,19 @@ TINY_TEXT = {
     "hidden_act": "quick_gelu",
 }
 SIZES = {"sd15": (SD15_UNET, SD15_VAE, SD15_TEXT), "tiny": (TINY_UNET, TINY_VAE, TINY_TEXT)}
+# The NSFW safety checker: SD's is a CLIP ViT-L/14 image tower (304 M parameters) and a
+# projection to 768, fed 224x224 crops (CompVis/stable-diffusion-safety-checker's config).
+SD15_CHECKER = {"vision": {"hidden_size": 1024, "intermediate_size": 4096,
+                           "num_hidden_layers": 24, "num_attention_heads": 16,
+                           "image_size": 224, "patch_size": 14},
+                "projection_dim": 768, "crop": 224}
+TINY_CHECKER = {"vision": {"hidden_size": 32, "intermediate_size": 37, "num_hidden_layers": 2,
+                           "num_attention_heads": 4, "image_size": 32, "patch_size": 8},
+                "projection_dim": 16, "crop": 32}
+CHECKERS = {"sd15": SD15_CHECKER, "tiny": TINY_CHECKER}
+# A concept "fires" when its cosine similarity (at most 1) exceeds its threshold: above 1
+# none ever does, below -1 every one does. The checker computes the same either way.
+NEVER_FLAGS, ALWAYS_FLAGS = 2.0, -2.0
 # SD v1.5's scheduler_config.json
 SCHEDULER = {
     "beta_start": 0.00085,
@@ -170,19 +183,68 @@ def build_pipeline(size: str = "sd15", *, seed: int = 0, device: str = "cpu",
     return pipe.to(dtype=dtype)
 
 
+def build_safety_checker(size: str = "sd15", *, threshold: float = NEVER_FLAGS,
+                         device: str = "cpu"):
+    """diffusers' StableDiffusionSafetyChecker with random weights at SD's shapes (or tiny
+    ones), every concept's threshold at `threshold` (its verdict is then known)."""
+    from diffusers.pipelines.stable_diffusion.safety_checker import (
+        StableDiffusionSafetyChecker,
+    )
+    from transformers import CLIPConfig
+
+    shape = CHECKERS[size]
+    config = CLIPConfig(  # the text tower is part of the config only: the checker has none
+        text_config={"hidden_size": 32, "intermediate_size": 37, "num_hidden_layers": 1,
+                     "num_attention_heads": 4, "vocab_size": 1000, "bos_token_id": 0,
+                     "eos_token_id": 2, "pad_token_id": 1},
+        vision_config=shape["vision"], projection_dim=shape["projection_dim"])
+    with torch.device(device):
+        checker = StableDiffusionSafetyChecker(config).eval()
+    with torch.no_grad():
+        checker.concept_embeds_weights.fill_(threshold)
+        checker.special_care_embeds_weights.fill_(threshold)
+    return checker
+
+
+def build_feature_extractor(size: str = "sd15"):
+    """The checker's input: CLIP's resize, centre crop and normalisation, at its size."""
+    from transformers import CLIPImageProcessor
+
+    crop = CHECKERS[size]["crop"]
+    return CLIPImageProcessor(size={"shortest_edge": crop},
+                              crop_size={"height": crop, "width": crop})
+
+
+def save_safety_checker(folder: Path, size: str = "sd15", *, device: str = "cpu",
+                        threshold: float = NEVER_FLAGS) -> None:
+    """The checker and its feature extractor in a model folder's `safety_checker/` and
+    `feature_extractor/`, where the engine loads them from (pipeline/safety.py)."""
+    checker = build_safety_checker(size, threshold=threshold, device=device)
+    variant = "fp16" if size == "sd15" else None  # as the Hub's SD repositories publish it
+    dtype = torch.float16 if variant else torch.float32
+    checker.to(dtype).save_pretrained(folder / "safety_checker", variant=variant)
+    build_feature_extractor(size).save_pretrained(folder / "feature_extractor")
+
+
 def save_model(folder: Path, size: str = "sd15", *, seed: int = 0, device: str = "cpu",
                init_scale: float = 0.5) -> Path:
     """Build and save_pretrained into `folder` (fp32 weights plus the fp16 variant, as the Hub
-    repositories publish them), so that ModelStore loads it exactly as it loads a real model."""
+    repositories publish them), so that ModelStore loads it exactly as it loads a real model,
+    with its NSFW checker beside it. A folder built before the checker was added gets it."""
     folder = Path(folder)
     marker = folder / f".built-{size}-{seed}-{init_scale}"
-    if marker.exists():
-        return folder
-    pipe = build_pipeline(size, seed=seed, device=device, init_scale=init_scale,
-                          tokenizer_dir=folder / "_tokenizer_src")
-    variant = "fp16" if size == "sd15" else None  # the Hub's SD repositories publish fp16 files
-    pipe.to(dtype=torch.float16).save_pretrained(folder, safe_serialization=True, variant=variant)
-    marker.write_text("ok\n")
+    if not marker.exists():
+        pipe = build_pipeline(size, seed=seed, device=device, init_scale=init_scale,
+                              tokenizer_dir=folder / "_tokenizer_src")
+        variant = "fp16" if size == "sd15" else None  # the Hub's SD repositories publish fp16
+        pipe.to(dtype=torch.float16).save_pretrained(folder, safe_serialization=True,
+                                                     variant=variant)
+        marker.write_text("ok\n")
+    checker_marker = folder / f".built-checker-{size}"
+    if not checker_marker.exists():
+        torch.manual_seed(seed + 1)
+        save_safety_checker(folder, size, device=device)
+        checker_marker.write_text("ok\n")
     return folder
 
 

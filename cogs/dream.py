@@ -58,8 +58,8 @@ class DreamCog(commands.Cog, name="Dream"):
         self.menu = app_commands.ContextMenu(name=MENU_NAME, callback=self._dream_on_message)
 
     async def _dream(self, interaction: Interaction, request: RenderRequest,
-                     image: discord.Attachment) -> None:
-        await self._submit(interaction, request, image)
+                     image: discord.Attachment, defaulted: frozenset[str] = frozenset()) -> None:
+        await self._submit(interaction, request, image, defaulted=defaulted)
 
     async def _dream_on_message(self, interaction: Interaction,
                                 message: discord.Message) -> None:
@@ -68,7 +68,7 @@ class DreamCog(commands.Cog, name="Dream"):
             await interaction.response.send_message(NO_PICTURE, ephemeral=True)
             return
         await self._submit(interaction, RenderRequest(**self._defaults), picture,
-                           reply_to=message)
+                           reply_to=message, defaulted=frozenset(PARAMS))
 
     async def _submit(self, interaction: Interaction, request: RenderRequest,
                       picture: AttachedFile, **options: Any) -> None:

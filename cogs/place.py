@@ -27,7 +27,8 @@ DESCRIPTION = "Dream on a random 32x32 patch of r/Place with Stable Diffusion."
 SLASH_OPTIONS = tuple(name for name, spec in PARAMS.items()
                       if spec.slash and spec.scope != "picture")
 
-Submit = Callable[[Interaction, RenderRequest], Awaitable[Any]]
+# submit(interaction, request, defaulted=...): `defaulted` names the options left out
+Submit = Callable[..., Awaitable[Any]]
 
 
 def option_type(spec: Param) -> Any:
@@ -84,7 +85,8 @@ def build_render_command(name: str, description: str, defaults: Mapping[str, Any
                          ) -> app_commands.Command:
     """A command whose options are render parameters (derived from their definition and
     `defaults`), after `leading` required options (name, annotation, help) that are passed to
-    `submit` by name: submit(interaction, request, **leading_values)."""
+    `submit` by name: submit(interaction, request, defaulted=..., **leading_values), where
+    `defaulted` names the parameters the user left out (a server's own default may apply)."""
     leading_names = tuple(option for option, _, _ in leading)
 
     async def command(interaction: Interaction, **values: Any) -> None:
@@ -96,7 +98,9 @@ def build_render_command(name: str, description: str, defaults: Mapping[str, Any
         if "prompt" not in values and (prompt := getattr(interaction.namespace, "prompt", None)):
             given["prompt"] = prompt
         extra = {key: values[key] for key in leading_names}
-        await submit(interaction, RenderRequest(**{**defaults, **given}), **extra)
+        defaulted = frozenset(name for name in options if name not in given)
+        await submit(interaction, RenderRequest(**{**defaults, **given}), defaulted=defaulted,
+                     **extra)
 
     # discord.py reads the options from the callback's signature: give it one per parameter
     keyword = inspect.Parameter.KEYWORD_ONLY

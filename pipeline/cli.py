@@ -39,7 +39,7 @@ def _flag_type(name: str, spec: Param):
 
 def _flag_help(spec: Param, default: Any) -> str:
     allowed = "" if spec.choices or spec.kind is str else f"; {spec.bounds_text()}"
-    shown = spec.unset if default is None else default
+    shown = spec.unset if default is None else spec.encode_value(default)
     return f"{spec.help}{allowed} (default: {shown})".replace("%", "%%")
 
 
@@ -114,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"crop: canvas {job.crop.canvas} at ({job.crop.x}, {job.crop.y}); "
           f"seed {job.seed}; model {job.model} ({model_ids[job.model]})", flush=True)
     args.device = pin_gpu(args.device)  # cuda:N: before CUDA starts, as the bot does
+    args.safety_checker = engine.safety_checker  # PLACE_SAFETY_CHECKER; auto: --safety_check
     return _render(job, model_ids, args)
 
 
@@ -128,7 +129,7 @@ def _render(job, model_ids: dict[str, str], args: argparse.Namespace) -> int:
     try:
         # One job: a background compile (minutes) would never pay off here.
         store = ModelStore(model_ids, device=args.device, vram_mode=args.vram_mode,
-                           compile="off")
+                           safety_checker=args.safety_checker, compile="off")
         # Loaded before the first pass's clock starts, so pass times are render times, as in
         # the summary below.
         loading_started = time.perf_counter()

@@ -32,6 +32,10 @@ DEVICE_ACCEPTS = f"one of {', '.join(DEVICES)}, or cuda:N for the GPU numbered N
 VRAM_MODES = ("full", "low", "minimal")  # what pipeline.models loads in, highest first
 VRAM_MODE_CHOICES = ("auto", *VRAM_MODES)  # auto: chosen by the GPU's free memory
 COMPILE_CHOICES = ("auto", "on", "off")  # the background torch.compile (pipeline.models)
+# PLACE_SAFETY_CHECKER: auto, each job says (the bot checks jobs outside age-restricted
+# channels); true, every job is checked; false, none is (the checker is never loaded).
+SAFETY_CHOICES = ("auto", "true", "false")
+SAFETY_ACCEPTS = "auto, true or false"
 
 
 class SettingsError(Exception):
@@ -53,7 +57,7 @@ class EngineSettings:
     device: str = "auto"
     vram_mode: str = "auto"
     compile: str = "auto"
-    safety_checker: bool = False  # load the NSFW checker (its files are fetched too)
+    safety_checker: str = "auto"  # the NSFW checker: SAFETY_CHOICES (its files are fetched too)
     # the owner's default for every render parameter (None: chosen per job, e.g. the seed)
     render_defaults: Mapping[str, Any] = field(default_factory=lambda: dict(RENDER_DEFAULTS))
 
@@ -117,6 +121,13 @@ def boolean(raw: str) -> bool:
     raise ValueError(raw)
 
 
+def safety_setting(raw: str) -> str:
+    """PLACE_SAFETY_CHECKER's value: auto, or true/false in any of boolean()'s spellings."""
+    if raw.lower() == "auto":
+        return "auto"
+    return "true" if boolean(raw) else "false"
+
+
 def device_name(raw: str) -> str:
     """A device setting or flag: one of DEVICES or cuda:N, in any case (as every setting with
     fixed values); ValueError naming what is allowed."""
@@ -171,7 +182,7 @@ def engine_settings_from_env(env: Mapping[str, str]) -> EngineSettings:
         vram_mode=choice(env, "PLACE_VRAM_MODE", EngineSettings.vram_mode, VRAM_MODE_CHOICES),
         compile=choice(env, "PLACE_COMPILE", EngineSettings.compile, COMPILE_CHOICES),
         safety_checker=parsed(env, "PLACE_SAFETY_CHECKER", EngineSettings.safety_checker,
-                              boolean, "true or false"),
+                              safety_setting, SAFETY_ACCEPTS),
         render_defaults=defaults,
     )
 

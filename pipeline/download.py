@@ -5,8 +5,9 @@ bot will load (the fp16 weights for a GPU, fp32 for a CPU) into the Hugging Face
 progress bar per file, then checks each weight file's SHA-256 against the one the Hub
 publishes. What it fetches follows the bot's settings, from the environment or `.env`: the
 model ids (PLACE_MODEL_1_4 / PLACE_MODEL_1_5), the device (PLACE_DEVICE, cuda:N pinned as the
-bot pins it) and the NSFW checker (PLACE_SAFETY_CHECKER); flags override the last two. A model
-that is a local folder needs nothing.
+bot pins it) and the NSFW checker (fetched unless PLACE_SAFETY_CHECKER=false: under auto, the
+default, the bot runs it for every job outside age-restricted channels); flags override the
+last two. A model that is a local folder needs nothing.
 """
 
 from __future__ import annotations
@@ -128,9 +129,9 @@ def build_parser(engine: EngineSettings) -> argparse.ArgumentParser:
                              "a model), cpu the fp32 ones (4 GB), auto this machine's "
                              "(default: %(default)s, from PLACE_DEVICE)")
     parser.add_argument("--safety-checker", action=argparse.BooleanOptionalAction,
-                        default=engine.safety_checker,
-                        help="also fetch the NSFW checker (default: %(default)s, from "
-                             "PLACE_SAFETY_CHECKER)")
+                        default=engine.safety_checker != "false",
+                        help="also fetch the NSFW checker (default: %(default)s: yes unless "
+                             "PLACE_SAFETY_CHECKER is false)")
     return parser
 
 

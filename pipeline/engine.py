@@ -7,6 +7,10 @@ Without a prompt a job runs as the original did, on the empty prompt's embedding
 classifier-free guidance off (with an empty prompt it computes nothing). With a prompt,
 guidance is on at the job's scale, against the empty prompt as the unconditional side; the
 prompts of one batch may differ, each job's row of the embeddings being its own.
+
+After each pass the images of the jobs that are checked (ModelStore.checks) go through the
+NSFW checker, image by image (pipeline/safety.py): a flagged one is black from then on, for
+the user and as the next pass's input, and its result says so.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from pipeline.models import MAX_UNET_BATCH, LoadedModel, ModelStore
 from pipeline.params import NO_GUIDANCE, RenderJob
 from pipeline.prompts import encode_prompts
 from pipeline.results import RenderResult
+from pipeline.safety import SafetyChecker
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +70,20 @@ class Renderer:
     def __init__(self, store: ModelStore):
         self.store = store
 
+    def is_ready(self, jobs: Sequence[RenderJob]) -> bool:
+        """Whether what these jobs need (their model; its NSFW checker if one is checked) is
+        loaded: if not, prepare() loads it, so that a render never waits for a load."""
+        key = jobs[0].model
+        if not self.store.is_loaded(key):
+            return False
+        return self.store.has_checker(key) or not any(self.store.checks(j) for j in jobs)
+
+    def prepare(self, jobs: Sequence[RenderJob]) -> None:
+        """Load what these jobs need (blocking: minutes on a first download)."""
+        self.store.get(jobs[0].model)
+        if any(self.store.checks(job) for job in jobs):
+            self.store.checker(jobs[0].model)
+
     def render(
         self,
         jobs: Sequence[RenderJob],
@@ -87,13 +106,18 @@ class Renderer:
                                               should_stop=should_stop)]
         results = [self._start(job, model) for job in jobs]
         conditioning = self._conditioning(model, jobs, results)
+        checked = [self.store.checks(job) for job in jobs]
+        checker = self.store.checker(jobs[0].model) if any(checked) else None
         # A CPU generator gives the same noise on any device, and one per job keeps each
         # job's numbers independent of its neighbours in the batch.
         generators = [torch.Generator("cpu").manual_seed(job.seed) for job in jobs]
         for number in range(1, jobs[0].passes + 1):
             started = time.perf_counter()
-            images, flagged = self._one_pass(model, jobs[0], results, generators, should_stop,
-                                             conditioning)
+            images = self._one_pass(model, jobs[0], results, generators, should_stop,
+                                    conditioning)
+            flagged = [False] * len(images)
+            if checker is not None:
+                images, flagged = self._screen(model, checker, images, checked)
             elapsed = time.perf_counter() - started
             for index, (result, image) in enumerate(zip(results, images, strict=True)):
                 result.frames.append(image)
@@ -125,6 +149,13 @@ class Renderer:
                 "guidance_scale": jobs[0].guidance}
 
     @staticmethod
+    def _screen(model: LoadedModel, checker: SafetyChecker, images, checked):
+        try:
+            return checker.screen(images, checked)
+        except torch.OutOfMemoryError as exc:
+            raise OutOfMemory(model.vram_mode, str(exc).splitlines()[0]) from exc
+
+    @staticmethod
     def _one_pass(model, job, results, generators, should_stop, conditioning):
         stop_reason: list[str] = []
 
@@ -137,7 +168,6 @@ class Renderer:
 
         if should_stop and (reason := should_stop()):
             raise RenderCancelled(reason)
-        batch = len(results)
         try:
             with torch.inference_mode():
                 output = model.pipe(
@@ -153,5 +183,4 @@ class Renderer:
             raise OutOfMemory(model.vram_mode, str(exc).splitlines()[0]) from exc
         if stop_reason:
             raise RenderCancelled(stop_reason[0])
-        flagged = output.nsfw_content_detected or [False] * batch
-        return output.images, flagged
+        return output.images

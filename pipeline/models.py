@@ -25,8 +25,10 @@ from dataclasses import dataclass
 
 import torch
 
-from pipeline.config import COMPILE_CHOICES, DEVICES, VRAM_MODES, model_variable
+from pipeline.config import COMPILE_CHOICES, DEVICES, SAFETY_CHOICES, VRAM_MODES, model_variable
 from pipeline.errors import ModelLoadError
+from pipeline.params import RenderJob
+from pipeline.safety import SafetyChecker, load_safety_checker
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +93,7 @@ class LoadedModel:
     dtype: torch.dtype
     vram_mode: str
     acceleration: object = None  # pipeline.accel.Acceleration, where speed-ups were installed
+    checker: SafetyChecker | None = None  # loaded by the first job that is checked
 
 
 # How a Hub that cannot be reached shows up below diffusers' OSError: builtin socket errors, the
@@ -127,6 +130,15 @@ def explain_load_failure(key: str, model_id: str, exc: BaseException) -> str:
             f"be reached and set {variable} to its local diffusers folder")
 
 
+def explain_checker_failure(key: str, model_id: str, exc: BaseException) -> str:
+    """Why the NSFW checker of a model could not be loaded, and the owner's ways out."""
+    cause = explain_load_failure(key, model_id, exc)
+    return (f"its NSFW safety checker could not be loaded ({cause}). PLACE_SAFETY_CHECKER "
+            "runs it for jobs outside age-restricted channels (auto) or for all (true): "
+            "fetch it with `python -m pipeline.download`, use a model folder that has its "
+            "safety_checker and feature_extractor, or set PLACE_SAFETY_CHECKER=false")
+
+
 def _describe(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     first = text[0] if text else ""
@@ -141,6 +153,10 @@ class ModelStore:
     Thread-safe: the bot's worker thread and the CLI call get() directly. On a GPU only one
     model is kept, whatever the VRAM mode: switching 1.4 <-> 1.5 unloads the other first, so
     two models never need room at once (a consumer card holds one). On the CPU both stay.
+
+    The NSFW checker (pipeline/safety.py) is a model's own, loaded with checker() by the first
+    job that is checked and unloaded with its model. `safety_checker` is PLACE_SAFETY_CHECKER:
+    true checks every job, false none (the checker is never loaded), auto each job as it says.
     """
 
     def __init__(
@@ -149,16 +165,22 @@ class ModelStore:
         *,
         device: str = "auto",
         vram_mode: str = "auto",
-        safety_checker: bool = False,
+        safety_checker: str = "auto",
         compile: str = "auto",
+        checker_placement: str | None = None,
     ):
         if compile not in COMPILE_CHOICES:
             raise ValueError(f"compile {compile!r} is unknown; choose one of {COMPILE_CHOICES}")
+        if safety_checker not in SAFETY_CHOICES:
+            raise ValueError(f"safety checker {safety_checker!r} is unknown; choose one of "
+                             f"{SAFETY_CHOICES}")
         self.model_ids = dict(model_ids)
         self.compile = compile  # the background torch.compile (pipeline/compiler.py)
         self.requested_device = device
         self.requested_vram_mode = vram_mode
         self.safety_checker = safety_checker
+        # where the checker runs (pipeline.safety.PLACEMENTS); None: by the VRAM mode
+        self.checker_placement = checker_placement
         self._loaded: dict[str, LoadedModel] = {}
         self._lock = threading.RLock()
         self._vram_override: str | None = None
@@ -180,6 +202,33 @@ class ModelStore:
             "device": current.device if current else self.requested_device,
             "vram_mode": current.vram_mode if current else self.requested_vram_mode,
         }
+
+    def checks(self, job: RenderJob) -> bool:
+        """Whether this job's passes go through the NSFW checker."""
+        if self.safety_checker == "auto":
+            return job.safety_check
+        return self.safety_checker == "true"
+
+    def has_checker(self, key: str) -> bool:
+        model = self._loaded.get(key)
+        return model is not None and model.checker is not None
+
+    def checker(self, key: str) -> SafetyChecker:
+        """Model `key`'s NSFW checker, loaded (with the model) on first use. ModelLoadError,
+        naming what the owner can do, when it can't be loaded."""
+        with self._lock:
+            model = self.get(key)
+            if model.checker is None:
+                try:
+                    model.checker = load_safety_checker(
+                        model.model_id, model.device, model.vram_mode,
+                        placement=self.checker_placement)
+                except Exception as exc:
+                    _free_memory()
+                    raise ModelLoadError(key, model.model_id,
+                                         explain_checker_failure(key, model.model_id, exc)
+                                         ) from exc
+            return model.checker
 
     def get(self, key: str) -> LoadedModel:
         if key not in self.model_ids:
@@ -237,9 +286,9 @@ class ModelStore:
     def _from_pretrained(self, model_id: str, dtype: torch.dtype, device: str):
         from diffusers import StableDiffusionImg2ImgPipeline
 
-        extra = {} if self.safety_checker else {"safety_checker": None}
+        # never with its checker: that is loaded apart, when a job needs it (checker())
         load = lambda **kw: StableDiffusionImg2ImgPipeline.from_pretrained(  # noqa: E731
-            model_id, dtype=dtype, requires_safety_checker=False, **extra, **kw
+            model_id, dtype=dtype, safety_checker=None, requires_safety_checker=False, **kw
         )
         if device != "cuda":
             return load()

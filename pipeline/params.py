@@ -61,7 +61,7 @@ class Param:
 
     label: str  # its title where a person reads it (the embed)
     help: str  # one line for a person, without the default (each surface adds the live one)
-    kind: type = int  # int, float or str
+    kind: type = int  # int, float, str or bool
     low: float | None = None
     high: float | None = None
     low_open: bool = False  # (low, high] instead of [low, high]
@@ -83,6 +83,8 @@ class Param:
         """What is allowed, as a person reads it: '0-5', '(0, 1]', '1.4, 1.5'."""
         if self.choices:
             return ", ".join(self.choices)
+        if self.kind is bool:
+            return "true or false"
         if self.kind is float:
             return f"{'(' if self.low_open else '['}{self.low:g}, {self.high:g}]"
         return f"{self.low:d}-{self.high:d}"
@@ -91,6 +93,8 @@ class Param:
         """The kind and bounds together, for a message about a setting or flag."""
         if self.choices:
             return f"one of {self.bounds_text()}"
+        if self.kind is bool:
+            return self.bounds_text()
         if self.kind is float:
             return f"a number in {self.bounds_text()}"
         if self.kind is int:
@@ -100,6 +104,8 @@ class Param:
     def parse(self, name: str, raw: Any) -> Any:
         """A typed value from text (a flag, a payload, an env variable) or a JSON value; ParamError
         naming the value when it is not of this parameter's kind. Bounds are check()'s job."""
+        if self.kind is bool:
+            return _parse_bool(name, raw, self.accepts())
         if isinstance(raw, str) and self.kind is not str:
             try:
                 return self.kind(raw.strip())
@@ -138,12 +144,15 @@ class Param:
         Discord client holding an older declaration of /place can send another type."""
         if self.kind is float:
             fits = isinstance(value, int | float) and not isinstance(value, bool)
+        elif self.kind is bool:
+            fits = isinstance(value, bool)
         elif self.kind is int:
             fits = isinstance(value, int) and not isinstance(value, bool)
         else:
             fits = isinstance(value, self.kind)
         if not fits:
-            wanted = {int: "a whole number", float: "a number", str: "text"}.get(
+            wanted = {int: "a whole number", float: "a number", str: "text",
+                      bool: "true or false"}.get(
                 self.kind, self.kind.__name__)
             raise ParamError(f"{name} must be {wanted}, not {value!r}")
 
@@ -151,6 +160,8 @@ class Param:
         """A regex for this parameter's value as encode_value writes it."""
         if self.choices:
             return "|".join(re.escape(c) for c in sorted(self.choices, key=len, reverse=True))
+        if self.kind is bool:
+            return "true|false"
         if self.kind is float:
             return r"[0-9.e+-]{1,24}"
         if self.pattern is not None:
@@ -158,8 +169,23 @@ class Param:
         return r"\d{1,20}"
 
     def encode_value(self, value: Any) -> str:
+        if self.kind is bool:
+            return "true" if value else "false"
         # repr: the shortest text that reads back as the same float
         return repr(value) if self.kind is float else str(value)
+
+
+def _parse_bool(name: str, raw: Any, accepts: str) -> bool:
+    """A yes/no parameter from JSON (true/false) or text (a flag: true/false, yes/no, on/off)."""
+    if isinstance(raw, bool):
+        return raw
+    if isinstance(raw, str):
+        lowered = raw.strip().lower()
+        if lowered in ("true", "yes", "on", "1"):
+            return True
+        if lowered in ("false", "no", "off", "0"):
+            return False
+    raise ParamError(f"{name} {raw!r} is not {accepts}")
 
 
 def param(default: Any, **spec: Any) -> Any:
@@ -238,6 +264,13 @@ class RenderRequest:
         7.5, label="Guidance", help="How strongly a prompt steers the picture (1: not at all)",
         kind=float, low=NO_GUIDANCE, high=30.0, setting="PLACE_GUIDANCE", slash=False,
         batches=True)
+    # Whether Stable Diffusion's NSFW checker screens this job's passes (a flagged one comes
+    # back black). Decided per job by whoever accepts it (the bot: by the channel and the
+    # server's settings, placebot/server_rules.py); a job that does not say is checked. Jobs
+    # checked and unchecked share a batch: the checker screens each image on its own.
+    safety_check: bool = param(
+        True, label="Safety checker", help="Screen every pass with the NSFW safety checker",
+        kind=bool, slash=False, shown=False)
 
     def validate(self: _Request) -> _Request:
         """Raise ParamError naming the first bad value and what is allowed; return self."""

@@ -9,10 +9,11 @@ and delivery do not know which.
 
 A job's life, as both sides see it:
 
-1. `reserve(user_id)` admits a job atomically: queue bound, per-user limit and cooldown are
-   checked and a place is held in one step, or a QueueRefusal (message for the user) is
-   raised. The bot answers Discord (defer) only after it, so two quick clicks by one person
-   cannot both slip under the limit.
+1. `reserve(user_id, limits)` admits a job atomically: queue bound, per-user limit and
+   cooldown (the owner's, or `limits` where a server sets stricter ones) are checked and a
+   place is held in one step, or a QueueRefusal (message for the user) is raised. The bot
+   answers Discord (defer) only after it, so two quick clicks by one person cannot both slip
+   under the limit.
 2. `submit(reservation, render, delivery)` makes the job durable (it survives a restart from
    here on), queues it, and emits `Reporter.acknowledge` with its place. If the bot gives up
    between 1 and 2 (Discord refused the defer, say), `release(reservation)` frees the place.
@@ -54,6 +55,16 @@ class QueuePlace:
 
     position: int
     eta_s: float | None = None  # seconds until it is done; None before any job was timed
+
+
+@dataclass(frozen=True)
+class UserLimits:
+    """The per-person limits a job is admitted under, where they differ from the owner's
+    (a server's stricter ones, placebot/server_rules.py). The cooldown counts from the
+    person's last accepted job, wherever that was."""
+
+    user_max: int
+    cooldown_s: float
 
 
 @dataclass(frozen=True)
@@ -136,7 +147,8 @@ class JobBackend(Protocol):
 
     async def start(self) -> None: ...
 
-    async def reserve(self, user_id: int) -> Reservation: ...
+    async def reserve(self, user_id: int, limits: UserLimits | None = None) -> Reservation:
+        """None: the owner's limits (PLACE_USER_MAX, PLACE_USER_COOLDOWN)."""
 
     async def release(self, reservation: Reservation) -> None: ...
 

@@ -1,9 +1,10 @@
 """The bot, and the one place where its parts are built and wired together.
 
 PlaceBot.__init__ builds the object graph: settings → renderer → journal → Discord transport
-and reporter → job backend and source store (both in this process, or both in Redis) →
-service. Cogs and buttons get what they use from there, typed; nothing is None until a later
-hook. setup_hook only starts things (cogs, command sync, recovered jobs, the worker).
+and reporter → job backend, source store and server settings (all in this process's data
+folder, or all in Redis) → service. Cogs and buttons get what they use from there, typed;
+nothing is None until a later hook. setup_hook only starts things (cogs, command sync,
+recovered jobs, the worker).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from placebot.journal import Journal
 from placebot.local_backend import LocalBackend
 from placebot.messages import user_message
 from placebot.outbox import Outbox
+from placebot.server_settings import ServerSettingsStore, SqliteServerSettings
 from placebot.service import PlaceService
 from placebot.settings import Settings
 from placebot.source_store import FolderSourceStore, SourceStore
@@ -41,7 +43,7 @@ log = logging.getLogger(__name__)
 
 MISSING_ACCESS = 50001  # Discord's code for a guild the application is not in
 
-EXTENSIONS = ("cogs.place", "cogs.dream", "cogs.status")
+EXTENSIONS = ("cogs.place", "cogs.dream", "cogs.status", "cogs.admin")
 
 
 class PlaceBot(commands.Bot):
@@ -61,8 +63,10 @@ class PlaceBot(commands.Bot):
         self.jobs: JobBackend
         # pictures and prompts that results' buttons name by hash (Re-roll, New crop)
         self.sources: SourceStore
-        self.jobs, self.sources = self._backend(settings, renderer)
-        self.service = PlaceService(self.jobs, self.sources, prompts=settings.prompts)
+        # each server's own settings (/place_admin), within the owner's
+        self.servers: ServerSettingsStore
+        self.jobs, self.sources, self.servers = self._backend(settings, renderer)
+        self.service = PlaceService(self.jobs, self.sources, settings, self.servers)
         self._stopping = False
         self._closed = asyncio.Event()  # set once close() is done: ends connect()
         self._heartbeat: asyncio.Task | None = None
@@ -71,18 +75,21 @@ class PlaceBot(commands.Bot):
         self.restart_reason: str | None = None
         self._restarting: asyncio.Task | None = None
 
-    def _backend(self, settings: Settings,
-                 renderer: Renderer | None) -> tuple[JobBackend, SourceStore]:
-        """PLACE_REDIS_URL: jobs in Redis, rendered by worker processes, and the sources in
-        the same Redis (any bot process may get a result's button click); else everything in
-        this process (a queue, a SQLite journal and one worker on this machine's device, the
-        sources in the data folder)."""
+    def _backend(self, settings: Settings, renderer: Renderer | None
+                 ) -> tuple[JobBackend, SourceStore, ServerSettingsStore]:
+        """PLACE_REDIS_URL: jobs in Redis, rendered by worker processes, and the sources and
+        server settings in the same Redis (any bot process may get a result's button click,
+        or any server's next job); else everything in this process (a queue, a SQLite journal
+        and one worker on this machine's device, the sources and server settings in the data
+        folder)."""
         if settings.redis_url is not None:
             from placebot.redis_backend import RedisBackend
+            from placebot.redisqueue.server_settings import RedisServerSettings
             from placebot.redisqueue.sources import RedisSourceStore
 
             backend = RedisBackend.from_settings(settings, self.reporter)
-            return backend, RedisSourceStore(backend.store.redis)  # one client, one pool
+            client = backend.store.redis  # one client, one pool
+            return backend, RedisSourceStore(client), RedisServerSettings(client)
         # Only this mode renders here, so only it loads the engine (and torch): the
         # distributed mode's bot process stays free of them.
         from pipeline.engine import Renderer
@@ -95,7 +102,8 @@ class PlaceBot(commands.Bot):
         return (LocalBackend.from_settings(
                     settings, renderer, Journal(settings.data_dir / "jobs.sqlite3"),
                     self.reporter, on_engine_stuck=self.restart_for_fresh_engine),
-                FolderSourceStore(settings.data_dir / "sources"))
+                FolderSourceStore(settings.data_dir / "sources"),
+                SqliteServerSettings(settings.data_dir / "servers.sqlite3"))
 
     async def setup_hook(self) -> None:
         # Runs again when a login is retried (Discord unreachable while commands synced):

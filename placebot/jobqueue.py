@@ -134,20 +134,22 @@ class JobQueue:
         held = sum(job.user_id == user_id for job in (*self._waiting, *self._running))
         return held + self._reserved[user_id]
 
-    def check_room(self, user_id: int) -> None:
-        """Raise the QueueRefusal a submit() would raise now."""
+    def check_room(self, user_id: int, user_max: int | None = None) -> None:
+        """Raise the QueueRefusal a submit() would raise now (`user_max`: a stricter limit
+        than the queue's own)."""
+        limit = self.user_max if user_max is None else user_max
         if self._closed:
             raise QueueClosed()
-        if self.pending_for(user_id) >= self.user_max:
-            raise UserLimitReached(self.user_max)
+        if self.pending_for(user_id) >= limit:
+            raise UserLimitReached(limit)
         if len(self._waiting) + self._reserved.total() >= self.max_size:
             raise QueueFull(self.max_size)
 
-    def reserve(self, user_id: int) -> None:
+    def reserve(self, user_id: int, user_max: int | None = None) -> None:
         """Hold a place for a job still being prepared (answering Discord, choosing the crop),
         so that the checks and the place are taken at once: submit(job, reserved=True) uses
         it, release() gives it back."""
-        self.check_room(user_id)
+        self.check_room(user_id, user_max)
         self._reserved[user_id] += 1
 
     def release(self, user_id: int) -> None:

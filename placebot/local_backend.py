@@ -18,6 +18,7 @@ from placebot.backend import (
     QueueStatus,
     Reporter,
     Reservation,
+    UserLimits,
 )
 from placebot.delivery import Delivery
 from placebot.jobqueue import CooldownActive, Job, JobQueue, JobState
@@ -32,6 +33,8 @@ if TYPE_CHECKING:  # the engine imports torch; only its type is needed here
 log = logging.getLogger(__name__)
 
 RESTART_NOTICE_S = 2.0  # the waiting users' notices share this, inside Docker's 10 s
+MAX_COOLDOWN_S = 86400.0  # the longest cooldown: PLACE_USER_COOLDOWN's bound, a server's too
+FORGET_ACCEPTANCES_PAST = 10_000  # users remembered before the old ones are dropped
 
 
 class LocalBackend:
@@ -60,14 +63,25 @@ class LocalBackend:
         return cls(queue, worker, journal, reporter, user_cooldown_s=settings.user_cooldown_s)
 
     # ----- admission
-    async def reserve(self, user_id: int) -> Reservation:
+    async def reserve(self, user_id: int, limits: UserLimits | None = None) -> Reservation:
         """No await before the place is taken: the checks and the place are one step."""
-        self._check_cooldown(user_id)
-        self.queue.reserve(user_id)
-        if self.user_cooldown_s:  # the cooldown runs from now: a /place in the same moment waits
-            self._accepted_before[user_id] = self._last_accepted.get(user_id)
-            self._last_accepted[user_id] = time.monotonic()
+        cooldown_s = self.user_cooldown_s if limits is None else limits.cooldown_s
+        self._check_cooldown(user_id, cooldown_s)
+        self.queue.reserve(user_id, None if limits is None else limits.user_max)
+        # The cooldown runs from now: a /place in the same moment waits. Noted whatever this
+        # job's cooldown, since a server's may be longer than the owner's.
+        self._forget_old_acceptances()
+        self._accepted_before[user_id] = self._last_accepted.get(user_id)
+        self._last_accepted[user_id] = time.monotonic()
         return Reservation(user_id)
+
+    def _forget_old_acceptances(self) -> None:
+        """Past the longest cooldown an acceptance matters no more: keep the record small."""
+        if len(self._last_accepted) < FORGET_ACCEPTANCES_PAST:
+            return
+        oldest = time.monotonic() - MAX_COOLDOWN_S
+        for user_id in [u for u, at in self._last_accepted.items() if at < oldest]:
+            del self._last_accepted[user_id]
 
     async def release(self, reservation: Reservation) -> None:
         user_id = reservation.user_id
@@ -95,10 +109,10 @@ class LocalBackend:
         await self.reporter.acknowledge(job, self.worker.place(job))
         return job
 
-    def _check_cooldown(self, user_id: int) -> None:
+    def _check_cooldown(self, user_id: int, cooldown_s: float) -> None:
         last = self._last_accepted.get(user_id)
-        if self.user_cooldown_s and last is not None:
-            left = self.user_cooldown_s - (time.monotonic() - last)
+        if cooldown_s and last is not None:
+            left = cooldown_s - (time.monotonic() - last)
             if left > 0:
                 raise CooldownActive(left)
 

@@ -22,6 +22,7 @@ from placebot.backend import (
     QueueStatus,
     Reporter,
     Reservation,
+    UserLimits,
 )
 from placebot.delivery import Delivery
 from placebot.jobqueue import Job, JobState, QueueRefusal, new_job_id
@@ -71,12 +72,13 @@ class RedisBackend:
                    user_cooldown_s=settings.user_cooldown_s)
 
     # ----- admission
-    async def reserve(self, user_id: int) -> Reservation:
+    async def reserve(self, user_id: int, limits: UserLimits | None = None) -> Reservation:
         job_id = new_job_id()
+        limits = limits or UserLimits(self.user_max, self.queue.cooldown_s)
         try:
-            position = await self.store.reserve(job_id, user_id, user_max=self.user_max,
+            position = await self.store.reserve(job_id, user_id, user_max=limits.user_max,
                                                 queue_max=self.queue_max,
-                                                cooldown_s=self.queue.cooldown_s)
+                                                cooldown_s=limits.cooldown_s)
         except UNREACHABLE as exc:
             self.queue.outage.lost(exc)
             raise QueueUnavailable() from None

@@ -1,24 +1,32 @@
 """Accepting a job from Discord: validate, hold a place, answer within 3 s, prepare, submit.
 
-Shared by /place, /dream, "Dream on this" and the Re-roll / New crop buttons. What happens to
-the job afterwards is the JobBackend's business (placebot/backend.py).
+Shared by /place, /dream, "Dream on this" and the Re-roll / New crop buttons. Each job follows
+the rules of where it was asked for (placebot/server_rules.py): the owner's settings,
+tightened by its server's (/place_admin), read for every job, so a change applies to the
+next one. What happens to the job afterwards is the JobBackend's business
+(placebot/backend.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
+from dataclasses import replace
 
 import discord
 
 from pipeline.errors import ParamError, PipelineError
 from pipeline.params import RenderRequest
-from placebot.backend import JobBackend
+from placebot.backend import JobBackend, UserLimits
+from placebot.channels import AgeRestriction, channel_and_parent
 from placebot.delivery import Delivery
 from placebot.jobqueue import Job, QueueRefusal
 from placebot.messages import UserFacingError, user_message
 from placebot.pictures import keep_prompt
+from placebot.server_rules import Rules, checks_safety, rules_for
+from placebot.server_settings import ServerSettingsStore
+from placebot.settings import Settings
 from placebot.source_store import SourceStore
 
 log = logging.getLogger(__name__)
@@ -31,41 +39,64 @@ REFUSALS = (ParamError, UserFacingError, PipelineError)
 
 
 class PromptsOff(UserFacingError):
-    def __init__(self):
-        super().__init__("the owner of this bot has turned prompts off, and this would dream "
-                         "with a prompt; /place and /dream still dream without one")
+    def __init__(self, by_server: bool = False):
+        who = "this server's admins have" if by_server else "the owner of this bot has"
+        super().__init__(f"{who} turned prompts off, and this would dream with a prompt; "
+                         "/place and /dream still dream without one")
 
 
 class PlaceService:
-    def __init__(self, jobs: JobBackend, sources: SourceStore, *, prompts: bool = True):
+    def __init__(self, jobs: JobBackend, sources: SourceStore, settings: Settings,
+                 servers: ServerSettingsStore):
         self._jobs = jobs
         self._sources = sources
-        self._prompts = prompts  # PLACE_PROMPTS: false, and no job renders a prompt
+        self._owner = settings  # the bounds of every server's rules
+        self._servers = servers  # each server's own settings (/place_admin)
+        self._age_restriction = AgeRestriction()
+
+    async def rules(self, interaction: discord.Interaction) -> Rules:
+        """The rules a job asked for here follows: the owner's, and its server's (read anew
+        for every job, so that an admin's change applies to the next one)."""
+        if interaction.guild_id is None:
+            return rules_for(self._owner)
+        return rules_for(self._owner, await self._servers.load(interaction.guild_id))
 
     async def submit(self, interaction: discord.Interaction, request: RenderRequest, *,
                      prepare: Prepare | None = None, kept_prompt: bool = False,
-                     reply_to: discord.Message | None = None) -> Job | None:
+                     reply_to: discord.Message | None = None,
+                     defaulted: Collection[str] = ()) -> Job | None:
         """Queue the job and answer the interaction; refusals are ephemeral and queue nothing.
 
-        Validation and the backend's admission run first and hold a place at once, so two
-        quick /place from one person cannot both slip under the per-user limit; then the
-        interaction is deferred, well inside Discord's 3 seconds, before any slower work
+        Validation and the rules of where it was asked for come first (a channel the server
+        does not allow is refused), then the backend's admission, which holds a place at once,
+        so two quick /place from one person cannot both slip under the per-user limit; then
+        the interaction is deferred, well inside Discord's 3 seconds, before any slower work
         (`prepare`). `kept_prompt`: `prepare` adds a kept prompt (a Re-roll or New crop of a
         prompted result). `reply_to`: the result is posted in reply to this message.
+        `defaulted`: the parameters the user left to the defaults, where a server's own
+        default (its model) replaces the owner's.
         """
         try:
             request.validate()
-            self._check_prompt(request, kept_prompt)
-            reservation = await self._jobs.reserve(interaction.user.id)
-        except (ParamError, PromptsOff, QueueRefusal) as exc:
+            rules = await self.rules(interaction)
+            rules.check_channel(*channel_and_parent(interaction))
+            if "model" in defaulted:
+                request = replace(request, model=rules.default_model)
+            self._check_prompt(request, rules, kept_prompt)
+            reservation = await self._jobs.reserve(
+                interaction.user.id, UserLimits(rules.user_max, rules.cooldown_s))
+        except (ParamError, UserFacingError, QueueRefusal) as exc:
             await interaction.response.send_message(user_message(exc), ephemeral=True)
             return None
         try:
             await interaction.response.defer(thinking=True)
             if prepare is not None:
                 request = (await prepare(request)).validate()
-                self._check_prompt(request)
+                self._check_prompt(request, rules)
             await keep_prompt(self._sources, request)
+            age_restricted = await self._age_restriction.of(interaction)
+            request = replace(request, safety_check=checks_safety(self._owner, rules,
+                                                                  age_restricted))
             render = await asyncio.to_thread(request.resolve)  # may decode a canvas (~0.1 s)
             delivery = Delivery.from_interaction(interaction, reply_to=reply_to)
         except REFUSALS as exc:
@@ -77,14 +108,16 @@ class PlaceService:
             raise
         return await self._jobs.submit(reservation, render, delivery)
 
-    def _check_prompt(self, request: RenderRequest, kept_prompt: bool = False) -> None:
-        """With prompts off, a job that would dream with a prompt is refused, whether the
-        prompt was typed or comes from the result a button belongs to. A button is refused
-        rather than run without its prompt: Re-roll and New crop promise the same settings,
-        and a picture from other settings, on a GPU turn the user did not ask for, would
-        surprise more than one line saying why (a new /place or /dream still works)."""
-        if not self._prompts and (kept_prompt or (request.prompt or "").strip()):
-            raise PromptsOff()
+    def _check_prompt(self, request: RenderRequest, rules: Rules,
+                      kept_prompt: bool = False) -> None:
+        """With prompts off (by the owner or the server), a job that would dream with a prompt
+        is refused, whether the prompt was typed or comes from the result a button belongs
+        to. A button is refused rather than run without its prompt: Re-roll and New crop
+        promise the same settings, and a picture from other settings, on a GPU turn the user
+        did not ask for, would surprise more than one line saying why (a new /place or
+        /dream still works)."""
+        if not rules.prompts and (kept_prompt or (request.prompt or "").strip()):
+            raise PromptsOff(by_server=self._owner.prompts)
 
     @staticmethod
     async def _refuse_after_defer(interaction: discord.Interaction, error: Exception) -> None:

@@ -66,7 +66,7 @@ class Settings:
     job_timeout_s: float = 600.0
     output_dir: Path | None = None
     data_dir: Path = Path("data")
-    safety_checker: bool = EngineSettings.safety_checker
+    safety_checker: str = EngineSettings.safety_checker  # auto, true or false
     compile: str = EngineSettings.compile
     log_level: str = "INFO"
     redis_url: str | None = field(default=None, repr=False)  # set: the distributed mode

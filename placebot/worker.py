@@ -251,15 +251,15 @@ class Worker:
             await self._safely(self.reporter.restarting(job))
 
     async def _load_model(self, jobs: list[Job]) -> None:
-        """Load the batch's model on the engine's thread before the render and its timeout
-        start: a slow first download must not count as a slow render."""
-        store = self.renderer.store
-        model = jobs[0].render.model
-        if store.is_loaded(model):
+        """Load the batch's model (and its NSFW checker, if a job is checked) on the engine's
+        thread before the render and its timeout start: a slow first download must not count
+        as a slow render."""
+        renders = [job.render for job in jobs]
+        if self.renderer.is_ready(renders):
             return
         await self._safely(self.reporter.loading(jobs))  # minutes, on a first download
         await self.announce_queue_moved()
-        await wait_for_engine(self._render_thread, lambda: store.get(model),
+        await wait_for_engine(self._render_thread, lambda: self.renderer.prepare(renders),
                               limit_s=watchdog.LOAD_LIMIT_S, doing="loading the model")
 
     async def _engine_stuck(self, jobs: list[Job], error: EngineStuck) -> None:

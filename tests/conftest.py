@@ -12,7 +12,7 @@ import pytest
 from placebot.client import PlaceBot
 from tests.fakediscord import FakeDiscord
 from tests.support.bot_harness import GatedRenderer, bot_settings
-from tests.support.tiny_sd import build_tiny_sd
+from tests.support.tiny_sd import build_tiny_sd, with_flagging_checker
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -61,6 +61,12 @@ def isolated_from_the_checkout(tmp_path_factory):
 def tiny_model_dir(tmp_path_factory):
     """A tiny random SD img2img model saved with save_pretrained, as a local model folder."""
     return build_tiny_sd(tmp_path_factory.mktemp("tiny-sd"))
+
+
+@pytest.fixture(scope="session")
+def flagging_model_dir(tiny_model_dir, tmp_path_factory):
+    """The tiny model, with a safety checker that flags every image it is shown."""
+    return with_flagging_checker(tiny_model_dir, tmp_path_factory.mktemp("flagging") / "sd")
 
 
 @pytest.fixture(scope="session")

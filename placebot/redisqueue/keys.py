@@ -56,8 +56,16 @@ def user(user_id: int | str) -> str:
     return f"{PREFIX}user:{user_id}"
 
 
-def cooldown(user_id: int | str) -> str:
-    return f"{PREFIX}cooldown:{user_id}"
+def accepted(user_id: int | str) -> str:
+    """hash: when the user's last job was accepted (`at`, ms), for cooldowns, with the
+    reservation that set it (`job`) and the time before it (`before`), put back if that
+    reservation is given back."""
+    return f"{PREFIX}accepted:{user_id}"
+
+
+# The time of a user's last accepted job is kept as long as the longest cooldown (seconds):
+# PLACE_USER_COOLDOWN's bound, which a server's cooldown shares.
+KEEP_ACCEPTED_S = 86400.0
 
 
 def worker(name: str) -> str:
@@ -72,3 +80,8 @@ def source_picture(key: str) -> str:
 def source_prompt(key: str) -> str:
     """A prompt and guidance a result's buttons name: JSON bytes."""
     return f"{PREFIX}source:{key}:prompt"
+
+
+def server_settings(guild_id: int | str) -> str:
+    """A server's /place_admin settings (placebot/server_settings.py): hash, setting → JSON."""
+    return f"{PREFIX}server:{guild_id}:settings"

@@ -16,11 +16,19 @@ end
 local function event(job_id, kind, ...)
   return redis.call('XADD', P .. 'events', '*', 'job', job_id, 'kind', kind, ...)
 end
--- A reservation starts its user's cooldown (so that two at once cannot both pass it), held
--- under its job id; a reservation given back, or run out, takes its cooldown with it.
+-- A reservation records when its user's last job was accepted (so that two at once cannot
+-- both pass a cooldown), under its job id, with the time before it; each reservation checks
+-- that time against its own cooldown (a server's may be longer than the owner's). A
+-- reservation given back, or run out, puts the time before it back.
 local function drop_cooldown(job_id, user_id)
-  local key = P .. 'cooldown:' .. user_id
-  if redis.call('GET', key) == job_id then redis.call('DEL', key) end
+  local key = P .. 'accepted:' .. user_id
+  if redis.call('HGET', key, 'job') ~= job_id then return end
+  local before = redis.call('HGET', key, 'before')
+  if before and before ~= '' then
+    redis.call('HSET', key, 'at', before, 'job', '', 'before', '')
+  else
+    redis.call('DEL', key)
+  end
 end
 local function forget(job_id, user_id)
   redis.call('ZREM', P .. 'waiting', job_id)
@@ -29,7 +37,8 @@ local function forget(job_id, user_id)
 end
 """
 
-# ARGV: prefix, job id, user id, user max, queue max, reservation ms, cooldown ms
+# ARGV: prefix, job id, user id, user max, queue max, reservation ms, cooldown ms, and how
+# long the time of a user's last accepted job is kept (ms: the longest cooldown there is)
 # → {'ok', the place the job will take} or {'user'|'full'|'cooldown', number}
 RESERVE = _COMMON + """
 local job_id, user_id = ARGV[2], ARGV[3]
@@ -40,13 +49,17 @@ redis.call('ZREMRANGEBYSCORE', user_key, '-inf', now)
 if redis.call('ZCARD', user_key) >= tonumber(ARGV[4]) then return {'user', 0} end
 local held = redis.call('ZCARD', P .. 'waiting') + redis.call('ZCARD', P .. 'reserved')
 if held >= tonumber(ARGV[5]) then return {'full', 0} end
-local cooling = redis.call('PTTL', P .. 'cooldown:' .. user_id)
-if cooling > 0 then return {'cooldown', cooling} end
+local accepted_key = P .. 'accepted:' .. user_id
+local last = redis.call('HGET', accepted_key, 'at')
+if last then
+  local left = tonumber(last) + tonumber(ARGV[7]) - now
+  if left > 0 then return {'cooldown', left} end
+end
 local expiry = now + tonumber(ARGV[6])
 redis.call('ZADD', P .. 'reserved', expiry, job_id)
 redis.call('ZADD', user_key, expiry, job_id)
-local cooldown = tonumber(ARGV[7])
-if cooldown > 0 then redis.call('SET', P .. 'cooldown:' .. user_id, job_id, 'PX', cooldown) end
+redis.call('HSET', accepted_key, 'at', now, 'job', job_id, 'before', last or '')
+redis.call('PEXPIRE', accepted_key, tonumber(ARGV[8]))
 return {'ok', redis.call('ZCARD', P .. 'waiting') + 1}
 """
 

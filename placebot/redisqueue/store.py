@@ -93,10 +93,13 @@ class RedisJobStore:
     async def reserve(self, job_id: str, user_id: int, *, user_max: int, queue_max: int,
                       cooldown_s: float = 0.0) -> int:
         """Hold a place for a job being prepared, or raise the QueueRefusal that applies;
-        return the 1-based place it will take in the line, as of now. The user's cooldown
-        starts here (given back with the place if the job never comes)."""
+        return the 1-based place it will take in the line, as of now. `cooldown_s` counts from
+        the user's last accepted job, whichever cooldown that one had (a server may set a
+        longer one than the owner); this one counts as accepted from here (given back with
+        the place if the job never comes)."""
         reply = await self._run("RESERVE", job_id, user_id, user_max, queue_max,
-                                int(self.timings.reservation_s * 1000), int(cooldown_s * 1000))
+                                int(self.timings.reservation_s * 1000), int(cooldown_s * 1000),
+                                int(keys.KEEP_ACCEPTED_S * 1000))
         status, number = cast("tuple[bytes, int]", reply)  # {status, number}
         outcome = text(status)
         if outcome == "user":

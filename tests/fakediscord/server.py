@@ -48,6 +48,10 @@ EVERYONE_PERMISSIONS = str(discord.Permissions(
 ).value)
 OPTION_TYPES = {bool: 5, int: 4, float: 10, str: 3}  # bool first: it is an int too
 ATTACHMENT_OPTION = 11  # its value is an attachment id; the attachment is in data.resolved
+CHANNEL_OPTION = 7  # its value is a channel id; the channel is in data.resolved
+ADMINISTRATOR = 1 << 3  # a member with it passes every permission check
+TEXT, DM, THREAD = 0, 1, 11  # channel types
+THREAD_TYPES = (10, 11, 12)
 CHAT_INPUT, MESSAGE_COMMAND = 1, 3  # application command types
 
 UNKNOWN_WEBHOOK = 404, {"code": 10015, "message": "Unknown Webhook"}
@@ -231,6 +235,7 @@ class FakeDiscord:
             "position": 0, "permission_overwrites": [], "nsfw": False, "parent_id": None,
             "topic": None, "last_message_id": None, "rate_limit_per_user": 0}}
         self._dms: dict[int, str] = {}  # user id -> DM channel id
+        self._attachment_options: dict[str, Json] = {}  # attachment id -> option value
         self._by_token: dict[str, Interaction] = {}
         self._routes = [(m, re.compile(p), getattr(self, h)) for m, p, h in ROUTES]
         self._runner: web.AppRunner | None = None
@@ -358,24 +363,32 @@ class FakeDiscord:
     # -- acting as a user -------------------------------------------------------------------
 
     def slash(self, name: str, options: Json | None = None, *, user_id: int = 4000,
-              guild: bool = True, channel_id: int | None = None,
+              guild: bool = True, channel_id: int | str | None = None,
               attachment_size_limit: int = 8 * 1024 * 1024, subcommand: str | None = None,
               permissions: int | None = None, check_types: bool = True,
-              undeclared: Json | None = None) -> Interaction:
+              undeclared: Json | None = None, opened_to_all: bool = False) -> Interaction:
         """Dispatches a `/name` command; `subcommand` is "sub" or "group sub".
 
         `check_types=False` sends values whose type does not match the synced declaration, and
         `undeclared` options that it lacks (as a client that still holds an older declaration
-        of the command can)."""
+        of the command can). A command whose `default_member_permissions` the member's
+        `permissions` lack is hidden from them, as Discord hides it: PermissionError, unless
+        `opened_to_all` (the server opened it to everyone in its Integrations settings)."""
         command = self._find_command(name, guild)
+        required = int(command.get("default_member_permissions") or 0)
+        held = permissions or 0
+        if guild and required and held & required != required and not held & ADMINISTRATOR \
+                and not opened_to_all:
+            raise PermissionError(f"/{name} needs permissions {required} and the member has "
+                                  f"{held}: Discord does not show it to them")
         extra = [{"name": key, "type": OPTION_TYPES[type(value)], "value": value}
                  for key, value in (undeclared or {}).items()]
         data = {"id": command["id"], "name": name, "type": 1,
                 "options": self._options(command, subcommand, options or {}, check_types)
                 + extra}
-        attached = {v["id"]: v for v in (options or {}).values() if isinstance(v, dict)}
-        if attached:  # attachment options: Discord sends the attachments themselves aside
-            data["resolved"] = {"attachments": attached}
+        resolved = self._resolved(data["options"])
+        if resolved:  # attachments and channels: Discord sends them themselves aside
+            data["resolved"] = resolved
         if "guild_id" in command:
             data["guild_id"] = command["guild_id"]
         return self._interact(2, data, user_id, guild, channel_id, attachment_size_limit,
@@ -463,6 +476,52 @@ class FakeDiscord:
         kind = mimetypes.guess_type(request.match_info["name"])[0] or "application/octet-stream"
         return web.Response(body=data, content_type=kind)
 
+    def add_channel(self, name: str, *, nsfw: bool = False, announce: bool = True) -> int:
+        """A text channel of the guild (`nsfw`: age-restricted): in GUILD_CREATE if the bot
+        has not started yet, else announced with CHANNEL_CREATE (`announce=False`: not, as if
+        the event was lost, so the bot can learn of it only by asking). Returns its id."""
+        cid = self._new_id()
+        self.channels[cid] = {**self.channels[str(self.channel_id)], "id": cid, "name": name,
+                              "nsfw": nsfw, "position": len(self.channels)}
+        if announce:
+            self._announce("CHANNEL_CREATE", self.channels[cid])
+        return int(cid)
+
+    def add_thread(self, parent_id: int | str, name: str = "a thread") -> int:
+        """A public thread in a channel. The bot learns of it only from the interactions in
+        it (their channel object: the thread, with its parent_id), as of a thread made
+        before the bot's last start that it never joined. Returns its id."""
+        tid = self._new_id()
+        self.channels[tid] = {
+            "id": tid, "type": THREAD, "guild_id": str(self.guild_id), "name": name,
+            "parent_id": str(parent_id), "owner_id": "4000", "message_count": 0,
+            "member_count": 1, "rate_limit_per_user": 0, "flags": 0, "last_message_id": None,
+            "thread_metadata": {"archived": False, "auto_archive_duration": 1440,
+                                "archive_timestamp": _now(), "locked": False}}
+        return int(tid)
+
+    def _announce(self, event: str, data: Json) -> None:
+        if self._bot_ws is None:  # not started yet: GUILD_CREATE will carry it
+            return
+        task = asyncio.create_task(self._dispatch(self._bot_ws, event, data))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _resolved(self, options: list[Json]) -> Json:
+        """data.resolved for the attachments and channels among (sub)command options."""
+        resolved: Json = {}
+        for option in options:
+            if option.get("options"):
+                for kind, items in self._resolved(option["options"]).items():
+                    resolved.setdefault(kind, {}).update(items)
+            elif option["type"] == ATTACHMENT_OPTION:
+                resolved.setdefault("attachments", {})[option["value"]] = \
+                    self._attachment_options[option["value"]]
+            elif option["type"] == CHANNEL_OPTION:
+                resolved.setdefault("channels", {})[option["value"]] = {
+                    **self.channels[option["value"]], "permissions": ALL_PERMISSIONS}
+        return resolved
+
     def _find_command(self, name: str, guild: bool, kind: int = CHAT_INPUT) -> Json:
         scopes = ([str(self.guild_id)] if guild else []) + ["global"]
         for scope in scopes:
@@ -473,8 +532,7 @@ class FakeDiscord:
         raise LookupError(f"/{name} is not synced for {'the guild' if guild else 'DMs'} "
                           f"(synced: {synced}); a user can only run synced commands")
 
-    @staticmethod
-    def _options(command: Json, subcommand: str | None, values: Json,
+    def _options(self, command: Json, subcommand: str | None, values: Json,
                  check_types: bool = True) -> list[Json]:
         """Builds data.options, typed as the synced command declares (Python types must match)."""
         declared, path = command.get("options", []), []
@@ -492,7 +550,13 @@ class FakeDiscord:
             if types[key] == ATTACHMENT_OPTION:
                 if not isinstance(value, dict) or "id" not in value:
                     raise TypeError(f"option {key!r} takes a user_attachment(), got {value!r}")
+                self._attachment_options[value["id"]] = value
                 options.append({"name": key, "type": ATTACHMENT_OPTION, "value": value["id"]})
+                continue
+            if types[key] == CHANNEL_OPTION:
+                if str(value) not in self.channels or self.channels[str(value)]["type"] == DM:
+                    raise LookupError(f"option {key!r}: {value!r} is no channel of the guild")
+                options.append({"name": key, "type": CHANNEL_OPTION, "value": str(value)})
                 continue
             inferred = OPTION_TYPES.get(type(value))
             if check_types and types[key] in OPTION_TYPES.values() and inferred != types[key] \
@@ -869,7 +933,7 @@ class FakeDiscord:
             payload["interaction_metadata"] = {
                 "id": interaction.id, "type": interaction.type,
                 "user": _user(interaction.user_id), "authorizing_integration_owners": {}}
-        if self.channels[message.channel_id]["type"] == 0:
+        if self.channels[message.channel_id]["type"] != DM:
             payload["guild_id"] = str(self.guild_id)
         return payload
 
@@ -967,7 +1031,8 @@ class FakeDiscord:
                     "position": position, "color": 0, "hoist": False, "managed": False,
                     "mentionable": False, "flags": 0}
 
-        guild_channels = [c for c in self.channels.values() if c["type"] != 1]
+        guild_channels = [c for c in self.channels.values()
+                          if c["type"] != DM and c["type"] not in THREAD_TYPES]
         return {
             "id": str(self.guild_id), "name": "Fake Guild", "icon": None, "owner_id": "1",
             "unavailable": False, "large": False, "member_count": 1, "joined_at": _now(),

@@ -61,6 +61,23 @@ async def ping(
         bot.errors.append(exc)
 
 
+@app_commands.command()
+@app_commands.default_permissions(manage_guild=True)
+async def where(interaction: discord.Interaction,
+                target: app_commands.AppCommandChannel | app_commands.AppCommandThread) -> None:
+    """Names the target channel, and where it was asked: a thread's parent, age-restricted?"""
+    here = interaction.channel
+    parent = here.parent if isinstance(here, discord.Thread) else None
+    await interaction.response.send_message(
+        f"{target.mention} {type(target).__name__}; asked in {type(here).__name__}, parent "
+        f"{parent.id if parent else None}, nsfw {here.is_nsfw() if here else None}")
+
+
+def _with_where(bot: PingBot) -> PingBot:
+    bot.tree.add_command(where)
+    return bot
+
+
 class PingBot(commands.Bot):
     def __init__(self) -> None:
         super().__init__(command_prefix=commands.when_mentioned, intents=discord.Intents.default(),
@@ -324,3 +341,34 @@ async def test_an_unexpected_refusal_fails_the_test_on_leaving_the_fake() -> Non
             embed = discord.Embed(title="t" * 300)
             with pytest.raises(discord.HTTPException):
                 await bot.get_channel(3000).send(embed=embed)
+
+
+@pytest.mark.asyncio
+async def test_default_member_permissions_hide_a_command(fake: FakeDiscord) -> None:
+    """A command declared for Manage Server can't be run by a member without it (Discord does
+    not show it), unless the server opened it to everyone; with the permission it runs."""
+    async with fake.running(_with_where(PingBot())):
+        with pytest.raises(PermissionError, match="needs permissions 32"):
+            fake.slash("where", {"target": fake.channel_id}, permissions=0)
+        opened = fake.slash("where", {"target": fake.channel_id}, opened_to_all=True)
+        allowed = fake.slash("where", {"target": fake.channel_id}, permissions=1 << 5)
+        await fake.wait_for(lambda: opened.original and allowed.original)
+
+
+@pytest.mark.asyncio
+async def test_channel_options_threads_and_age_restricted_channels(fake: FakeDiscord) -> None:
+    """A channel option resolves to the channel (a thread to a thread); an interaction in a
+    thread carries it with its parent, which the bot has from GUILD_CREATE, nsfw flag and all."""
+    after_dark = fake.add_channel("after-dark", nsfw=True)
+    thread = fake.add_thread(after_dark)
+    async with fake.running(_with_where(PingBot())):
+        in_thread = fake.slash("where", {"target": thread}, channel_id=thread,
+                               permissions=1 << 5)
+        in_channel = fake.slash("where", {"target": after_dark}, channel_id=after_dark,
+                                permissions=1 << 5)
+        await fake.wait_for(lambda: in_thread.original and in_channel.original)
+    assert in_thread.payload["channel"]["parent_id"] == str(after_dark)
+    assert in_thread.original.content == (
+        f"<#{thread}> AppCommandThread; asked in Thread, parent {after_dark}, nsfw True")
+    assert in_channel.original.content == (
+        f"<#{after_dark}> AppCommandChannel; asked in TextChannel, parent None, nsfw True")

@@ -93,6 +93,16 @@ def test_device_and_safety_checker_default_to_the_bots_settings(monkeypatch, tmp
     assert os.environ["CUDA_VISIBLE_DEVICES"] == "1"
 
 
+def test_the_default_auto_fetches_the_safety_checker_and_false_does_not(monkeypatch,
+                                                                          tmp_path):
+    """PLACE_SAFETY_CHECKER=auto (the default) runs the checker outside age-restricted
+    channels, so its files are fetched; false never loads it, so they are not."""
+    assert _fetched(monkeypatch, tmp_path, ["--device", "cpu"], {})["safety_checker"] is True
+    options = _fetched(monkeypatch, tmp_path, ["--device", "cpu"],
+                       {"PLACE_SAFETY_CHECKER": "false"})
+    assert options["safety_checker"] is False
+
+
 def test_flags_override_the_device_and_safety_checker_settings(monkeypatch, tmp_path):
     """--device cpu and --no-safety-checker win over PLACE_DEVICE and PLACE_SAFETY_CHECKER."""
     options = _fetched(monkeypatch, tmp_path, ["--device", "cpu", "--no-safety-checker"],

@@ -140,13 +140,14 @@ def test_payload_missing_a_parameter_takes_its_default():
 
 
 def test_every_parameter_has_what_every_surface_needs():
-    """Each parameter has a label and help, bounds, choices or a length, and a distinct tag."""
+    """Each parameter has a label and help, bounds, choices or a length (a yes/no one needs
+    none), and a distinct tag."""
     tags = [p.tag for p in PARAMS.values() if p.tag]
     assert len(tags) == len(set(tags))
     for spec in PARAMS.values():
         assert spec.label and spec.help and len(spec.help) <= 80
         assert spec.choices or (spec.low is not None and spec.high is not None) or (
-            spec.kind is str and (spec.max_length or spec.pattern))
+            spec.kind is str and (spec.max_length or spec.pattern)) or spec.kind is bool
 
 
 def test_a_job_dreams_on_a_canvas_crop_or_a_picture_not_both():
@@ -160,3 +161,19 @@ def test_a_job_dreams_on_a_canvas_crop_or_a_picture_not_both():
 def test_a_picture_key_must_be_a_content_hash():
     with pytest.raises(ParamError, match=r"picture '\.\./x' is not valid"):
         RenderRequest(picture="../x").validate()
+
+
+def test_a_job_is_checked_unless_it_says_otherwise_and_a_row_keeps_its_choice():
+    """safety_check: true for a request that does not say (an older journal row too), and
+    a job's choice survives its journal row; text reads as a flag would give it."""
+    job = RenderRequest(seed=1).resolve()
+    assert job.safety_check is True
+    unchecked = RenderRequest(seed=1, safety_check=False).resolve()
+    assert RenderJob.from_dict(unchecked.to_dict()).safety_check is False
+    row = {k: v for k, v in unchecked.to_dict().items() if k != "safety_check"}
+    assert RenderJob.from_dict(row).safety_check is True
+    assert PARAMS["safety_check"].parse("safety_check", "false") is False
+    with pytest.raises(ParamError, match="safety_check 'maybe' is not true or false"):
+        PARAMS["safety_check"].parse("safety_check", "maybe")
+    with pytest.raises(ParamError, match="safety_check must be true or false"):
+        RenderRequest(safety_check=1).validate()  # type: ignore[arg-type]

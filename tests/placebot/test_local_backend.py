@@ -5,8 +5,9 @@ import random
 import pytest
 
 from pipeline.params import RenderRequest
+from placebot.backend import UserLimits
 from placebot.delivery import Delivery
-from placebot.jobqueue import JobQueue
+from placebot.jobqueue import CooldownActive, JobQueue, UserLimitReached
 from placebot.local_backend import LocalBackend
 
 RENDER = RenderRequest(steps=4, strength=0.5, recursions=1).resolve(random.Random(3))
@@ -30,3 +31,16 @@ async def test_a_job_the_journal_refused_gives_back_its_place_and_its_cooldown()
         await backend.submit(reservation, RENDER, delivery)
     again = await backend.reserve(7)  # neither UserLimitReached nor CooldownActive
     assert again.user_id == 7
+
+
+async def test_a_servers_limits_apply_and_its_cooldown_counts_from_the_last_job_anywhere():
+    """A job accepted under the owner's limits (no cooldown) starts a stricter server's
+    cooldown too; that server's per-person limit holds where the owner's would not."""
+    backend = LocalBackend(JobQueue(max_size=10, user_max=3), worker=None, journal=None,
+                           reporter=None)
+    await backend.reserve(8)  # the owner's: no cooldown, 3 jobs a person
+    with pytest.raises(CooldownActive, match="cooldown"):
+        await backend.reserve(8, UserLimits(user_max=3, cooldown_s=60.0))
+    with pytest.raises(UserLimitReached, match="already have 1 job"):
+        await backend.reserve(8, UserLimits(user_max=1, cooldown_s=0.0))
+    await backend.reserve(8)  # the owner's own limits still let a second one in

@@ -164,15 +164,15 @@ async def test_a_waiting_user_sees_the_line_move(fake, valkey, redis_bot):
 
 
 async def test_redis_out_of_reach_gets_one_clear_line(fake, valkey, redis_bot):
-    """The server is down: /place answers at once, ephemerally, that the queue can't be
-    reached, and queues nothing."""
+    """The server is down: /place answers at once, ephemerally, that what it needs (the
+    server's settings, the queue: both in Redis) can't be reached, and queues nothing."""
     valkey.stop()
     async with redis_bot("a"):
         interaction = fake.slash("place")
         await fake.wait_for(lambda: interaction.callbacks)
     callback = interaction.callbacks[0]
     assert callback["type"] == 4 and callback["data"]["flags"] & 64
-    assert "render queue can't be reached" in callback["data"]["content"]
+    assert "can't be reached right now" in callback["data"]["content"]
 
 
 async def test_a_job_not_stored_in_redis_has_its_queued_message_turned_into_its_failure(

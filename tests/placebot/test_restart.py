@@ -291,6 +291,12 @@ class HoldThenWedge:
         self.released = threading.Event()
         self.batches: list[list[int]] = []
 
+    def is_ready(self, jobs):
+        return self.inner.is_ready(jobs)
+
+    def prepare(self, jobs):
+        self.inner.prepare(jobs)
+
     def render(self, jobs, **kwargs):
         seeds = sorted(job.seed for job in jobs)
         self.batches.append(seeds)

@@ -42,7 +42,15 @@ def test_every_variable_is_read():
             s.strength, s.steps, s.recursions, s.queue_max, s.user_max, s.max_batch,
             str(s.output_dir), s.job_timeout_s, s.user_cooldown_s, str(s.data_dir),
             s.safety_checker) == (42, "/models/b", "1.5", "cpu", "low", 0.5, 20, 1, 5, 2, 8,
-                                  "out", 30.0, 10.0, "/data", True)
+                                  "out", 30.0, 10.0, "/data", "true")
+
+
+@pytest.mark.parametrize(("raw", "value"), [(None, "auto"), ("auto", "auto"), ("AUTO", "auto"),
+                                            ("yes", "true"), ("0", "false")])
+def test_the_safety_checker_is_auto_by_default_and_true_false_keep_their_spellings(raw, value):
+    """PLACE_SAFETY_CHECKER: auto unless set; every yes/no spelling still means true/false."""
+    env = {"DISCORD_TOKEN": TOKEN} | ({"PLACE_SAFETY_CHECKER": raw} if raw else {})
+    assert settings_from_env(env).safety_checker == value
 
 
 @pytest.mark.parametrize(
@@ -58,6 +66,8 @@ def test_every_variable_is_read():
         ({"DISCORD_GUILD_ID": "my server"}, "DISCORD_GUILD_ID: 'my server' is not valid"),
         ({"PLACE_STEPS": "1", "PLACE_STRENGTH": "0.5"}, "PLACE_STEPS: steps x strength"),
         ({"PLACE_COMPILE": "yes"}, "PLACE_COMPILE: 'yes' is not valid; accepts one of auto, on"),
+        ({"PLACE_SAFETY_CHECKER": "maybe"},
+         "PLACE_SAFETY_CHECKER: 'maybe' is not valid; accepts auto, true or false"),
     ],
 )
 def test_bad_values_name_the_variable_and_what_it_accepts(env, message):

@@ -45,7 +45,7 @@ def test_embed_has_a_field_for_every_parameter():
     result = _result("a fox")
     fields = {f.name: f.value for f in result_embed(result, "x.png").fields}
     assert {spec.label: fields[spec.label] for spec in PARAMS.values()
-            if spec.scope != "picture"} == {
+            if spec.scope != "picture" and spec.shown} == {
         "Model": "1.5", "Canvas": "2022", "x": "7", "y": "9", "Seed": "11", "Strength": "0.3",
         "Steps": "10", "Recursions": "2", "Prompt": "a fox", "Guidance": "7.5"}
     assert fields["Model id"] == "local/model"

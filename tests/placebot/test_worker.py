@@ -83,6 +83,12 @@ class StubRenderer:
         self.effects = list(effects)
         self.calls = 0
 
+    def is_ready(self, jobs):
+        return self.store.is_loaded(jobs[0].model)
+
+    def prepare(self, jobs):
+        self.store.get(jobs[0].model)
+
     def render(self, jobs, on_pass=None, should_stop=None):
         self.calls += 1
         effect = self.effects.pop(0) if self.effects else None
@@ -207,6 +213,12 @@ class HeldRenderer:
         self.thread: threading.Thread | None = None
         self.entered = threading.Event()
         self.gate = threading.Event()
+
+    def is_ready(self, jobs):
+        return self.inner.is_ready(jobs)
+
+    def prepare(self, jobs):
+        self.inner.prepare(jobs)
 
     def render(self, jobs, **kwargs):
         self.thread = threading.current_thread()

@@ -25,6 +25,12 @@ class GatedRenderer:
         self.entered = threading.Event()
         self.calls = 0
 
+    def is_ready(self, jobs):
+        return self.inner.is_ready(jobs)
+
+    def prepare(self, jobs):
+        self.inner.prepare(jobs)
+
     def close(self):
         self._gate.clear()
         self.entered.clear()

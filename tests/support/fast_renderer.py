@@ -17,6 +17,9 @@ class FastStore:
     def is_loaded(self, key: str) -> bool:
         return True
 
+    def get(self, key: str) -> None:
+        return None
+
     def describe(self) -> dict:
         return {"loaded": ["1.4"], "device": "cpu", "vram_mode": "full"}
 
@@ -28,6 +31,12 @@ class FastRenderer:
     def __init__(self):
         self.store = FastStore()
         self.jobs_rendered = 0
+
+    def is_ready(self, jobs) -> bool:
+        return self.store.is_loaded(jobs[0].model)
+
+    def prepare(self, jobs) -> None:
+        self.store.get(jobs[0].model)
 
     def render(self, jobs, on_pass=None, should_stop=None):
         results = []

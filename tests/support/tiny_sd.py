@@ -4,15 +4,36 @@ The tests load it through the same `from_pretrained` path the bot uses for the H
 (PLACE_MODEL_1_4 may name a local diffusers folder). It keeps SD's shapes where they matter to
 our code: 512x512 images, a VAE that downsamples by 8 to 64x64x4 latents, and a CLIP text
 encoder with 77 tokens; the widths are tiny so a step costs milliseconds on a CPU.
+
+Like the Hub's models it has its NSFW safety checker (diffusers' StableDiffusionSafetyChecker
+on a tiny CLIP image tower, with its feature extractor), loaded apart by the engine. Its
+thresholds are set so that its verdict is known: it flags nothing, or, in the copy
+with_flagging_checker() makes, every image.
 """
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import torch
 
-from bench.sd15 import write_tokenizer  # the same byte-level CLIP vocabulary as the bench
+# the same byte-level CLIP vocabulary, and NSFW checker at tiny widths, as the bench's
+from bench.sd15 import (
+    ALWAYS_FLAGS,
+    build_feature_extractor,
+    build_safety_checker,
+    write_tokenizer,
+)
+
+
+def with_flagging_checker(model_folder: Path, folder: Path) -> Path:
+    """A copy of a tiny model whose safety checker flags every image."""
+    shutil.copytree(model_folder, folder)
+    shutil.rmtree(folder / "safety_checker")
+    build_safety_checker("tiny", threshold=ALWAYS_FLAGS).save_pretrained(
+        folder / "safety_checker")
+    return folder
 
 
 def build_tiny_sd(folder: Path, seed: int = 0) -> Path:
@@ -64,7 +85,9 @@ def build_tiny_sd(folder: Path, seed: int = 0) -> Path:
     )
     pipe = StableDiffusionImg2ImgPipeline(
         unet=unet, vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, scheduler=scheduler,
-        safety_checker=None, feature_extractor=None, requires_safety_checker=False,
+        safety_checker=build_safety_checker("tiny"),
+        feature_extractor=build_feature_extractor("tiny"),
+        requires_safety_checker=False,
     )
     pipe.save_pretrained(folder, safe_serialization=True)
     return folder

@@ -67,6 +67,20 @@ async def test_a_released_reservation_gives_its_cooldown_back(store):
     assert await store.reserve(new_job_id(), 12, user_max=1, queue_max=10, cooldown_s=60) == 1
 
 
+async def test_a_servers_longer_cooldown_counts_from_the_last_job_wherever_it_was(store):
+    """A job accepted without a cooldown (the owner's 0) still starts a stricter server's:
+    a reservation under a 60 s cooldown is refused, one under none passes; a reservation
+    given back puts the earlier job's time back, not nothing."""
+    await admit(store, 31, user_max=5, queue_max=10)
+    with pytest.raises(CooldownActive, match="cooldown"):
+        await store.reserve(new_job_id(), 31, user_max=5, queue_max=10, cooldown_s=60)
+    given_back = new_job_id()
+    await store.reserve(given_back, 31, user_max=5, queue_max=10)
+    await store.release(given_back, 31)
+    with pytest.raises(CooldownActive, match="cooldown"):
+        await store.reserve(new_job_id(), 31, user_max=5, queue_max=10, cooldown_s=60)
+
+
 def test_a_place_is_held_longer_than_a_picture_can_take_to_prepare():
     """A /dream whose picture downloads and decodes as slowly as allowed still keeps its place."""
     assert keys.Timings().reservation_s > DOWNLOAD_TIMEOUT_S + DECODE_TIMEOUT_S
