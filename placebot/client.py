@@ -106,8 +106,8 @@ class PlaceBot(commands.Bot):
                 SqliteServerSettings(settings.data_dir / "servers.sqlite3"))
 
     async def setup_hook(self) -> None:
-        # Runs again when a login is retried (Discord unreachable while commands synced):
-        # what it already did is not done twice.
+        # Runs again when a login is retried (Discord went out of reach while the commands
+        # were synced): a cog loaded by the failed try is not loaded twice.
         # Buttons first: they need no cog, so they work even if a cog fails to load.
         self.add_dynamic_items(*BUTTONS)
         for extension in EXTENSIONS:
