@@ -15,6 +15,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import torch
 from PIL import Image
@@ -25,6 +26,9 @@ from pipeline.image_source import tiles_from_text
 from pipeline.models import MAX_UNET_BATCH, LoadedModel, ModelStore
 from pipeline.params import NO_GUIDANCE, RenderJob
 from pipeline.prompts import encode_prompts
+
+if TYPE_CHECKING:
+    from pipeline.atlas import Overlap
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +47,10 @@ class RenderResult:
     model_id: str = ""
     nsfw_flagged: bool = False
     prompt_used: str | None = None  # where the prompt was cut to CLIP's 77 tokens: what counted
+    # The r/Place Atlas's artworks the crop shows, most of the crop first; named where the
+    # result is delivered (the bot, the CLI), not by the renderer. None: not looked up (no
+    # atlas for its canvas, or a picture); []: looked up, and nothing charted there.
+    artworks: list[Overlap] | None = None
 
     @property
     def final(self) -> Image.Image:

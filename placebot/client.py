@@ -17,6 +17,7 @@ from pathlib import Path
 import discord
 from discord.ext import commands
 
+from pipeline.atlas import Atlas
 from pipeline.engine import Renderer
 from pipeline.models import ModelStore
 from placebot import health
@@ -51,15 +52,19 @@ class PlaceBot(commands.Bot):
         super().__init__(command_prefix=commands.when_mentioned, intents=intents,
                          help_command=None, **options)
         self.settings = settings
+        # The r/Place Atlas (PLACE_ATLAS_DIR): each year read on first use, off the event loop.
+        # This process names results and draws artwork crops; render workers never need it.
+        self.atlas = Atlas(settings.atlas_dir)
         # The distributed mode needs no outbox: a result waits in Redis until it is delivered.
         outbox = None if settings.redis_url else Outbox(settings.data_dir / "outbox")
         self.reporter = DiscordReporter(DiscordTransport(self), output_dir=settings.output_dir,
-                                        outbox=outbox)
+                                        outbox=outbox, atlas=self.atlas)
         self.jobs: JobBackend
         # pictures and prompts that results' buttons name by hash (Re-roll, New crop)
         self.sources: SourceStore
         self.jobs, self.sources = self._backend(settings, renderer)
-        self.service = PlaceService(self.jobs, self.sources, prompts=settings.prompts)
+        self.service = PlaceService(self.jobs, self.sources, prompts=settings.prompts,
+                                    atlas=self.atlas)
         self._stopping = False
         self._heartbeat: asyncio.Task | None = None
         self.shutdown_grace_s = STOP_GRACE_S

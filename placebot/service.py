@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 
 import discord
 
+from pipeline.atlas import Atlas
 from pipeline.errors import ParamError, PipelineError
 from pipeline.params import RenderRequest
 from placebot.backend import JobBackend
@@ -37,10 +38,12 @@ class PromptsOff(UserFacingError):
 
 
 class PlaceService:
-    def __init__(self, jobs: JobBackend, sources: SourceStore, *, prompts: bool = True):
+    def __init__(self, jobs: JobBackend, sources: SourceStore, *, prompts: bool = True,
+                 atlas: Atlas | None = None):
         self._jobs = jobs
         self._sources = sources
         self._prompts = prompts  # PLACE_PROMPTS: false, and no job renders a prompt
+        self._atlas = atlas  # draws the crop of a job on a named artwork
 
     async def submit(self, interaction: discord.Interaction, request: RenderRequest, *,
                      prepare: Prepare | None = None, kept_prompt: bool = False,
@@ -66,7 +69,8 @@ class PlaceService:
                 request = (await prepare(request)).validate()
                 self._check_prompt(request)
             await keep_prompt(self._sources, request)
-            render = await asyncio.to_thread(request.resolve)  # may decode a canvas (~0.1 s)
+            # may decode a canvas (~0.1 s) or read a year's atlas (its first artwork)
+            render = await asyncio.to_thread(request.resolve, None, self._atlas)
             delivery = Delivery.from_interaction(interaction, reply_to=reply_to)
         except REFUSALS as exc:
             await self._jobs.release(reservation)

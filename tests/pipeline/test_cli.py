@@ -128,7 +128,8 @@ def test_cuda_n_is_accepted_and_pinned_as_the_bot_does(monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)  # restored after the test
     rendered = []
-    monkeypatch.setattr(cli, "_render", lambda job, model_ids, args: rendered.append(args) or 0)
+    monkeypatch.setattr(cli, "_render",
+                        lambda job, model_ids, args, atlas: rendered.append(args) or 0)
     assert cli.main(["--device", "cuda:1", "--out", str(tmp_path / "out")]) == 0
     assert rendered[0].device == "cuda"
     assert os.environ["CUDA_VISIBLE_DEVICES"] == "1"
