@@ -2,7 +2,7 @@
 
 It becomes the result embed's thumbnail, so people see where on r/Place their dream came
 from. The scaled canvas is made once per canvas (tens of milliseconds) and kept; each locator
-is a copy with a mark drawn on it and a JPEG of about 20-30 KB. Blocking: run it in a thread.
+is a copy with a mark drawn on it, a JPEG of 30-45 KB. Blocking: run it in a thread.
 """
 
 from __future__ import annotations
@@ -56,5 +56,5 @@ def locator_jpeg(crop: Crop) -> bytes:
     draw.rectangle((left - 1, top - 1, right + 1, bottom + 1), outline=RING, width=1)
     draw.rectangle((left, top, right, bottom), outline=MARK, width=2)
     buffer = io.BytesIO()
-    picture.save(buffer, format="JPEG", quality=85)
+    picture.save(buffer, format="JPEG", quality=85, subsampling=0)  # 4:4:4: a crisp mark
     return buffer.getvalue()

@@ -37,10 +37,11 @@ class PinnedFile:
     path: str  # in the repository
     git_blob: str  # its object id in the commit's tree (`git rev-parse COMMIT:PATH`)
     sha256: str | None  # `git show COMMIT:PATH | sha256sum`, where it was computed
+    host: str = "https://raw.githubusercontent.com"  # serves each commit's files by path
 
     @property
     def url(self) -> str:
-        return f"https://raw.githubusercontent.com/{self.repo}/{self.commit}/{self.path}"
+        return f"{self.host}/{self.repo}/{self.commit}/{self.path}"
 
 
 # Commits of 2026 (2017: 2024); the 2022 and 2023 canvases shipped in pipeline/canvas_files
