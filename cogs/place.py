@@ -124,10 +124,10 @@ def build_render_command(name: str, description: str, defaults: Mapping[str, Any
                             annotation=option_type(PARAMS[option]))
           for option in options),
     ])
-    app_commands.describe(**{option: text for option, _, text in leading},
-                          **{option: option_help(PARAMS[option], defaults[option])
-                             for option in options},
-                          **(descriptions or {}))(command)
+    helps = {option: option_help(PARAMS[option], defaults[option]) for option in options}
+    helps.update({option: text for option, text in (descriptions or {}).items()
+                  if option in helps})
+    app_commands.describe(**{option: text for option, _, text in leading}, **helps)(command)
     app_commands.choices(**{
         option: [app_commands.Choice(name=PARAMS[option].choice_name.format(c), value=c)
                  for c in PARAMS[option].choices]
@@ -137,7 +137,7 @@ def build_render_command(name: str, description: str, defaults: Mapping[str, Any
 
 
 NOT_DOWNLOADED = "the owner of this bot has not downloaded the r/Place Atlas"
-NOT_DOWNLOADED_HELP = f"An artwork of the r/Place Atlas (unavailable: {NOT_DOWNLOADED})"
+NOT_DOWNLOADED_HELP = f"Unavailable: {NOT_DOWNLOADED}"  # within a description's 100 characters
 MAX_CHOICE_NAME = 100  # Discord's limit on an autocomplete choice's name
 
 
