@@ -7,7 +7,8 @@ points whose sizes spread from a few tiles to a few hundred, and names made of c
 Then, in this process:
 
 - load: the time to read and index each year (Atlas.year: JSON, outlines, grid, names), and
-  the memory the three years hold (tracemalloc: Python's allocations, after a collection);
+  the memory the three years hold (tracemalloc: Python's and numpy's allocations, after a
+  collection, in a load of its own: tracemalloc slows a load several times);
 - autocomplete: what the bot's autocomplete callback runs for each keystroke (cogs.place
   .artwork_choices in a thread through asyncio.to_thread, as the callback awaits it), for
   every prefix of 300 names, 200 misspelt names and 100 random strings, on the 2022 canvas
@@ -15,7 +16,7 @@ Then, in this process:
 - lookup: the artworks a random crop shows (Atlas.overlapping), 5,000 crops;
 - locator: the locator picture of a crop (pipeline.locator), 200 crops.
 
-It prints a table and writes JSON (`--out`, default bench/results/atlas-<host>.json).
+It prints a table and writes JSON (`--out`, default bench/results/atlas-<N>cpu.json).
 Not a test: timings depend on the machine and on its load, so they are recorded, not asserted.
 """
 
@@ -26,6 +27,7 @@ import asyncio
 import gc
 import json
 import math
+import os
 import platform
 import random
 import statistics
@@ -70,13 +72,14 @@ def name(rng: random.Random) -> str:
     return " ".join(words).title() + (f" {rng.randint(2, 99)}" if rng.random() < 0.1 else "")
 
 
-def write_synthetic(folder: Path, seed: int) -> dict[str, int]:
-    """atlas-<year>.json for each year; returns each file's size in bytes."""
+def write_synthetic(folder: Path, seed: int, scale: float = 1.0) -> dict[str, int]:
+    """atlas-<year>.json for each year (ENTRIES times `scale` entries); returns each file's
+    size in bytes."""
     rng = random.Random(seed)
     sizes = {}
     for year, count in ENTRIES.items():
         entries = []
-        for index in range(count):
+        for index in range(max(1, round(count * scale))):
             shape = outline(rng, year)
             entries.append({"id": index + 1, "name": name(rng), "description": "x" * 120,
                             "links": {"subreddit": [rng.choice(WORDS) + "place"]},
@@ -88,18 +91,18 @@ def write_synthetic(folder: Path, seed: int) -> dict[str, int]:
     return sizes
 
 
-def queries(rng: random.Random, names: list[str]) -> list[str]:
+def queries(rng: random.Random, names: list[str], scale: float = 1.0) -> list[str]:
     """What people type, keystroke by keystroke: prefixes, misspellings, noise."""
     typed = []
-    for full in rng.sample(names, 300):
+    for full in rng.sample(names, min(len(names), max(1, round(300 * scale)))):
         typed += [full[:n] for n in range(1, min(len(full), 16) + 1)]
-    for full in rng.sample(names, 200):
+    for full in rng.sample(names, min(len(names), max(1, round(200 * scale)))):
         chars = list(full.lower())
         spot = rng.randrange(len(chars))
         chars[spot] = rng.choice(string.ascii_lowercase)
         typed.append("".join(chars))
     typed += ["".join(rng.choice(string.ascii_lowercase + " ") for _ in range(rng.randint(2, 12)))
-              for _ in range(100)]
+              for _ in range(max(1, round(100 * scale)))]
     return typed
 
 
@@ -108,6 +111,20 @@ def summary(seconds: list[float]) -> dict[str, float]:
     return {"runs": len(ms), "median_ms": statistics.median(ms),
             "p95_ms": ms[int(0.95 * (len(ms) - 1))], "p99_ms": ms[int(0.99 * (len(ms) - 1))],
             "max_ms": ms[-1]}
+
+
+def memory_of_loading(folder: Path) -> tuple[int, int]:
+    """Bytes the three loaded years hold, and the peak while loading (tracemalloc, which
+    slows loading several times: the load times are measured apart, without it)."""
+    gc.collect()
+    tracemalloc.start()
+    atlas = Atlas(folder)
+    atlas.load_all()
+    gc.collect()
+    held, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    del atlas
+    return held, peak
 
 
 async def autocomplete_times(atlas: Atlas, typed: list[str], canvas: str | None) -> list[float]:
@@ -119,32 +136,29 @@ async def autocomplete_times(atlas: Atlas, typed: list[str], canvas: str | None)
     return times
 
 
-def run(seed: int) -> dict:
+def run(seed: int, scale: float = 1.0) -> dict:
     rng = random.Random(seed)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        sizes = write_synthetic(folder, seed)
+        sizes = write_synthetic(folder, seed, scale)
+        held, peak = memory_of_loading(folder)
         atlas = Atlas(folder)
-        gc.collect()
-        tracemalloc.start()
         load = {}
         for year in ENTRIES:
             started = time.perf_counter()
             loaded = atlas.year(year)
             load[year] = {"seconds": time.perf_counter() - started, "file_bytes": sizes[year],
                           "artworks": len(loaded.artworks) if loaded else 0}
-        gc.collect()
-        held, peak = tracemalloc.get_traced_memory()
-        tracemalloc.stop()
         names = [a.name for a in atlas.year("2022").artworks]  # type: ignore[union-attr]
-        typed = queries(rng, names)
+        typed = queries(rng, names, scale)
         asyncio.run(autocomplete_times(atlas, typed[:50], None))  # warm: threads, caches
         autocomplete = {
             "2022": summary(asyncio.run(autocomplete_times(atlas, typed, "2022"))),
             "every year": summary(asyncio.run(autocomplete_times(atlas, typed, None))),
         }
         max_x, max_y = crop_range("2022")
-        crops = [Crop("2022", rng.randint(0, max_x), rng.randint(0, max_y)) for _ in range(5000)]
+        crops = [Crop("2022", rng.randint(0, max_x), rng.randint(0, max_y))
+                 for _ in range(max(1, round(5000 * scale)))]
         lookups = []
         for crop in crops:
             started = time.perf_counter()
@@ -156,9 +170,11 @@ def run(seed: int) -> dict:
             started = time.perf_counter()
             locator_jpeg(crop)
             locators.append(time.perf_counter() - started)
-    return {"machine": {"host": platform.node(), "python": platform.python_version(),
-                        "processor": platform.processor() or platform.machine()},
-            "crop_size": CROP_SIZE, "queries": len(typed), "load": load,
+    return {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                        "processor": platform.processor() or platform.machine(),
+                        "load_average_1min": (os.getloadavg()[0] if hasattr(os, "getloadavg")
+                                              else None)},
+            "scale": scale, "crop_size": CROP_SIZE, "queries": len(typed), "load": load,
             "memory_mb": {"held": held / 1e6, "peak_while_loading": peak / 1e6},
             "autocomplete": autocomplete, "lookup": summary(lookups),
             "locator": summary(locators)}
@@ -168,11 +184,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.atlas", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--scale", type=float, default=1.0,
+                        help="entries, queries and crops times this (default: %(default)s; "
+                             "0.02 checks the paths in seconds)")
     parser.add_argument("--out", type=Path, default=None,
-                        help="JSON file (default: bench/results/atlas-<host>.json)")
+                        help="JSON file (default: bench/results/atlas-<N>cpu.json)")
     args = parser.parse_args(argv)
-    results = run(args.seed)
-    out = args.out or Path(__file__).with_name("results") / f"atlas-{platform.node()}.json"
+    results = run(args.seed, args.scale)
+    out = args.out or Path(__file__).with_name("results") / f"atlas-{os.cpu_count()}cpu.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2) + "\n")
     for year, figures in results["load"].items():

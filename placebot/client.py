@@ -67,6 +67,7 @@ class PlaceBot(commands.Bot):
                                     atlas=self.atlas)
         self._stopping = False
         self._heartbeat: asyncio.Task | None = None
+        self._atlas_loading: asyncio.Task | None = None
         self.shutdown_grace_s = STOP_GRACE_S
         # Set when the render engine is stuck: bot.py re-executes the process once closed.
         self.restart_reason: str | None = None
@@ -104,7 +105,17 @@ class PlaceBot(commands.Bot):
         self.tree.error(self._on_app_command_error)
         await self.sync_commands_if_changed()
         await self.jobs.start()
+        self._atlas_loading = asyncio.create_task(self._load_atlas(), name="atlas")
         self._heartbeat = asyncio.create_task(self._beat_while_connected(), name="heartbeat")
+
+    async def _load_atlas(self) -> None:
+        """Read the r/Place Atlas in a thread once the bot runs (a second or two of JSON), so
+        that neither the first autocomplete nor the first result waits for it; without its
+        files, one log line says so. An unexpected failure is logged with its traceback."""
+        try:
+            await asyncio.to_thread(self.atlas.load_all)
+        except Exception:
+            log.exception("could not load the r/Place Atlas from %s", self.atlas.folder)
 
     async def on_interaction(self, interaction: discord.Interaction) -> None:
         await refuse_unknown_button(interaction)

@@ -31,7 +31,7 @@ def outline_mask(artwork: Artwork, left: int, top: int, width: int, height: int)
     """The artwork's tiles within the box (left, top, width, height): 255 inside (border
     included), 0 outside."""
     mask = Image.new("L", (width, height), 0)
-    points = [(x - left, y - top) for x, y in artwork.outline]
+    points = (artwork.outline - (left, top)).ravel().tolist()  # x0, y0, x1, y1, ...
     ImageDraw.Draw(mask).polygon(points, fill=255, outline=255)
     return mask
 

@@ -96,6 +96,21 @@ class Atlas:
                 self._years[year] = self._load(year)
             return self._years[year]
 
+    def load_all(self) -> None:
+        """Load every year now (each still once): a bot warms up with this, in a thread, so
+        that the first keystroke of an autocomplete does not wait for the files. Without any
+        file, one log line says so."""
+        if not self.downloaded():
+            with self._lock:
+                for year in ATLAS_YEARS:
+                    self._years.setdefault(year, None)
+            log.info("no r/Place Atlas in %s (PLACE_ATLAS_DIR): results do not name the "
+                     "artworks they show, and /place artwork: is refused; python -m "
+                     "pipeline.download fetches it", self.folder)
+            return
+        for year in ATLAS_YEARS:
+            self.year(year)
+
     def _load(self, year: str) -> YearAtlas | None:
         path = atlas_path(self.folder, year)
         if not path.is_file():

@@ -2,16 +2,17 @@
 
 import random
 
-from pipeline.atlas.entries import Artwork, polygon_area
+import numpy as np
+
+from pipeline.atlas.entries import Artwork
 from pipeline.atlas.index import GridIndex, TileSampler, tiles_covered
 from tests.support.atlas_files import U_SHAPE, U_TILES
 
 
 def artwork(outline, name="A", id_="a"):
-    points = [tuple(p) for p in outline]
-    xs, ys = [x for x, _ in points], [y for _, y in points]
-    return Artwork("2022", id_, name, (), tuple(points), (min(xs), min(ys), max(xs), max(ys)),
-                   polygon_area(points))
+    """An artwork of the 2022 canvas with this outline (its points already canvas tiles)."""
+    return Artwork.on_canvas("2022", id_, name, (), np.array(outline, dtype=np.int32),
+                             (2000, 2000))
 
 
 U = artwork(U_SHAPE, "Concave U")
