@@ -52,8 +52,9 @@ class PlaceBot(commands.Bot):
         super().__init__(command_prefix=commands.when_mentioned, intents=intents,
                          help_command=None, **options)
         self.settings = settings
-        # The r/Place Atlas (PLACE_ATLAS_DIR): each year read on first use, off the event loop.
-        # This process names results and draws artwork crops; render workers never need it.
+        # The r/Place Atlas (PLACE_ATLAS_DIR): read once, in a thread, when the bot starts
+        # (or on first use, if sooner). This process names results and draws artwork crops;
+        # render workers never need it.
         self.atlas = Atlas(settings.atlas_dir)
         # The distributed mode needs no outbox: a result waits in Redis until it is delivered.
         outbox = None if settings.redis_url else Outbox(settings.data_dir / "outbox")
