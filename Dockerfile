@@ -17,10 +17,11 @@ RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --create-home --uid 1000 bot
 
-# Dependencies first, so a code change does not reinstall torch. PyPI's Linux torch wheels
-# are CUDA builds (the CUDA runtime comes with them; the host only needs the driver).
-COPY requirements.txt /app/
-RUN pip install -r /app/requirements.txt
+# Dependencies first, so a code change does not reinstall torch: the locked versions, checked
+# against their hashes. PyPI's Linux torch wheels are CUDA builds (the CUDA runtime comes with
+# them; the host only needs the driver).
+COPY locks/cuda.txt /app/locks/
+RUN pip install -r /app/locks/cuda.txt
 
 # The code last. No .env, data, tests, bench or docs: .dockerignore keeps them out.
 COPY --chown=root:root . /app

@@ -7,7 +7,7 @@ import logging
 import os
 import sys
 
-from pipeline.config import keep_kernel_caches
+from pipeline.config import keep_kernel_caches, quiet_libraries
 from placebot.settings import SettingsError, load_process_settings
 from placebot.stopping import install_stop_handlers
 
@@ -56,10 +56,10 @@ def main() -> int:
         print(f"cannot start: {exc}", file=sys.stderr)
         return 2
     keep_kernel_caches(settings.data_dir)
-    # Imported after the settings check: torch takes seconds to import, a typo should not.
+    # Imported after the settings check: discord.py (and torch, which the bot loads only where
+    # it renders itself) take seconds to import, a typo should not.
     import discord
 
-    from pipeline.models import quiet_libraries
     from placebot.client import build_bot
     from placebot.logs import setup_logging
 

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from PIL import Image
 
-    from pipeline.engine import RenderResult
+    from pipeline.results import RenderResult
     from placebot.backend import QueuePlace
     from placebot.jobqueue import Job
 
@@ -738,7 +738,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     import torch
 
-    from pipeline.models import quiet_libraries
+    from pipeline.config import quiet_libraries
 
     quiet_libraries()
     with contextlib.suppress(Exception):

@@ -11,6 +11,7 @@ from discord import app_commands
 from discord.ext import commands, tasks
 
 from placebot.backend import JobBackend, QueueStatus
+from placebot.embeds import Field, build_embed
 from placebot.jobqueue import QueueRefusal
 from placebot.messages import user_message
 
@@ -69,18 +70,18 @@ class StatusCog(commands.Cog, name="Status"):
             await interaction.response.send_message(user_message(exc), ephemeral=True)
             return
         facts = status_facts(status)
-        embed = discord.Embed(title="/place status", colour=discord.Colour.blurple())
-        for name, key in (("Waiting", "waiting"), ("Running", "running"),
-                          ("Loaded model", "loaded"), ("Device", "device"),
-                          ("VRAM mode", "vram_mode"), ("Average job time", "average")):
-            embed.add_field(name=name, value=facts[key], inline=True)
+        fields = [Field(name, facts[key]) for name, key in (
+            ("Waiting", "waiting"), ("Running", "running"), ("Loaded model", "loaded"),
+            ("Device", "device"), ("VRAM mode", "vram_mode"), ("Average job time", "average"))]
         now = time.time()
         for worker in status.workers[:MAX_WORKERS_SHOWN]:
             name, value = worker_line(worker, now)
-            embed.add_field(name=name, value=value, inline=False)
+            fields.append(Field(name, value, inline=False))
         notices = self.owner_notices()
         if notices:
-            embed.add_field(name="Needs the owner", value="\n".join(notices), inline=False)
+            fields.append(Field("Needs the owner", "\n".join(notices), inline=False))
+        embed = build_embed(title="/place status", colour=discord.Colour.blurple(),
+                            fields=fields)
         await interaction.response.send_message(embed=embed, ephemeral=True)
 
     @tasks.loop(seconds=PRESENCE_EVERY_S)

@@ -11,7 +11,8 @@
 
 Modules: params (what to render: every render parameter, defined once), config (the PLACE_*
 settings the bot and the CLI share), canvases (the r/Place canvases in canvas_files/, and
-crops), models (lazy loading, VRAM modes), engine (the recursion, batched), outputs
+crops), models (lazy loading, VRAM modes), engine (the recursion, batched), results (what a
+render produces, plain data: the bot handles results without torch), outputs
 (PNG/filmstrip/animation), cli (`python -m pipeline`). The package itself imports nothing
 heavy: torch loads only with models/engine, so tools that only validate input start fast.
 """

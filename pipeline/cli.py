@@ -145,8 +145,9 @@ def on_artwork(request: RenderRequest, atlas: Atlas) -> RenderRequest:
 def _render(job, model_ids: dict[str, str], args: argparse.Namespace,
             atlas: Atlas | None = None) -> int:
     # torch and diffusers load here, after every cheap check has passed
+    from pipeline.config import quiet_libraries
     from pipeline.engine import Renderer
-    from pipeline.models import ModelStore, quiet_libraries
+    from pipeline.models import ModelStore
     from pipeline.outputs import save_result
 
     quiet_libraries()
@@ -154,6 +155,12 @@ def _render(job, model_ids: dict[str, str], args: argparse.Namespace,
         # One job: a background compile (minutes) would never pay off here.
         store = ModelStore(model_ids, device=args.device, vram_mode=args.vram_mode,
                            compile="off")
+        # Loaded before the first pass's clock starts, so pass times are render times, as in
+        # the summary below.
+        loading_started = time.perf_counter()
+        store.get(job.model)
+        print(f"model {job.model} loaded in {time.perf_counter() - loading_started:.2f} s",
+              flush=True)
         [result] = Renderer(store).render([job], on_pass=_progress(job.passes))
         if atlas is not None:
             result.artworks = atlas.overlapping(job.crop)

@@ -218,3 +218,11 @@ def keep_kernel_caches(data_dir: Path) -> None:
     folder = data_dir.resolve()
     os.environ.setdefault("CUDA_CACHE_PATH", str(folder / "cuda-cache"))
     os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(folder / "inductor-cache"))
+
+
+def quiet_libraries() -> None:
+    """Keep transformers' and diffusers' import-time chatter (e.g. "CLIPImageProcessor requires
+    torchvision") out of a user's console; a variable the user set wins. Here, free of torch,
+    so that a process that never renders (the distributed mode's bot) need not load it."""
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")

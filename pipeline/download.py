@@ -166,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
         return failed
     if args.model == "none":
         return 0
-    from pipeline.models import quiet_libraries
+    from pipeline.config import quiet_libraries
 
     quiet_libraries()
     # cuda:N is the bot's "cuda" once pinned. cuda needs no GPU here: a machine (or a

@@ -14,8 +14,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import torch
 from PIL import Image
@@ -26,9 +24,7 @@ from pipeline.image_source import tiles_from_text
 from pipeline.models import MAX_UNET_BATCH, LoadedModel, ModelStore
 from pipeline.params import NO_GUIDANCE, RenderJob
 from pipeline.prompts import encode_prompts
-
-if TYPE_CHECKING:
-    from pipeline.atlas import Overlap
+from pipeline.results import RenderResult
 
 log = logging.getLogger(__name__)
 
@@ -36,29 +32,6 @@ log = logging.getLogger(__name__)
 PassCallback = Callable[[int, int, list[Image.Image]], None]
 # should_stop() → a reason string to stop the whole batch, or None to go on
 StopCheck = Callable[[], "str | None"]
-
-
-@dataclass
-class RenderResult:
-    job: RenderJob
-    tiles: Image.Image  # the 32x32 crop (or the picture's square), native resolution
-    frames: list[Image.Image]  # the 512x512 input, then one image per pass
-    pass_seconds: list[float] = field(default_factory=list)
-    model_id: str = ""
-    nsfw_flagged: bool = False
-    prompt_used: str | None = None  # where the prompt was cut to CLIP's 77 tokens: what counted
-    # The r/Place Atlas's artworks the crop shows, most of the crop first; named where the
-    # result is delivered (the bot, the CLI), not by the renderer. None: not looked up (no
-    # atlas for its canvas, or a picture); []: looked up, and nothing charted there.
-    artworks: list[Overlap] | None = None
-
-    @property
-    def final(self) -> Image.Image:
-        return self.frames[-1]
-
-    @property
-    def seconds(self) -> float:
-        return sum(self.pass_seconds)
 
 
 def input_tiles(job: RenderJob) -> Image.Image:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import gc
 import logging
-import os
 import socket
 import threading
 from collections.abc import Mapping
@@ -40,13 +39,6 @@ LOW_MODE_CAP = 3 * GIB  # what `low` promises; peak allocated is 2.5 GiB with a 
 # (guidance runs the UNet on the prompt and on the empty prompt). `minimal` offloads weights,
 # not activations, so the same bound keeps its peak near 1 GiB. `full` has no such bound.
 MAX_UNET_BATCH = {"low": 4, "minimal": 4}
-
-
-def quiet_libraries() -> None:
-    """Keep transformers' and diffusers' import-time chatter (e.g. "CLIPImageProcessor requires
-    torchvision") out of a user's console; a variable the user set wins."""
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
 
 
 def resolve_device(requested: str) -> str:

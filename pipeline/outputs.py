@@ -12,7 +12,7 @@ from PIL import Image, PngImagePlugin
 
 if TYPE_CHECKING:  # the engine imports torch; reading metadata must not
     from pipeline.atlas import Overlap
-    from pipeline.engine import RenderResult
+    from pipeline.results import RenderResult
 
 METADATA_KEY = "place-dream"  # one JSON text chunk holding every parameter
 FRAME_MS = 700

@@ -196,7 +196,7 @@ class RenderRequest:
         choice_name="SD {}", setting="PLACE_DEFAULT_MODEL", tag="m", batches=True)
     canvas: str | None = param(
         None, label="Canvas", help="Which year's final r/Place canvas", kind=str,
-        choices=CANVAS_KEYS, tag="c", source=True)
+        choices=CANVAS_KEYS, tag="c", source=True, scope="canvas")
     # An artwork of the r/Place Atlas by its key: the crop is drawn inside it, on its year's
     # canvas. Re-roll and New crop both keep it (New crop draws another window of it). The
     # result's embed names every artwork it shows, this one included, so it is no field.
@@ -206,10 +206,10 @@ class RenderRequest:
         tag="a", scope="canvas", shown=False)
     x: int | None = param(
         None, label="x", help="Left edge of the 32x32 crop, in tiles (give x and y together)",
-        low=0, high=MAX_X, tag="x", source=True)
+        low=0, high=MAX_X, tag="x", source=True, scope="canvas")
     y: int | None = param(
         None, label="y", help="Top edge of the 32x32 crop, in tiles (give x and y together)",
-        low=0, high=MAX_Y, tag="y", source=True)
+        low=0, high=MAX_Y, tag="y", source=True, scope="canvas")
     # A user's picture instead of a canvas crop (/dream). The bot keeps its pixelated source
     # under this content key (for Re-roll and New crop); the job renders the square at
     # `offset` along its long side, carried whole in `tiles` (a small PNG), so that whoever

@@ -44,7 +44,7 @@ from pipeline.params import RenderJob
 from placebot.jobqueue import Job
 
 if TYPE_CHECKING:
-    from pipeline.engine import RenderResult
+    from pipeline.results import RenderResult
     from placebot.delivery import Delivery
 
 

@@ -13,13 +13,12 @@ import hashlib
 import json
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import discord
 from discord.ext import commands
 
 from pipeline.atlas import Atlas
-from pipeline.engine import Renderer
-from pipeline.models import ModelStore
 from placebot import health
 from placebot.backend import JobBackend
 from placebot.discord_reporter import DiscordReporter
@@ -34,6 +33,9 @@ from placebot.startup import StartupError
 from placebot.stopping import STOP_GRACE_S
 from placebot.transport import DiscordTransport
 from placebot.views import BUTTONS, refuse_unknown_button
+
+if TYPE_CHECKING:
+    from pipeline.engine import Renderer
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +88,11 @@ class PlaceBot(commands.Bot):
 
             backend = RedisBackend.from_settings(settings, self.reporter)
             return backend, RedisSourceStore(backend.store.redis)  # one client, one pool
+        # Only this mode renders here, so only it loads the engine (and torch): the
+        # distributed mode's bot process stays free of them.
+        from pipeline.engine import Renderer
+        from pipeline.models import ModelStore
+
         renderer = renderer or Renderer(ModelStore(
             settings.model_ids, device=settings.device, vram_mode=settings.vram_mode,
             safety_checker=settings.safety_checker, compile=settings.compile,

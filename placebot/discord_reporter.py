@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
@@ -17,8 +18,8 @@ import discord
 from PIL import Image
 
 from pipeline.atlas import Atlas
-from pipeline.engine import RenderResult
 from pipeline.outputs import save_result
+from pipeline.results import RenderResult
 from placebot.backend import QueuePlace
 from placebot.jobqueue import Job, JobState
 from placebot.messages import user_message
@@ -30,6 +31,32 @@ from placebot.views import cancel_view, result_embed, result_view
 log = logging.getLogger(__name__)
 
 TOO_LARGE = 413
+INVALID_FORM_BODY = 50035  # Discord's code for a message it refuses as malformed (400)
+
+
+@dataclass(frozen=True)
+class ResultForm:
+    """How a result is sent: whole, or (after Discord refused the message as malformed) with
+    less of what the bot wrote around the picture, so that the picture still arrives."""
+
+    embed: bool
+    buttons: bool
+    note: str = ""  # after the mention: why the message is barer than usual
+
+
+# Tried in order: each is sent only if Discord refused the one before as malformed.
+RESULT_FORMS = (
+    ResultForm(embed=True, buttons=True),
+    ResultForm(embed=False, buttons=True,
+               note=" (its details could not be shown; the bot owner can see why in the log)"),
+    ResultForm(embed=False, buttons=False,
+               note=" (its details and buttons could not be shown; the bot owner can see why "
+                    "in the log)"),
+)
+
+
+def refused_as_malformed(error: discord.HTTPException) -> bool:
+    return error.status == 400 and error.code == INVALID_FORM_BODY
 
 
 def _plural(count: int, word: str) -> str:
@@ -197,16 +224,27 @@ class DiscordReporter:
             await asyncio.to_thread(self._outbox.remove, job.id)
 
     async def _upload(self, job: Job, result: RenderResult) -> None:
-        """Upload until Discord has it: 413 gets a smaller encoding, a 5xx or a lost connection
-        another try after a growing delay (the token may die meanwhile: the channel then)."""
+        """Upload until Discord has it: 413 gets a smaller encoding, a message refused as
+        malformed (400/50035) a barer form (RESULT_FORMS), a 5xx or a lost connection another
+        try after a growing delay (the token may die meanwhile: the channel then)."""
         size_limit = job.context.size_limit
         files = await asyncio.to_thread(encode_result_files, result, size_limit)
+        forms = iter(RESULT_FORMS)
+        form = next(forms)
         while True:
             try:
                 await self._until_taken(job, "result",
-                                        partial(self._send_result, job, result, files))
+                                        partial(self._send_result, job, result, files, form))
                 return
             except discord.HTTPException as exc:
+                if refused_as_malformed(exc) and (barer := next(forms, None)) is not None:
+                    # A defect of the bot's (embeds are built to fit): its traceback is
+                    # logged, and the picture goes out without what Discord refused.
+                    log.exception("Discord refused the result message of job %s as "
+                                  "malformed; sending it without its %s", job.id,
+                                  "embed" if form.embed else "buttons")
+                    form = barer
+                    continue
                 if exc.status != TOO_LARGE:
                     raise
                 # The server's real limit is below what the interaction said: go smaller.
@@ -235,22 +273,25 @@ class DiscordReporter:
                         what, job.id, problem, delay)
             await asyncio.sleep(delay)
 
-    async def _send_result(self, job: Job, result: RenderResult,
-                           files: list[NamedFile]) -> None:
+    async def _send_result(self, job: Job, result: RenderResult, files: list[NamedFile],
+                           form: ResultForm = RESULT_FORMS[0]) -> None:
         thumbnail = LOCATOR_NAME if any(name == LOCATOR_NAME for name, _ in files) else None
-        embed = result_embed(result, files[0][0], thumbnail)
-        view = result_view(job)
+        embed = result_embed(result, files[0][0], thumbnail) if form.embed else None
+        view = result_view(job) if form.buttons else None
         if job.context.reply_to is not None:  # "Dream on this": in reply to that message
-            await self._transport.post(job, content=f"<@{job.user_id}> dreamed on this.",
-                                       embed=embed, files=files, view=view, reply=True)
+            await self._transport.post(
+                job, content=f"<@{job.user_id}> dreamed on this.{form.note}", embed=embed,
+                files=files, view=view, reply=True)
             await self._transport.delete_live(job)
             return
-        if await self._transport.edit_live(job, content=f"<@{job.user_id}>", embed=embed,
-                                           attachments=attachments(files), view=view,
-                                           final=True):
+        # view=None takes the Cancel button off the live message
+        if await self._transport.edit_live(job, content=f"<@{job.user_id}>{form.note}",
+                                           embed=embed, attachments=attachments(files),
+                                           view=view, final=True):
             return
-        await self._transport.post(job, content=f"<@{job.user_id}> your dream is ready.",
-                                   embed=embed, files=files, view=view)
+        await self._transport.post(
+            job, content=f"<@{job.user_id}> your dream is ready.{form.note}", embed=embed,
+            files=files, view=view)
 
     async def failed(self, job: Job, error: Exception) -> None:
         """The reason, in the user's message (or the channel); kept trying through an outage

@@ -140,7 +140,7 @@ def main() -> int:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
     keep_kernel_caches(settings.data_dir)
-    from pipeline.models import quiet_libraries
+    from pipeline.config import quiet_libraries
     from placebot.logs import setup_logging
 
     setup_logging(settings.log_level, urlsplit(url).password or "")

@@ -8,8 +8,8 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from pipeline.engine import Renderer
 from pipeline.errors import PipelineError
 from pipeline.params import RenderJob
 from placebot.backend import (
@@ -25,6 +25,9 @@ from placebot.journal import MAX_TRIES, Journal, JournalEntry
 from placebot.settings import Settings
 from placebot.watchdog import EngineStuck
 from placebot.worker import Worker
+
+if TYPE_CHECKING:  # the engine imports torch; only its type is needed here
+    from pipeline.engine import Renderer
 
 log = logging.getLogger(__name__)
 

@@ -22,9 +22,9 @@ from pathlib import Path
 
 from PIL import Image
 
-from pipeline.engine import RenderResult
 from pipeline.outputs import png_bytes
 from pipeline.params import RenderJob
+from pipeline.results import RenderResult
 
 log = logging.getLogger(__name__)
 

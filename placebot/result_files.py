@@ -10,9 +10,9 @@ from collections.abc import Callable
 
 from PIL import Image
 
-from pipeline.engine import RenderResult
 from pipeline.locator import locator_jpeg
 from pipeline.outputs import animation_bytes, file_stem, filmstrip, job_metadata, png_bytes
+from pipeline.results import RenderResult
 from placebot.messages import UserFacingError
 
 PREVIEW_HEIGHT = 192

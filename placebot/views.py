@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 import discord
 
 from pipeline.atlas import NAMED_PER_RESULT, Overlap
-from pipeline.engine import RenderResult
 from pipeline.errors import ParamError
 from pipeline.params import (
     CONTENT_KEY,
@@ -30,7 +29,9 @@ from pipeline.params import (
     encode_payload,
     payload_pattern,
 )
+from pipeline.results import RenderResult
 from placebot.backend import CancelOutcome, JobBackend
+from placebot.embeds import Field, build_embed
 from placebot.jobqueue import Job
 from placebot.messages import user_message
 from placebot.pictures import from_kept, with_kept_prompt
@@ -346,27 +347,25 @@ def result_embed(result: RenderResult, image_name: str,
         title = f"r/Place {crop.canvas} at ({crop.x}, {crop.y}), dreamed by SD {job.model}"
         description = ("Left to right in the strip: the 32x32 crop, then each img2img pass. "
                        "Re-roll keeps this crop with a new seed.")
-    embed = discord.Embed(title=title, description=description,
-                          colour=discord.Colour.from_rgb(255, 69, 0))
     hidden_scope = "canvas" if job.on_picture else "picture"
-    for name, value in (
-        *((spec.label, _shown(spec.encode_value(value), spec.kind)) for key, spec
+    fields = [
+        *(Field(spec.label, _shown(spec.encode_value(value), spec.kind)) for key, spec
           in PARAMS.items() if spec.shown and spec.scope != hidden_scope
           and (value := getattr(job, key)) is not None),
-        ("Model id", result.model_id), ("Time", f"{result.seconds:.1f} s"),
-    ):
-        embed.add_field(name=name, value=value, inline=True)
+        Field("Model id", result.model_id), Field("Time", f"{result.seconds:.1f} s"),
+    ]
     if result.prompt_used is not None:
-        embed.add_field(name="Prompt cut", inline=False, value=(
-            "CLIP reads 77 tokens; the prompt was cut to: "
-            + _shown(result.prompt_used, str)))
-    embed.set_image(url=f"attachment://{image_name}")
+        fields.append(Field("Prompt cut", inline=False, value=(
+            "CLIP reads 77 tokens; the prompt was cut to: " + _shown(result.prompt_used, str))))
     if result.artworks is not None:  # the r/Place Atlas was looked up for this crop
-        embed.add_field(name=ARTWORKS_LABEL, value=artworks_text(result.artworks), inline=False)
-    if thumbnail_name is not None:
+        fields.append(Field(ARTWORKS_LABEL, artworks_text(result.artworks), inline=False))
+    footer = ("The safety checker blacked out at least one pass." if result.nsfw_flagged
+              else None)
+    embed = build_embed(title=title, description=description, fields=fields, footer=footer,
+                        colour=discord.Colour.from_rgb(255, 69, 0),
+                        image_url=f"attachment://{image_name}")
+    if thumbnail_name is not None:  # the locator picture: where on the canvas the crop is
         embed.set_thumbnail(url=f"attachment://{thumbnail_name}")
-    if result.nsfw_flagged:
-        embed.set_footer(text="The safety checker blacked out at least one pass.")
     return embed
 
 

@@ -15,16 +15,19 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Coroutine, Sequence
 from functools import partial
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from pipeline.engine import Renderer, RenderResult
 from pipeline.errors import ModelLoadError, OutOfMemory, PipelineError, RenderCancelled
+from pipeline.results import RenderResult
 from placebot import watchdog
 from placebot.backend import QueuePlace, WorkerReporter
 from placebot.jobqueue import Job, JobState
 from placebot.journal import Journal
 from placebot.settings import Settings
 from placebot.watchdog import EngineStuck, wait_for_engine
+
+if TYPE_CHECKING:  # the engine imports torch; only its type is needed here
+    from pipeline.engine import Renderer
 
 log = logging.getLogger(__name__)
 

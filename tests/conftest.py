@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -11,8 +14,47 @@ from tests.fakediscord import FakeDiscord
 from tests.support.bot_harness import GatedRenderer, bot_settings
 from tests.support.tiny_sd import build_tiny_sd
 
+ROOT = Path(__file__).resolve().parents[1]
+
 # Small but real: 2 denoising steps a pass (steps x strength), 2 passes.
 FAST = {"steps": 4, "strength": 0.5, "recursions": 1}
+
+
+def _checkout_state() -> set[str] | None:
+    """The untracked and ignored files git sees in the checkout (bytecode aside): what a test
+    could have written. Edits to tracked files are left out: a developer may save one while the
+    suite runs."""
+    try:
+        done = subprocess.run(
+            ["git", "status", "--porcelain", "--ignored", "--untracked-files=all"],
+            cwd=ROOT, capture_output=True, text=True, timeout=60)
+    except OSError:
+        return None
+    if done.returncode != 0:  # not a git checkout (an unpacked archive): nothing to compare
+        return None
+    return {line for line in done.stdout.splitlines()
+            if line[:2] in ("??", "!!") and "__pycache__" not in line}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def isolated_from_the_checkout(tmp_path_factory):
+    """The suite runs in a folder of its own: no test reads the owner's `.env` or writes into the
+    checkout (a relative PLACE_DATA_DIR lands here). Subprocesses inherit the folder and find
+    the code through PYTHONPATH. At the end, the checkout must look as it did at the start."""
+    before = _checkout_state()
+    workdir = tmp_path_factory.mktemp("cwd")
+    old_cwd, old_path = Path.cwd(), os.environ.get("PYTHONPATH")
+    os.chdir(workdir)
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), old_path]))
+    yield workdir
+    os.chdir(old_cwd)
+    if old_path is None:
+        os.environ.pop("PYTHONPATH", None)
+    else:
+        os.environ["PYTHONPATH"] = old_path
+    after = _checkout_state()
+    if before is not None and after is not None and after - before:
+        pytest.fail(f"the suite wrote into the checkout: {sorted(after - before)}")
 
 
 @pytest.fixture(scope="session")

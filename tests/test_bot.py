@@ -52,8 +52,9 @@ def test_ctrl_break_is_a_stop_signal_where_it_exists():
 
 
 def _python(code: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
-                          text=True, timeout=120, env={"PATH": os.environ["PATH"], **(env or {})})
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, env={"PATH": os.environ["PATH"], "PYTHONPATH": str(ROOT),
+                                            **(env or {})})
 
 
 def test_a_bot_that_never_uses_voice_starts_without_voice_warnings():

@@ -177,16 +177,18 @@ def build_context() -> set[str]:
 def test_image_holds_the_code_but_no_tests_bench_docs_or_secrets():
     """The build context has the bot's code and no tests/, bench/, docs/ or .env."""
     context = build_context()
-    assert {"bot.py", "pipeline", "placebot", "cogs", "requirements.txt"} <= context
+    assert {"bot.py", "pipeline", "placebot", "cogs", "locks"} <= context
     assert not context & {"tests", "bench", "docs", ".env", "data", ".git"}
     assert ".env" in dockerignore_patterns()
 
 
-def test_dockerfile_installs_requirements_before_the_code_and_runs_as_non_root():
-    """Dependencies are a layer of their own, the code comes last, the bot is not root."""
+def test_dockerfile_installs_the_lock_before_the_code_and_runs_as_non_root():
+    """Dependencies are a layer of their own, from the CUDA lock (hash-checked), the code comes
+    last, the bot is not root."""
     steps = instructions((ROOT / "Dockerfile").read_text())
     ops = [f"{op} {args}" for op, args in steps]
     install = next(i for i, s in enumerate(ops) if s.startswith("RUN pip install -r"))
+    assert ops[install] == "RUN pip install -r /app/locks/cuda.txt"
     copy_code = next(i for i, s in enumerate(ops) if s.startswith("COPY") and " . " in s)
     user = next(i for i, s in enumerate(ops) if s.startswith("USER "))
     assert install < copy_code < user

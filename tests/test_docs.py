@@ -7,7 +7,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = sorted([ROOT / "README.md", ROOT / "bench" / "README.md", *(ROOT / "docs").glob("*.md")])
-README_MAX_LINES = 220
+README_MAX_LINES = 200
 
 FENCE = re.compile(r"^\s*(```|~~~)")
 INLINE_CODE = re.compile(r"`[^`]*`")
@@ -112,8 +112,8 @@ def test_a_missing_file_and_a_missing_heading_are_reported(tmp_path):
                                   "#nowhere (no such heading)"]
 
 
-def test_readme_stays_under_220_lines():
+def test_readme_stays_within_200_lines():
     """Owners read the README first, before anything else in the repository: it has to fit on
     a screen or two, so details belong in docs/ and the README links to them."""
     lines = (ROOT / "README.md").read_text(encoding="utf-8").count("\n")
-    assert lines < README_MAX_LINES, f"README.md has {lines} lines; move details to docs/"
+    assert lines <= README_MAX_LINES, f"README.md has {lines} lines; move details to docs/"

@@ -12,9 +12,9 @@ from collections.abc import Mapping
 
 from PIL import Image
 
-from pipeline.engine import RenderResult
 from pipeline.errors import PipelineError
 from pipeline.params import RenderJob
+from pipeline.results import RenderResult
 
 FRAME_SIDE = 512  # the engine's output size: nothing larger is accepted back
 PREVIEW_SIDE = 192  # progress previews are shown this high; frames are shrunk to it to travel

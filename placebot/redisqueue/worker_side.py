@@ -13,11 +13,12 @@ import socket
 import time
 import uuid
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from redis.exceptions import ResponseError
 
-from pipeline.engine import Renderer, RenderResult
 from pipeline.params import MODEL_KEYS
+from pipeline.results import RenderResult
 from placebot.backend import QueuePlace
 from placebot.jobqueue import Job, JobState, take_batch
 from placebot.messages import user_message
@@ -32,6 +33,9 @@ from placebot.redisqueue.codec import (
 )
 from placebot.redisqueue.connection import BLOCK_MS, UNREACHABLE, Outage
 from placebot.redisqueue.store import Entry, RedisJobStore
+
+if TYPE_CHECKING:  # the engine imports torch; only its type is needed here
+    from pipeline.engine import Renderer
 
 log = logging.getLogger(__name__)
 

@@ -3,9 +3,6 @@
 import json
 import subprocess
 import sys
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_scaling_bench_smoke_answers_every_job_once_with_one_and_two_workers(tmp_path):
@@ -15,7 +12,7 @@ def test_scaling_bench_smoke_answers_every_job_once_with_one_and_two_workers(tmp
     done = subprocess.run(
         [sys.executable, "-m", "bench.redis", "scaling", "--smoke",
          "--cache", str(tmp_path / "cache"), "--out", str(out)],
-        cwd=ROOT, capture_output=True, text=True, timeout=280,
+        capture_output=True, text=True, timeout=280,
     )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     results = json.loads(out.read_text())

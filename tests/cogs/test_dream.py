@@ -219,6 +219,17 @@ async def test_reroll_keeps_the_prompt(fake, start_bot):
     assert embed_fields(again)["Guidance"] == "9.0"
 
 
+async def test_the_synced_dream_offers_only_the_options_it_uses(fake, start_bot):
+    """The /dream declaration the bot syncs has the picture and the options a picture's job
+    uses, and none of a canvas crop's (canvas, x, y): /dream would ignore them."""
+    async with start_bot(renderer=FastRenderer()):
+        synced = [command for r in fake.requests
+                  if r.method == "PUT" and r.path.endswith("/commands") for command in r.json]
+    dream = next(command for command in synced if command["name"] == "dream")
+    offered = {option["name"] for option in dream["options"]}
+    assert offered == {"image", "model", "pixel", "seed", "strength", "recursions", "prompt"}
+
+
 async def test_with_prompts_off_dream_offers_no_prompt_and_refuses_one(fake, start_bot):
     """PLACE_PROMPTS=false: /dream is synced without its prompt option, and a prompt sent by
     a client still holding the older declaration is refused ephemerally, with no job."""

@@ -3,6 +3,8 @@
 import asyncio
 import itertools
 
+import discord
+
 from pipeline.outputs import read_metadata
 from tests.support.bot_harness import (
     custom_ids,
@@ -11,6 +13,26 @@ from tests.support.bot_harness import (
     wait_result,
 )
 from tests.support.patience import PATIENCE_S
+
+# What the real CLIP tokenizer keeps of 500 underscores: its 75 tokens (runs of underscores)
+# decode to 545 characters, spaces between them, longer than the prompt. The tiny model's
+# byte-level tokenizer keeps 75 single characters, so a renderer reports this cut instead.
+REAL_CLIP_CUT_OF_UNDERSCORES = " ".join(["_" * 8] * 60) + " _____"
+
+
+class RealClipCut:
+    """The real renderer on the tiny model, its cut prompts reported as the real CLIP
+    tokenizer cuts 500 underscores."""
+
+    def __init__(self, inner):
+        self.inner, self.store = inner, inner.store
+
+    def render(self, jobs, **kwargs):
+        results = self.inner.render(jobs, **kwargs)
+        for result in results:
+            if result.prompt_used is not None:
+                result.prompt_used = REAL_CLIP_CUT_OF_UNDERSCORES
+        return results
 
 
 async def test_commands_are_synced_to_the_guild_with_their_options(fake, start_bot):
@@ -245,3 +267,23 @@ async def test_gateway_heartbeats_flow_while_a_job_renders(fake, start_bot, rend
     # slow a busy machine makes both (no fixed bound on a clock here).
     assert len(during) >= 2
     assert max(gaps) <= (ended - started) / 2
+
+
+async def test_a_500_character_prompt_of_underscores_delivers_its_picture(fake, start_bot,
+                                                                           renderer):
+    """Escaping doubles the underscores: CLIP's cut of the prompt would pass Discord's 1024
+    characters for a field. It is cut with an ellipsis, Discord takes the message, and the
+    picture arrives with its embed."""
+    prompt = "_" * 500
+    escaped_cut = discord.utils.escape_markdown(REAL_CLIP_CUT_OF_UNDERSCORES)
+    assert len(REAL_CLIP_CUT_OF_UNDERSCORES) == 545 and len(escaped_cut) > 1024  # the case
+    async with start_bot(renderer=RealClipCut(renderer)):
+        interaction = fake.slash("place", {"prompt": prompt}, user_id=31)
+        result = await wait_result(fake, interaction)
+    fields = embed_fields(result)
+    assert fields["Prompt"] == "\\_" * 500  # 1000 characters: it fits
+    # cut within 1024, and not through an escape (a lone backslash would eat the ellipsis)
+    assert len(fields["Prompt cut"]) <= 1024 and fields["Prompt cut"].endswith("\\_…")
+    assert fields["Prompt cut"].startswith("CLIP reads 77 tokens; the prompt was cut to: \\_")
+    assert len(result.attachments) == 3 and "failed" not in result.content
+    assert not fake.refused

@@ -1,9 +1,10 @@
 """A fake Discord for tests: REST API v10 and the gateway on 127.0.0.1, for the real discord.py.
 
 The fake records what the bot sends (requests, messages, interaction callbacks, gateway
-traffic) and lets a test act as a user (`slash`, `click`) or as a flaky Discord (`fail_next`,
-`outage`, `expire_token`, `forbidden_channels`, `drop_gateway`). README.md in this folder has
-the tour.
+traffic), refuses as Discord does every body that Discord's published API spec refuses
+(spec_check.py), and lets a test act as a user (`slash`, `click`) or as a flaky Discord
+(`fail_next`, `outage`, `expire_token`, `forbidden_channels`, `drop_gateway`). README.md in
+this folder has the tour.
 Ids in records are strings, as on the wire; the constructor's ids stay the ints you passed.
 """
 
@@ -29,6 +30,8 @@ import yarl
 from aiohttp import WSMsgType, web
 from discord.gateway import DiscordWebSocket
 
+from tests.fakediscord import spec_check
+from tests.fakediscord.spec_check import Problem
 from tests.support.patience import PATIENCE_S
 
 log = logging.getLogger(__name__)
@@ -89,7 +92,8 @@ DISCORD_EPOCH_MS = 1420070400000
 
 @dataclass
 class Recorded:
-    """One REST request; `path` is relative to /api/v10, `json` is payload_json for multipart."""
+    """One REST request; `path` is relative to /api/v10, `json` is payload_json for multipart.
+    `problems`: what Discord would refuse in its body (the fake then answered 400/50035)."""
 
     method: str
     path: str
@@ -97,6 +101,7 @@ class Recorded:
     json: Any
     files: list[tuple[str, bytes]]
     status: int = 0
+    problems: list[Problem] = field(default_factory=list)
 
 
 @dataclass
@@ -210,6 +215,9 @@ class FakeDiscord:
         # (which discord.py does not retry: a 500 would cost 25 s of its retries).
         self.on_request: list[Callable[[Recorded], None]] = []
         self.nonce_window_s = NONCE_WINDOW_S
+        # A request Discord would refuse is answered 400/50035 and kept in `refused`; leaving
+        # `async with FakeDiscord()` then fails, unless the test expects refusals.
+        self.refusals_expected = False
         # Fault injection
         self.forbidden_channels: set[str] = set()
         self.expired_tokens: set[str] = set()
@@ -247,6 +255,7 @@ class FakeDiscord:
 
     async def start(self) -> None:
         """Serves on 127.0.0.1 on a free port (`self.port`)."""
+        spec_check.checker()  # read the spec now (once per process), not inside a request
         app = web.Application(client_max_size=64 * 1024 * 1024)  # uploads go up to 25 MiB
         app.router.add_get("/gateway", self._gateway)
         app.router.add_get("/attachments/{aid}/{name}", self._serve_attachment)
@@ -285,8 +294,17 @@ class FakeDiscord:
         self.install()
         return self
 
-    async def __aexit__(self, *exc_info: object) -> None:
+    async def __aexit__(self, exc_type: type[BaseException] | None, *exc_info: object) -> None:
         await self.close()
+        if exc_type is None and self.refused and not self.refusals_expected:
+            raise AssertionError(
+                "the bot sent requests that Discord would refuse (set fake.refusals_expected "
+                "in a test that means to):\n" + "\n".join(map(_refusal_line, self.refused)))
+
+    @property
+    def refused(self) -> list[Recorded]:
+        """Requests answered 400/50035 because Discord's spec refuses their body."""
+        return [rec for rec in self.requests if rec.problems]
 
     @contextlib.asynccontextmanager
     async def running(self, bot: discord.Client, token: str = "fake-token",
@@ -644,6 +662,10 @@ class FakeDiscord:
         except Exception as exc:  # a failing check must be seen, not swallowed
             log.exception("an on_request hook failed on %s %s", rec.method, rec.path)
             return 503, {"code": 0, "message": f"fakediscord: on_request hook: {exc!r}"}, {}
+        rec.problems = spec_check.check(rec.method, rec.path, rec.json)
+        if rec.problems:  # Discord judges the form before anything else happens
+            log.warning("fakediscord refuses %s", _refusal_line(rec))
+            return 400, spec_check.refusal(rec.problems), {}
         fault = self._take_fault(rec)
         if fault is None:
             return (*self._route(rec), {})
@@ -967,6 +989,10 @@ class FakeDiscord:
 def _user(user_id: int) -> Json:
     return {"id": str(user_id), "username": f"user{user_id}", "discriminator": "0",
             "global_name": f"User {user_id}", "avatar": None}
+
+
+def _refusal_line(rec: Recorded) -> str:
+    return f"{rec.method} {rec.path}: " + "; ".join(map(str, rec.problems))
 
 
 def _too_big(files: list[tuple[str, bytes]], limit: int) -> bool:

@@ -287,3 +287,27 @@ async def test_unchecked_option_types_reach_the_bot(fake: FakeDiscord, bot: Ping
     interaction = fake.slash("ping", {"followup": "yes"}, check_types=False)
     assert interaction.payload["data"]["options"] == [
         {"name": "followup", "type": 5, "value": "yes"}]
+
+
+@pytest.mark.asyncio
+async def test_a_body_discord_refuses_gets_its_400(fake: FakeDiscord, bot: PingBot) -> None:
+    """A reply over 2000 characters, sent by discord.py, is refused as Discord refuses it
+    (400, code 50035, the field named), recorded in `refused`, and posts nothing."""
+    fake.refusals_expected = True
+    with pytest.raises(discord.HTTPException) as refused:
+        await bot.get_channel(3000).send("x" * 2001)
+    assert (refused.value.status, refused.value.code) == (400, 50035)
+    assert "content" in refused.value.text  # discord.py shows the fields Discord named
+    [rec] = fake.refused
+    assert rec.status == 400 and [p.where for p in rec.problems] == [("content",)]
+    assert fake.messages == {}
+
+
+@pytest.mark.asyncio
+async def test_an_unexpected_refusal_fails_the_test_on_leaving_the_fake() -> None:
+    """A bot request that Discord would refuse fails the test that did not expect one."""
+    with pytest.raises(AssertionError, match=r"POST /channels/3000/messages: embeds\.0\.title"):
+        async with FakeDiscord() as fake, fake.running(PingBot()) as bot:
+            embed = discord.Embed(title="t" * 300)
+            with pytest.raises(discord.HTTPException):
+                await bot.get_channel(3000).send(embed=embed)

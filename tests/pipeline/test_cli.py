@@ -14,9 +14,10 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _run(*args, env_model):
-    env = {"PATH": "/usr/bin:/bin", "PLACE_MODEL_1_4": str(env_model), "HF_HUB_OFFLINE": "1"}
+    env = {"PATH": "/usr/bin:/bin", "PLACE_MODEL_1_4": str(env_model), "HF_HUB_OFFLINE": "1",
+           "PYTHONPATH": str(ROOT)}
     return subprocess.run(
-        [sys.executable, "-m", "pipeline", *args], cwd=ROOT, env=env,
+        [sys.executable, "-m", "pipeline", *args], env=env,
         capture_output=True, text=True, timeout=240,
     )
 
@@ -28,6 +29,8 @@ def test_cli_renders_one_job_into_a_folder(tiny_model_dir, tmp_path):
                 "--out", str(tmp_path), env_model=tiny_model_dir)
     assert done.returncode == 0, done.stderr
     assert "pass 2/2" in done.stdout and "seed 9" in done.stdout
+    # the model's load is timed on its own line, before the first pass's clock starts
+    assert done.stdout.index("model 1.4 loaded in") < done.stdout.index("pass 1/2")
     final = tmp_path / "place2023_100_50_sd1.4_seed9_s0.5_st4_p2.png"
     assert read_metadata(final.read_bytes())["seed"] == 9
 
@@ -84,7 +87,7 @@ def test_help_is_fast_because_torch_is_not_imported():
     """Parsing the flags imports no torch (it takes seconds to load)."""
     code = ("import sys\nfrom pipeline.cli import main\ntry:\n    main(['--help'])\n"
             "except SystemExit:\n    pass\nprint('torch loaded:', 'torch' in sys.modules)")
-    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True,
                           text=True, timeout=120)
     assert "torch loaded: False" in done.stdout, done.stderr
 

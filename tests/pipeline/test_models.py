@@ -133,9 +133,10 @@ def test_an_unreachable_hub_says_what_happened_and_what_to_do(tmp_path):
             "except Exception as exc:\n"
             "    print(exc)\n")
     env = {"PATH": "/usr/bin:/bin", "HF_HOME": str(tmp_path / "hf"),
-           "HF_ENDPOINT": f"http://127.0.0.1:{_closed_port()}", "HF_HUB_ETAG_TIMEOUT": "5"}
+           "HF_ENDPOINT": f"http://127.0.0.1:{_closed_port()}", "HF_HUB_ETAG_TIMEOUT": "5",
+           "PYTHONPATH": str(ROOT)}
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
-                          text=True, timeout=300, cwd=ROOT)
+                          text=True, timeout=300, cwd=tmp_path)
     message = done.stdout.strip()
     assert message.startswith("could not load model 1.4 (CompVis/stable-diffusion-v1-4): "
                               "the Hugging Face Hub could not be reached ("), done.stderr

@@ -51,7 +51,7 @@ def test_save_result_writes_all_files_with_safe_names(renderer, tmp_path):
 
 def _named_result(artworks):
     """A canvas result without a render, carrying the artworks its crop was found to show."""
-    from pipeline.engine import RenderResult
+    from pipeline.results import RenderResult
 
     job = RenderRequest(canvas="2022", x=600, y=750, seed=1).resolve()
     frame = Image.new("RGB", (512, 512))

@@ -1,7 +1,5 @@
 """Prompts in the engine, on the tiny model: guidance with a prompt, nothing new without one."""
 
-import hashlib
-
 import numpy as np
 import pytest
 import torch
@@ -9,12 +7,6 @@ import torch
 from pipeline.params import NO_GUIDANCE, RenderJob, RenderRequest
 from tests.conftest import FAST
 
-# sha256 of the final image's RGB bytes for seeds 31 and 32 rendered in one batch, computed by
-# the engine before prompts existed (tiny model, CPU, float32)
-REFERENCE = {
-    31: "a289e94ac216ac87cbab214e29ce4caffe35d7e70bba89b872736885025e386f",
-    32: "2cffdb989fb162af3d62e9697729513af22e57875b9109dad5cb0819dfd3a322",
-}
 LONG_PROMPT = "a castle made of pixels " * 10  # 240 characters: over 77 tokens for any CLIP
 
 
@@ -26,11 +18,36 @@ def _pixels(image):
     return np.asarray(image, dtype=np.int16)
 
 
-def test_without_a_prompt_the_images_are_bit_identical_to_before(renderer):
-    """No prompt: the same bytes as the engine gave before prompts were added."""
-    results = renderer.render([_job(31), _job(32)])
-    digests = {r.job.seed: hashlib.sha256(r.final.tobytes()).hexdigest() for r in results}
-    assert digests == REFERENCE
+def _diffusers_pass(tiny_store, job, image, prompt, guidance):
+    """One img2img pass by diffusers' own pipeline call, as the original script made it."""
+    pipe = tiny_store.get("1.4").pipe
+    with torch.inference_mode():
+        return pipe(
+            prompt, image=image, strength=job.strength, num_inference_steps=job.steps,
+            guidance_scale=guidance, generator=torch.Generator("cpu").manual_seed(job.seed),
+            output_type="pil",
+        ).images[0]
+
+
+def test_without_a_prompt_a_pass_is_diffusers_own_unguided_empty_prompt_pass(renderer, tiny_store):
+    """No prompt: the engine's pass equals diffusers' call with "" and guidance off.
+
+    Compared in the same run rather than against stored hashes, so it holds for whatever
+    versions the ranges resolve to (the empty prompt with CFG is the same picture: CFG on
+    identical embeddings is a no-op, so guidance 1 is the plain path).
+    """
+    job = _job(31, recursions=0)
+    [ours] = renderer.render([job])
+    theirs = _diffusers_pass(tiny_store, job, ours.frames[0], "", 1.0)
+    assert np.abs(_pixels(ours.final) - _pixels(theirs)).max() <= 1
+
+
+def test_without_a_prompt_a_batch_gives_each_job_the_picture_it_gets_alone(renderer):
+    """Unprompted jobs batched together keep the images they get one at a time."""
+    batch = renderer.render([_job(31), _job(32)])
+    alone = [renderer.render([_job(seed)])[0] for seed in (31, 32)]
+    for batched, single in zip(batch, alone, strict=True):
+        assert np.abs(_pixels(batched.final) - _pixels(single.final)).max() <= 2
 
 
 def test_a_prompt_turns_guidance_on_and_none_keeps_it_off():
@@ -43,13 +60,7 @@ def test_the_engine_guides_as_diffusers_does_with_the_same_prompt(renderer, tiny
     """A prompted pass equals diffusers' own call with that prompt and guidance 7.5."""
     job = _job(41, recursions=0, prompt="a red fox")
     [ours] = renderer.render([job])
-    pipe = tiny_store.get("1.4").pipe
-    with torch.inference_mode():
-        theirs = pipe(
-            "a red fox", image=ours.frames[0], strength=job.strength,
-            num_inference_steps=job.steps, guidance_scale=7.5,
-            generator=torch.Generator("cpu").manual_seed(job.seed), output_type="pil",
-        ).images[0]
+    theirs = _diffusers_pass(tiny_store, job, ours.frames[0], "a red fox", 7.5)
     assert np.abs(_pixels(ours.final) - _pixels(theirs)).max() <= 1
 
 

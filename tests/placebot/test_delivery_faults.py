@@ -89,6 +89,51 @@ async def test_upload_refused_as_too_large_is_re_encoded(fake, start_bot):
     assert [name[-4:] for name, _ in result.attachments] == [".png", ".png"]  # no animation
 
 
+INVALID_FORM_BODY = {"code": 50035, "message": "Invalid Form Body", "errors": {"embeds": {
+    "0": {"title": {"_errors": [{"code": "BASE_TYPE_MAX_LENGTH",
+                                 "message": "Must be 256 or fewer in length."}]}}}}}
+
+
+def _carries_the_result(rec, *parts):
+    """A request with the result's strip attached and any of `parts` in its body."""
+    return (any("_strip" in name for name, _ in rec.files)
+            and any((rec.json or {}).get(part) for part in parts))
+
+
+async def _delivered(fake, interaction):
+    """The interaction's @original once it carries the result's strip, embed or not."""
+    return await fake.wait_for(
+        lambda: interaction.original if interaction.original and any(
+            "_strip" in name for name, _ in interaction.original.attachments) else None)
+
+
+async def test_a_result_refused_as_malformed_is_delivered_without_its_embed(fake, start_bot):
+    """Discord refuses the result's message as malformed (400/50035): the picture is sent
+    again without the embed, buttons kept, and the user gets it, not a failure."""
+    fake.fail_next("PATCH", r"/messages/@original$", 400, INVALID_FORM_BODY,
+                   when=lambda rec: _carries_the_result(rec, "embeds"))
+    async with start_bot():
+        interaction = fake.slash("place", user_id=21)
+        result = await _delivered(fake, interaction)
+    assert result.embeds == [] and "details could not be shown" in result.content
+    assert len(result.attachments) == 3 and "<@21>" in result.content
+    assert [c["custom_id"].split(":")[1] for c in result.components[0]["components"]] == [
+        "reroll", "newcrop", "delete"]
+    assert "failed" not in result.content
+
+
+async def test_a_result_refused_again_without_its_embed_goes_without_buttons(fake, start_bot):
+    """Refused with its embed and then with its buttons: the picture still arrives, bare,
+    and the Cancel button of the waiting message is gone."""
+    fake.fail_next("PATCH", r"/messages/@original$", 400, INVALID_FORM_BODY, times=2,
+                   when=lambda rec: _carries_the_result(rec, "embeds", "components"))
+    async with start_bot():
+        interaction = fake.slash("place", user_id=22)
+        result = await _delivered(fake, interaction)
+    assert (result.embeds, result.components) == ([], [])
+    assert len(result.attachments) == 3 and "details and buttons" in result.content
+
+
 async def test_channel_that_refuses_the_bot_gets_a_dm_instead(fake, start_bot, gated):
     """Token dead and no permission in the channel: the user still gets the result, by DM."""
     fake.forbidden_channels.add(str(fake.channel_id))

@@ -62,7 +62,7 @@ def _live_job_objects() -> dict:
     """How many jobs, results, discord.py interactions and images are still alive (after gc)."""
     import discord
 
-    from pipeline.engine import RenderResult
+    from pipeline.results import RenderResult
     from placebot.jobqueue import Job
 
     gc.collect()

@@ -5,8 +5,8 @@ import itertools
 import pytest
 from PIL import Image
 
-from pipeline.engine import RenderResult
 from pipeline.params import RenderJob
+from pipeline.results import RenderResult
 from placebot.outbox import MAX_RETRY_S, Outbox, retry_delays
 
 

@@ -2,8 +2,8 @@
 
 from PIL import Image
 
-from pipeline.engine import RenderResult
 from pipeline.params import RenderRequest
+from pipeline.results import RenderResult
 from placebot.result_files import LOCATOR_NAME, encode_result_files
 
 

@@ -4,8 +4,8 @@ and ids that none parses answered."""
 import pytest
 from PIL import Image
 
-from pipeline.engine import RenderResult
 from pipeline.params import PARAMS, RenderRequest, decode_payload
+from pipeline.results import RenderResult
 from placebot import client
 from placebot.views import (
     BUTTONS,

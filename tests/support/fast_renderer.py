@@ -9,7 +9,8 @@ from __future__ import annotations
 from PIL import ImageChops
 
 from pipeline.canvases import upscale
-from pipeline.engine import RenderResult, input_tiles
+from pipeline.engine import input_tiles
+from pipeline.results import RenderResult
 
 
 class FastStore:

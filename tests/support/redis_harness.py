@@ -11,7 +11,8 @@ from dataclasses import replace
 
 from PIL import ImageChops
 
-from pipeline.engine import RenderResult, input_tiles
+from pipeline.engine import input_tiles
+from pipeline.results import RenderResult
 from placebot.redisqueue.keys import Timings
 from placebot.settings import Settings
 from tests.support.fast_renderer import FastRenderer

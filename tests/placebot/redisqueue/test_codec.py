@@ -8,9 +8,9 @@ import random
 import pytest
 from PIL import Image
 
-from pipeline.engine import RenderResult
 from pipeline.image_source import tiles_text
 from pipeline.params import RenderJob, RenderRequest
+from pipeline.results import RenderResult
 from placebot.redisqueue.codec import (
     InvalidJob,
     decode_progress,
