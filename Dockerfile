@@ -28,9 +28,10 @@ COPY --chown=root:root . /app
 
 USER bot
 WORKDIR /home/bot
-# Created by the bot's user, so the named volumes mounted here start out owned by it.
-RUN mkdir -p "$HF_HOME" "$PLACE_DATA_DIR"
-VOLUME ["/home/bot/.cache/huggingface", "/home/bot/data"]
+# Created by the bot's user, so the named volumes mounted here start out owned by it. The
+# r/Place Atlas goes to PLACE_ATLAS_DIR's default, ~/.cache/place-dreams/atlas.
+RUN mkdir -p "$HF_HOME" "$PLACE_DATA_DIR" /home/bot/.cache/place-dreams
+VOLUME ["/home/bot/.cache/huggingface", "/home/bot/data", "/home/bot/.cache/place-dreams"]
 
 # Healthy only while the bot is connected to Discord (it refreshes a heartbeat file then).
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \

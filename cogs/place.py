@@ -4,18 +4,29 @@ Its options are the render parameters that pipeline.params marks `slash`: their 
 choices and help come from that one definition, and each help ends with the default this bot
 really uses (the owner's PLACE_* setting). So the command is built with the cog, from the live
 Settings, rather than at import time.
+
+`artwork` names an artwork of the r/Place Atlas, with Discord's autocomplete over its names
+(the chosen canvas's, or every year's, labelled by year). A choice's value is the artwork's
+key; typed text is taken as a name. It is turned into the key here, before the job is
+accepted, so that an unknown name gets one line, seen only by its user, with the closest names.
 """
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from discord import AppCommandOptionType, Interaction, app_commands
 from discord.ext import commands
 
+from pipeline.atlas import Artwork, Atlas
+from pipeline.canvases import CANVAS_KEYS
+from pipeline.errors import ParamError
 from pipeline.params import PARAMS, Param, RenderRequest
+from placebot.messages import user_message
 from placebot.service import PlaceService
 from placebot.settings import Settings
 
@@ -74,19 +85,23 @@ def option_help(spec: Param, default: Any) -> str:
 
 
 def build_place_command(defaults: Mapping[str, Any], submit: Submit,
-                        options: tuple[str, ...] = SLASH_OPTIONS) -> app_commands.Command:
+                        options: tuple[str, ...] = SLASH_OPTIONS, *,
+                        descriptions: Mapping[str, str] | None = None) -> app_commands.Command:
     """The /place command, its options derived from the parameters and `defaults`."""
-    return build_render_command("place", DESCRIPTION, defaults, submit, options)
+    return build_render_command("place", DESCRIPTION, defaults, submit, options,
+                                descriptions=descriptions)
 
 
 def build_render_command(name: str, description: str, defaults: Mapping[str, Any],
                          submit: Callable[..., Awaitable[Any]], options: tuple[str, ...], *,
-                         leading: tuple[tuple[str, Any, str], ...] = ()
+                         leading: tuple[tuple[str, Any, str], ...] = (),
+                         descriptions: Mapping[str, str] | None = None
                          ) -> app_commands.Command:
     """A command whose options are render parameters (derived from their definition and
     `defaults`), after `leading` required options (name, annotation, help) that are passed to
     `submit` by name: submit(interaction, request, defaulted=..., **leading_values), where
-    `defaulted` names the parameters the user left out (a server's own default may apply)."""
+    `defaulted` names the parameters the user left out (a server's own default may apply).
+    `descriptions` replace the derived help of some options."""
     leading_names = tuple(option for option, _, _ in leading)
 
     async def command(interaction: Interaction, **values: Any) -> None:
@@ -113,9 +128,10 @@ def build_render_command(name: str, description: str, defaults: Mapping[str, Any
                             annotation=option_type(PARAMS[option]))
           for option in options),
     ])
-    app_commands.describe(**{option: text for option, _, text in leading},
-                          **{option: option_help(PARAMS[option], defaults[option])
-                             for option in options})(command)
+    helps = {option: option_help(PARAMS[option], defaults[option]) for option in options}
+    helps.update({option: text for option, text in (descriptions or {}).items()
+                  if option in helps})
+    app_commands.describe(**{option: text for option, _, text in leading}, **helps)(command)
     app_commands.choices(**{
         option: [app_commands.Choice(name=PARAMS[option].choice_name.format(c), value=c)
                  for c in PARAMS[option].choices]
@@ -124,13 +140,79 @@ def build_render_command(name: str, description: str, defaults: Mapping[str, Any
     return app_commands.Command(name=name, description=description, callback=command)
 
 
+NOT_DOWNLOADED = "the owner of this bot has not downloaded the r/Place Atlas"
+NOT_DOWNLOADED_HELP = f"Unavailable: {NOT_DOWNLOADED}"  # within a description's 100 characters
+MAX_CHOICE_NAME = 100  # Discord's limit on an autocomplete choice's name
+
+
+def artwork_choices(atlas: Atlas, text: str, canvas: str | None
+                    ) -> list[app_commands.Choice[str]]:
+    """The autocomplete list for `text`: the best 25 names, of the canvas or of every year
+    (then labelled by year). Blocking (the first call reads the atlas): run it in a thread."""
+    if canvas is not None and canvas not in CANVAS_KEYS:
+        canvas = None  # a client's stale or odd value: search every year rather than fail
+    if not atlas.downloaded() or (canvas is not None and atlas.year(canvas) is None):
+        which = NOT_DOWNLOADED if canvas is None else f"{NOT_DOWNLOADED} for {canvas}"
+        return [app_commands.Choice(name=which[0].upper() + which[1:], value="none")]
+    found = atlas.search(text, canvas)
+    labels = [choice_label(artwork, canvas is None) for artwork in found]
+    repeated = {label for label in labels if labels.count(label) > 1}
+    return [app_commands.Choice(name=_where(label, artwork) if label in repeated else label,
+                                value=artwork.key or "")
+            for label, artwork in zip(labels, found, strict=True)]
+
+
+def choice_label(artwork: Artwork, with_year: bool) -> str:
+    """The artwork's name as listed, cut to Discord's limit, its year added when the list
+    holds every year's."""
+    suffix = f" ({artwork.year})" if with_year else ""
+    return artwork.name[:MAX_CHOICE_NAME - len(suffix)] + suffix
+
+
+def _where(label: str, artwork: Artwork) -> str:
+    """A label several artworks share, told apart by where they are on the canvas."""
+    place = f" at {artwork.box[0]},{artwork.box[1]}"
+    return label[:MAX_CHOICE_NAME - len(place)] + place
+
+
 class PlaceCog(commands.Cog, name="Place"):
     def __init__(self, service: PlaceService, settings: Settings,
-                 tree: app_commands.CommandTree):
+                 tree: app_commands.CommandTree, atlas: Atlas):
         self._tree = tree
+        self._service = service
+        self._atlas = atlas
         # PLACE_PROMPTS=false: the prompt option is not offered at all
         options = tuple(name for name in SLASH_OPTIONS if settings.prompts or name != "prompt")
-        self.command = build_place_command(settings.render_defaults, service.submit, options)
+        descriptions = {} if atlas.downloaded() else {"artwork": NOT_DOWNLOADED_HELP}
+        self.command = build_place_command(settings.render_defaults, self._place, options,
+                                           descriptions=descriptions)
+
+        async def autocomplete(interaction: Interaction,
+                               current: str) -> list[app_commands.Choice[str]]:
+            canvas = getattr(interaction.namespace, "canvas", None)
+            return await asyncio.to_thread(artwork_choices, atlas, current, canvas)
+
+        self.command.autocomplete("artwork")(autocomplete)
+
+    async def _place(self, interaction: Interaction, request: RenderRequest) -> None:
+        """Submit the job; a named artwork is first turned into its key and its canvas."""
+        if request.artwork is not None:
+            try:
+                request = await self._with_artwork(request)
+            except ParamError as exc:
+                await interaction.response.send_message(user_message(exc), ephemeral=True)
+                return
+        await self._service.submit(interaction, request)
+
+    async def _with_artwork(self, request: RenderRequest) -> RenderRequest:
+        """The request on the artwork its text names (a key or a name), on its year's canvas.
+        ParamError: an unknown name (with the closest ones), no atlas, or x and y given."""
+        assert request.artwork is not None  # the caller checked
+        if request.x is not None or request.y is not None:
+            raise ParamError("an artwork picks the crop inside itself: leave x and y out, or "
+                             "leave artwork out")
+        artwork = await asyncio.to_thread(self._atlas.find, request.artwork, request.canvas)
+        return replace(request, artwork=artwork.key, canvas=artwork.year)
 
     async def cog_load(self) -> None:
         self._tree.add_command(self.command)
@@ -140,4 +222,4 @@ class PlaceCog(commands.Cog, name="Place"):
 
 
 async def setup(bot: PlaceBot) -> None:
-    await bot.add_cog(PlaceCog(bot.service, bot.settings, bot.tree))
+    await bot.add_cog(PlaceCog(bot.service, bot.settings, bot.tree, bot.atlas))

@@ -4,6 +4,10 @@ Its flags are derived from the render parameters (pipeline.params), and their de
 owner's: the CLI reads `.env` and the PLACE_* variables through pipeline.config, as the bot
 does, so the same model folders, default model and strength serve both. torch is imported only
 once the arguments are parsed and checked: `--help` and a typo answer at once.
+
+`--artwork` takes an artwork of the r/Place Atlas by name (or key): the crop is drawn inside
+it, on its year's canvas. Where the atlas is downloaded (PLACE_ATLAS_DIR), the artworks the
+crop shows are printed and stored in the PNGs' metadata, as the bot's results carry them.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pipeline.config import (
     DEVICE_ACCEPTS,
@@ -25,8 +29,11 @@ from pipeline.config import (
     model_variable,
     pin_gpu,
 )
-from pipeline.errors import PipelineError
+from pipeline.errors import ParamError, PipelineError
 from pipeline.params import PARAMS, Param, RenderRequest
+
+if TYPE_CHECKING:
+    from pipeline.atlas import Atlas
 
 
 def _flag_type(name: str, spec: Param):
@@ -102,9 +109,15 @@ def main(argv: list[str] | None = None) -> int:
     model_ids = dict(engine.model_ids)
     if args.model_id:
         model_ids[args.model] = args.model_id
+    from pipeline.atlas import Atlas
+
+    atlas = Atlas(engine.atlas_dir)
     try:
-        job = RenderRequest(**{name: getattr(args, name) for name in PARAMS
-                               if hasattr(args, name)}).resolve()
+        request = RenderRequest(**{name: getattr(args, name) for name in PARAMS
+                                   if hasattr(args, name)})
+        if request.artwork is not None:
+            request = on_artwork(request, atlas)
+        job = request.resolve(atlas=atlas)
     except PipelineError as exc:
         return _fail(str(exc))
     try:
@@ -115,10 +128,23 @@ def main(argv: list[str] | None = None) -> int:
           f"seed {job.seed}; model {job.model} ({model_ids[job.model]})", flush=True)
     args.device = pin_gpu(args.device)  # cuda:N: before CUDA starts, as the bot does
     args.safety_checker = engine.safety_checker  # PLACE_SAFETY_CHECKER; auto: --safety_check
-    return _render(job, model_ids, args)
+    return _render(job, model_ids, args, atlas)
 
 
-def _render(job, model_ids: dict[str, str], args: argparse.Namespace) -> int:
+def on_artwork(request: RenderRequest, atlas: Atlas) -> RenderRequest:
+    """The request on the artwork that --artwork names (a name, or a key), on its canvas."""
+    from dataclasses import replace
+
+    assert request.artwork is not None  # the caller checked
+    if request.x is not None or request.y is not None:
+        raise ParamError("--artwork picks the crop inside the artwork: leave --x and --y out")
+    artwork = atlas.find(request.artwork, request.canvas)
+    print(f"artwork: {artwork.name} ({artwork.year}, {artwork.url})", flush=True)
+    return replace(request, artwork=artwork.key, canvas=artwork.year)
+
+
+def _render(job, model_ids: dict[str, str], args: argparse.Namespace,
+            atlas: Atlas | None = None) -> int:
     # torch and diffusers load here, after every cheap check has passed
     from pipeline.config import quiet_libraries
     from pipeline.engine import Renderer
@@ -137,9 +163,14 @@ def _render(job, model_ids: dict[str, str], args: argparse.Namespace) -> int:
         print(f"model {job.model} loaded in {time.perf_counter() - loading_started:.2f} s",
               flush=True)
         [result] = Renderer(store).render([job], on_pass=_progress(job.passes))
+        if atlas is not None:
+            result.artworks = atlas.overlapping(job.crop)
         paths = save_result(result, args.out)
     except (PipelineError, ValueError, OSError) as exc:  # ValueError: a device not present
         return _fail(str(exc))
+    if result.artworks:
+        print("on r/Place: " + "; ".join(f"{o.artwork.name} ({o.share:.0%} of the crop)"
+                                         for o in result.artworks))
     for kind, path in paths.items():
         print(f"{kind}: {path}")
     print(f"seed {job.seed}; {len(result.pass_seconds)} passes, "

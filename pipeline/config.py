@@ -3,8 +3,8 @@ bot (placebot.settings builds on it) and the CLI, so both read the same PLACE_* 
 
 Read here: the model ids (PLACE_MODEL_1_4, PLACE_MODEL_1_5), the owner's default for each render
 parameter that has a setting (PLACE_DEFAULT_MODEL, PLACE_STRENGTH, ...: see pipeline.params),
-PLACE_DEVICE, PLACE_VRAM_MODE, PLACE_COMPILE and PLACE_SAFETY_CHECKER. Free of torch, so a
-settings check or `--help` starts fast.
+PLACE_DEVICE, PLACE_VRAM_MODE, PLACE_COMPILE, PLACE_SAFETY_CHECKER and PLACE_ATLAS_DIR. Free of
+torch, so a settings check or `--help` starts fast.
 """
 
 from __future__ import annotations
@@ -36,6 +36,13 @@ COMPILE_CHOICES = ("auto", "on", "off")  # the background torch.compile (pipelin
 # channels); true, every job is checked; false, none is (the checker is never loaded).
 SAFETY_CHOICES = ("auto", "true", "false")
 SAFETY_ACCEPTS = "auto, true or false"
+# Where `python -m pipeline.download` puts the r/Place Atlas and the bot reads it: the owner's
+# cache, beside Hugging Face's (the data is the atlas project's, fetched, never shipped).
+DEFAULT_ATLAS_DIR = "~/.cache/place-dreams/atlas"
+
+
+def default_atlas_dir() -> Path:
+    return Path(DEFAULT_ATLAS_DIR).expanduser()
 
 
 class SettingsError(Exception):
@@ -58,6 +65,7 @@ class EngineSettings:
     vram_mode: str = "auto"
     compile: str = "auto"
     safety_checker: str = "auto"  # the NSFW checker: SAFETY_CHOICES (its files are fetched too)
+    atlas_dir: Path = field(default_factory=default_atlas_dir)  # the r/Place Atlas's files
     # the owner's default for every render parameter (None: chosen per job, e.g. the seed)
     render_defaults: Mapping[str, Any] = field(default_factory=lambda: dict(RENDER_DEFAULTS))
 
@@ -166,6 +174,17 @@ def _device(env: Mapping[str, str]) -> str:
         raise SettingsError("PLACE_DEVICE", str(exc)) from None
 
 
+def atlas_dir(env: Mapping[str, str]) -> Path:
+    """PLACE_ATLAS_DIR: a folder (missing is fine: the atlas is not downloaded yet), never a
+    file; `~` is the owner's home."""
+    raw = text(env, "PLACE_ATLAS_DIR", DEFAULT_ATLAS_DIR)
+    folder = Path(raw).expanduser()
+    if folder.exists() and not folder.is_dir():
+        raise SettingsError("PLACE_ATLAS_DIR", f"{raw!r} is a file; accepts a folder (created "
+                            "by python -m pipeline.download if missing)")
+    return folder
+
+
 def engine_settings_from_env(env: Mapping[str, str]) -> EngineSettings:
     """Build EngineSettings from an environment mapping, validating every value."""
     defaults = {name: _render_default(env, name) for name in PARAMS}
@@ -183,6 +202,7 @@ def engine_settings_from_env(env: Mapping[str, str]) -> EngineSettings:
         compile=choice(env, "PLACE_COMPILE", EngineSettings.compile, COMPILE_CHOICES),
         safety_checker=parsed(env, "PLACE_SAFETY_CHECKER", EngineSettings.safety_checker,
                               safety_setting, SAFETY_ACCEPTS),
+        atlas_dir=atlas_dir(env),
         render_defaults=defaults,
     )
 

@@ -8,6 +8,10 @@ model ids (PLACE_MODEL_1_4 / PLACE_MODEL_1_5), the device (PLACE_DEVICE, cuda:N 
 bot pins it) and the NSFW checker (fetched unless PLACE_SAFETY_CHECKER=false: under auto, the
 default, the bot runs it for every job outside age-restricted channels); flags override the
 last two. A model that is a local folder needs nothing.
+
+It also fetches the r/Place Atlas (one file a year, pinned to a commit of each atlas project
+and checked: pipeline/atlas/download.py) into PLACE_ATLAS_DIR, for the artworks a result names
+and /place artwork:. `--no-atlas` leaves it out, `--model none` fetches only the atlas.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import re
 import sys
 from pathlib import Path
 
+from pipeline.atlas.download import PINNED, AtlasDownloadError, fetch_atlas
 from pipeline.config import (
     EngineSettings,
     SettingsError,
@@ -122,8 +127,8 @@ def build_parser(engine: EngineSettings) -> argparse.ArgumentParser:
         description="Download the bot's models (PLACE_MODEL_1_4 / PLACE_MODEL_1_5) into the "
                     "Hugging Face cache before the first /place, and verify them. Defaults "
                     "come from .env and the PLACE_* variables, as for the bot.")
-    parser.add_argument("--model", choices=(*MODEL_KEYS, "all"), default="all",
-                        help="which model (default: %(default)s)")
+    parser.add_argument("--model", choices=(*MODEL_KEYS, "all", "none"), default="all",
+                        help="which model (default: %(default)s; none: the atlas only)")
     parser.add_argument("--device", type=device_flag, default=engine.device,
                         help="the files for this device: cuda (or cuda:N) the fp16 weights (2 GB "
                              "a model), cpu the fp32 ones (4 GB), auto this machine's "
@@ -132,7 +137,23 @@ def build_parser(engine: EngineSettings) -> argparse.ArgumentParser:
                         default=engine.safety_checker != "false",
                         help="also fetch the NSFW checker (default: %(default)s: yes unless "
                              "PLACE_SAFETY_CHECKER is false)")
+    parser.add_argument("--atlas", action=argparse.BooleanOptionalAction, default=True,
+                        help="also fetch the r/Place Atlas (several MB a year, AGPL-3.0, the "
+                             f"atlas projects' own) into PLACE_ATLAS_DIR, now {engine.atlas_dir} "
+                             "(default: %(default)s)")
     return parser
+
+
+def fetch_atlases(folder: Path) -> int:
+    """Fetch every year's atlas file; 0, or 2 after the first that fails (named on stderr)."""
+    for year, pin in PINNED.items():
+        print(f"atlas {year}: {pin.url}", flush=True)
+        try:
+            print(fetch_atlas(pin, folder), flush=True)
+        except AtlasDownloadError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -142,6 +163,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
     args = build_parser(engine).parse_args(argv)
+    if args.atlas and (failed := fetch_atlases(engine.atlas_dir)):
+        return failed
+    if args.model == "none":
+        return 0
     from pipeline.config import quiet_libraries
 
     quiet_libraries()

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from PIL import Image, PngImagePlugin
 
 if TYPE_CHECKING:  # the engine imports torch; reading metadata must not
+    from pipeline.atlas import Overlap
     from pipeline.results import RenderResult
 
 METADATA_KEY = "place-dream"  # one JSON text chunk holding every parameter
@@ -20,9 +21,18 @@ FRAME_MS = 700
 def job_metadata(result: RenderResult) -> dict:
     """Everything needed to reproduce the image: every render parameter (RenderJob.to_dict,
     with its schema version, so RenderJob.from_dict reads it back) and the model's id. A
-    picture's square is left out (up to 1 MB of text): the crop file and the strip show it."""
+    picture's square is left out (up to 1 MB of text): the crop file and the strip show it.
+    The artworks the crop shows are added where they were looked up (`artworks`)."""
     row = {key: value for key, value in result.job.to_dict().items() if key != "tiles"}
-    return {**row, "model_id": result.model_id}
+    named = {} if result.artworks is None else {"artworks": artworks_metadata(result.artworks)}
+    return {**row, "model_id": result.model_id, **named}
+
+
+def artworks_metadata(found: list[Overlap]) -> list[dict]:
+    """The artworks a crop shows, as plain data: name, atlas page, subreddits, share."""
+    return [{"name": o.artwork.name, "url": o.artwork.url,
+             "subreddits": list(o.artwork.subreddits), "share": round(o.share, 3)}
+            for o in found]
 
 
 def png_bytes(image: Image.Image, metadata: dict | None = None, *, optimize=False) -> bytes:
@@ -31,7 +41,7 @@ def png_bytes(image: Image.Image, metadata: dict | None = None, *, optimize=Fals
         info = PngImagePlugin.PngInfo()
         info.add_text(METADATA_KEY, json.dumps(metadata, sort_keys=True))
         for key, value in metadata.items():  # also readable one by one in image viewers
-            info.add_text(key, str(value))
+            info.add_text(key, json.dumps(value) if isinstance(value, list | dict) else str(value))
     buffer = io.BytesIO()
     image.save(buffer, format="PNG", pnginfo=info, optimize=optimize)
     return buffer.getvalue()

@@ -16,7 +16,7 @@ import random
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields, replace
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pipeline.canvases import (
     CANVAS_KEYS,
@@ -27,6 +27,9 @@ from pipeline.canvases import (
 )
 from pipeline.errors import ParamError
 from pipeline.image_source import DEFAULT_PIXEL, MAX_PIXEL, MAX_SQUARES, MIN_PIXEL
+
+if TYPE_CHECKING:  # the atlas loads only where an artwork is named
+    from pipeline.atlas import Atlas
 
 __all__ = ["PARAMS", "Crop", "Param", "ParamError", "RenderJob", "RenderRequest"]
 
@@ -48,6 +51,10 @@ MAX_X, MAX_Y = widest_crop_range()
 # of the content's sha256, 64 bits, far from any collision at this scale.
 CONTENT_KEY_CHARS = 16
 CONTENT_KEY = rf"[0-9a-f]{{{CONTENT_KEY_CHARS}}}"
+# An r/Place Atlas artwork, "<year>-<atlas id>" (pipeline.atlas.entries.KEY_PATTERN, kept
+# here as text so that reading a job needs no atlas)
+ARTWORK_KEY = r"(?:2017|2022|2023)-[A-Za-z0-9]{1,8}"
+MAX_ARTWORK_CHARS = 100  # what a person may type for one: Discord's autocomplete value limit
 MAX_OFFSET = MAX_PIXEL * (MAX_SQUARES - 1)  # the farthest a square starts along a long side
 # the square as base64 PNG text: 512x512 RGB stored raw is 786 KB, 1.05 M characters
 MAX_TILES_CHARS = 1_100_000
@@ -216,6 +223,13 @@ class RenderRequest:
     canvas: str | None = param(
         None, label="Canvas", help="Which year's final r/Place canvas", kind=str,
         choices=CANVAS_KEYS, tag="c", source=True, scope="canvas")
+    # An artwork of the r/Place Atlas by its key: the crop is drawn inside it, on its year's
+    # canvas. Re-roll and New crop both keep it (New crop draws another window of it). The
+    # result's embed names every artwork it shows, this one included, so it is no field.
+    artwork: str | None = param(
+        None, label="Artwork", help="An artwork of the r/Place Atlas to dream on (type to "
+        "search)", kind=str, pattern=ARTWORK_KEY, max_length=MAX_ARTWORK_CHARS, unset="none",
+        tag="a", scope="canvas", shown=False)
     x: int | None = param(
         None, label="x", help="Left edge of the 32x32 crop, in tiles (give x and y together)",
         low=0, high=MAX_X, tag="x", source=True, scope="canvas")
@@ -276,15 +290,21 @@ class RenderRequest:
         """Raise ParamError naming the first bad value and what is allowed; return self."""
         # The crop first: it knows the chosen canvas's own bounds, tighter than x's and y's.
         check_crop_position(self.canvas, self.x, self.y)
-        if self.picture is not None and self.canvas is not None:
+        if self.picture is not None and (self.canvas is not None or self.artwork is not None):
             raise ParamError("a job dreams on a canvas crop or on a picture, not on both")
+        if self.artwork is not None and self.canvas not in (None, self.artwork[:4]):
+            raise ParamError(f"artwork {self.artwork} is on the {self.artwork[:4]} canvas, "
+                             f"not {self.canvas}: leave canvas out, or choose "
+                             f"{self.artwork[:4]}")
         for name, spec in PARAMS.items():
             spec.check(name, getattr(self, name))
         check_steps_strength(self.steps, self.strength)
         return self
 
-    def resolve(self, rng: random.Random | None = None) -> RenderJob:
-        """Fix the crop and the seed (drawing them at random where not given)."""
+    def resolve(self, rng: random.Random | None = None, atlas: Atlas | None = None
+                ) -> RenderJob:
+        """Fix the crop and the seed (drawing them at random where not given). A crop of an
+        artwork is drawn inside it (`atlas` is then needed, and the year's file is read)."""
         self.validate()
         rng = rng or random.Random()
         seed = self.seed if self.seed is not None else rng.randint(0, MAX_SEED)
@@ -295,6 +315,10 @@ class RenderRequest:
             # validate() checked it: x comes with y and a canvas
             assert self.canvas is not None and self.y is not None
             crop = Crop(self.canvas, self.x, self.y)
+        elif self.artwork is not None:
+            if atlas is None:
+                raise ParamError("an artwork needs the r/Place Atlas, and none was given")
+            crop = atlas.crop_in(self.artwork, rng)
         else:
             crop = random_crop(rng, self.canvas)
         values = {**self.values(), "canvas": crop.canvas, "x": crop.x, "y": crop.y, "seed": seed,

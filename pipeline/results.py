@@ -8,10 +8,14 @@ so the result type lives apart from the engine (pipeline.engine) that makes it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from PIL import Image
 
 from pipeline.params import RenderJob
+
+if TYPE_CHECKING:
+    from pipeline.atlas import Overlap
 
 
 @dataclass
@@ -23,6 +27,10 @@ class RenderResult:
     model_id: str = ""
     nsfw_flagged: bool = False
     prompt_used: str | None = None  # where the prompt was cut to CLIP's 77 tokens: what counted
+    # The r/Place Atlas's artworks the crop shows, most of the crop first; named where the
+    # result is delivered (the bot, the CLI), not by the renderer. None: not looked up (no
+    # atlas for its canvas, or a picture); []: looked up, and nothing charted there.
+    artworks: list[Overlap] | None = None
 
     @property
     def final(self) -> Image.Image:

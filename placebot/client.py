@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 import discord
 from discord.ext import commands
 
+from pipeline.atlas import Atlas
 from placebot import health
 from placebot.backend import JobBackend
 from placebot.command_tree import PlaceCommandTree
@@ -56,20 +57,26 @@ class PlaceBot(commands.Bot):
         super().__init__(command_prefix=commands.when_mentioned, intents=intents,
                          help_command=None, tree_cls=PlaceCommandTree, **options)
         self.settings = settings
+        # The r/Place Atlas (PLACE_ATLAS_DIR): read once, in a thread, when the bot starts
+        # (or on first use, if sooner). This process names results and draws artwork crops;
+        # render workers never need it.
+        self.atlas = Atlas(settings.atlas_dir)
         # The distributed mode needs no outbox: a result waits in Redis until it is delivered.
         outbox = None if settings.redis_url else Outbox(settings.data_dir / "outbox")
         self.reporter = DiscordReporter(DiscordTransport(self), output_dir=settings.output_dir,
-                                        outbox=outbox)
+                                        outbox=outbox, atlas=self.atlas)
         self.jobs: JobBackend
         # pictures and prompts that results' buttons name by hash (Re-roll, New crop)
         self.sources: SourceStore
         # each server's own settings (/place_admin), within the owner's
         self.servers: ServerSettingsStore
         self.jobs, self.sources, self.servers = self._backend(settings, renderer)
-        self.service = PlaceService(self.jobs, self.sources, settings, self.servers)
+        self.service = PlaceService(self.jobs, self.sources, settings, self.servers,
+                                    atlas=self.atlas)
         self._stopping = False
         self._closed = asyncio.Event()  # set once close() is done: ends connect()
         self._heartbeat: asyncio.Task | None = None
+        self._atlas_loading: asyncio.Task | None = None
         self.shutdown_grace_s = STOP_GRACE_S
         # Set when the render engine is stuck: bot.py re-executes the process once closed.
         self.restart_reason: str | None = None
@@ -120,6 +127,7 @@ class PlaceBot(commands.Bot):
         self.tree.error(self._on_app_command_error)
         await self.sync_commands_if_changed()
         await self.jobs.start()
+        self._atlas_loading = asyncio.create_task(self._load_atlas(), name="atlas")
         self._heartbeat = asyncio.create_task(self._beat_while_connected(), name="heartbeat")
 
     @property
@@ -144,6 +152,15 @@ class PlaceBot(commands.Bot):
                 await asyncio.wait([connecting])
         if not connecting.cancelled():
             connecting.result()  # what ended the connection (a refused intent...) is raised
+
+    async def _load_atlas(self) -> None:
+        """Read the r/Place Atlas in a thread once the bot runs (a second or two of JSON), so
+        that neither the first autocomplete nor the first result waits for it; without its
+        files, one log line says so. An unexpected failure is logged with its traceback."""
+        try:
+            await asyncio.to_thread(self.atlas.load_all)
+        except Exception:
+            log.exception("could not load the r/Place Atlas from %s", self.atlas.folder)
 
     async def on_interaction(self, interaction: discord.Interaction) -> None:
         await refuse_unknown_button(interaction)

@@ -17,13 +17,14 @@ import aiohttp
 import discord
 from PIL import Image
 
+from pipeline.atlas import Atlas
 from pipeline.outputs import save_result
 from pipeline.results import RenderResult
 from placebot.backend import QueuePlace
 from placebot.jobqueue import Job, JobState
 from placebot.messages import user_message
 from placebot.outbox import Outbox, retry_delays
-from placebot.result_files import NamedFile, encode_result_files, preview_jpeg
+from placebot.result_files import LOCATOR_NAME, NamedFile, encode_result_files, preview_jpeg
 from placebot.transport import DiscordTransport, attachments
 from placebot.views import cancel_view, result_embed, result_view
 
@@ -77,8 +78,9 @@ def queued_text(place: QueuePlace) -> str:
 
 class DiscordReporter:
     def __init__(self, transport: DiscordTransport, *, output_dir: Path | None = None,
-                 outbox: Outbox | None = None):
+                 outbox: Outbox | None = None, atlas: Atlas | None = None):
         self._transport = transport
+        self._atlas = atlas  # names the artworks a canvas crop shows (None: never)
         self._outbox = outbox  # finished results until Discord has them (None: not kept)
         self._output_dir = output_dir  # also save every result here, when set
         # Why the last save there failed, for /place_status (None while saving works).
@@ -168,6 +170,7 @@ class DiscordReporter:
     async def finished(self, job: Job, result: RenderResult) -> None:
         """Deliver the result; it is kept in the outbox until Discord has it, so that neither an
         outage (retried with backoff) nor a restart (delivered by the next start) loses it."""
+        await self._name_artworks(job, result)
         await self._save_owner_copy(job, result)
         await self._keep(job, result)
         await self._deliver(job, result)
@@ -179,7 +182,19 @@ class DiscordReporter:
         assert self._outbox is not None  # holds_result said so
         result = await asyncio.to_thread(self._outbox.load, job.id, job.render)
         log.info("delivering the result of job %s kept from before the restart", job.id)
+        await self._name_artworks(job, result)
         await self._deliver(job, result)
+
+    async def _name_artworks(self, job: Job, result: RenderResult) -> None:
+        """Look up the artworks a canvas crop shows (the year's atlas is read on first use,
+        in a thread). A failure here is logged and costs the result only its artwork line."""
+        if self._atlas is None or result.job.on_picture:
+            return
+        try:
+            result.artworks = await asyncio.to_thread(self._atlas.overlapping, result.job.crop)
+        except Exception:
+            log.exception("could not look up the artworks of job %s; delivering it without",
+                          job.id)
 
     async def _keep(self, job: Job, result: RenderResult) -> None:
         """A failure to keep it (a full data folder) is logged and the upload goes on: only a
@@ -260,7 +275,8 @@ class DiscordReporter:
 
     async def _send_result(self, job: Job, result: RenderResult, files: list[NamedFile],
                            form: ResultForm = RESULT_FORMS[0]) -> None:
-        embed = result_embed(result, files[0][0]) if form.embed else None
+        thumbnail = LOCATOR_NAME if any(name == LOCATOR_NAME for name, _ in files) else None
+        embed = result_embed(result, files[0][0], thumbnail) if form.embed else None
         view = result_view(job) if form.buttons else None
         if job.context.reply_to is not None:  # "Dream on this": in reply to that message
             await self._transport.post(

@@ -10,11 +10,13 @@ from collections.abc import Callable
 
 from PIL import Image
 
+from pipeline.locator import locator_jpeg
 from pipeline.outputs import animation_bytes, file_stem, filmstrip, job_metadata, png_bytes
 from pipeline.results import RenderResult
 from placebot.messages import UserFacingError
 
 PREVIEW_HEIGHT = 192
+LOCATOR_NAME = "locator.jpg"  # the embed's thumbnail: where on the canvas the crop is
 
 NamedFile = tuple[str, bytes]
 
@@ -32,7 +34,8 @@ def encode_result_files(result: RenderResult, size_limit: int) -> list[NamedFile
 
     PNGs carry the parameters in their metadata; when all three are too large for this
     server, the animation goes first, then JPEGs (then a smaller strip, then the final image
-    alone) are used instead.
+    alone) are used instead. A canvas crop whose artworks were looked up in the atlas also
+    gets its locator picture (LOCATOR_NAME), where it fits beside the best of these.
     """
     stem = file_stem(result)
     metadata = job_metadata(result)
@@ -61,9 +64,14 @@ def encode_result_files(result: RenderResult, size_limit: int) -> list[NamedFile
         lambda: [(f"{stem}.jpg", jpeg_bytes(result.final, 75))],
         lambda: [(f"{stem}.jpg", jpeg_bytes(result.final, 60, 0.5))],
     ]
+    locator = ([(LOCATOR_NAME, locator_jpeg(result.job.crop))]
+               if result.artworks is not None and not result.job.on_picture else [])
     for option in ladder:
         files = option()
-        if sum(len(data) for _, data in files) <= size_limit:
+        size = sum(len(data) for _, data in files)
+        if size + sum(len(data) for _, data in locator) <= size_limit:
+            return files + locator
+        if size <= size_limit:
             return files
     raise UserFacingError(
         f"even a small JPEG exceeds this server's upload limit of {size_limit} bytes")

@@ -16,6 +16,7 @@ from dataclasses import replace
 
 import discord
 
+from pipeline.atlas import Atlas
 from pipeline.errors import ParamError, PipelineError
 from pipeline.params import RenderRequest
 from placebot.backend import JobBackend, UserLimits
@@ -47,12 +48,13 @@ class PromptsOff(UserFacingError):
 
 class PlaceService:
     def __init__(self, jobs: JobBackend, sources: SourceStore, settings: Settings,
-                 servers: ServerSettingsStore):
+                 servers: ServerSettingsStore, *, atlas: Atlas | None = None):
         self._jobs = jobs
         self._sources = sources
         self._owner = settings  # the bounds of every server's rules
         self._servers = servers  # each server's own settings (/place_admin)
         self._age_restriction = AgeRestriction()
+        self._atlas = atlas  # draws the crop of a job on a named artwork
 
     async def rules(self, interaction: discord.Interaction) -> Rules:
         """The rules a job asked for here follows: the owner's, and its server's (read anew
@@ -97,7 +99,8 @@ class PlaceService:
             age_restricted = await self._age_restriction.of(interaction)
             request = replace(request, safety_check=checks_safety(self._owner, rules,
                                                                   age_restricted))
-            render = await asyncio.to_thread(request.resolve)  # may decode a canvas (~0.1 s)
+            # may decode a canvas (~0.1 s) or read a year's atlas (its first artwork)
+            render = await asyncio.to_thread(request.resolve, None, self._atlas)
             delivery = Delivery.from_interaction(interaction, reply_to=reply_to)
         except REFUSALS as exc:
             await self._jobs.release(reservation)

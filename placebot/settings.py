@@ -21,6 +21,7 @@ from pipeline.config import (
     SettingsError,
     boolean,
     choice,
+    default_atlas_dir,
     engine_settings_from_env,
     load_environment,
     parsed,
@@ -68,6 +69,7 @@ class Settings:
     data_dir: Path = Path("data")
     safety_checker: str = EngineSettings.safety_checker  # auto, true or false
     compile: str = EngineSettings.compile
+    atlas_dir: Path = field(default_factory=default_atlas_dir)  # the r/Place Atlas (may be absent)
     log_level: str = "INFO"
     redis_url: str | None = field(default=None, repr=False)  # set: the distributed mode
     shards: str | None = None  # None: one gateway connection; "auto" or a count: sharded
@@ -93,6 +95,7 @@ def _engine_fields(engine: EngineSettings) -> dict[str, Any]:
     return {
         "model_ids": engine.model_ids, "device": engine.device, "vram_mode": engine.vram_mode,
         "compile": engine.compile, "safety_checker": engine.safety_checker,
+        "atlas_dir": engine.atlas_dir,
         **{by_param[name]: value for name, value in engine.render_defaults.items()
            if name in by_param},
     }

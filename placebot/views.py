@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import discord
 
+from pipeline.atlas import NAMED_PER_RESULT, Overlap
 from pipeline.errors import ParamError
 from pipeline.params import (
     CONTENT_KEY,
@@ -333,7 +334,8 @@ def result_view(job: Job) -> discord.ui.View:
     return view
 
 
-def result_embed(result: RenderResult, image_name: str) -> discord.Embed:
+def result_embed(result: RenderResult, image_name: str,
+                 thumbnail_name: str | None = None) -> discord.Embed:
     job = result.job
     if job.on_picture:
         title = f"A picture, {job.pixel} tiles high, dreamed by SD {job.model}"
@@ -355,11 +357,34 @@ def result_embed(result: RenderResult, image_name: str) -> discord.Embed:
     if result.prompt_used is not None:
         fields.append(Field("Prompt cut", inline=False, value=(
             "CLIP reads 77 tokens; the prompt was cut to: " + _shown(result.prompt_used, str))))
+    if result.artworks is not None:  # the r/Place Atlas was looked up for this crop
+        fields.append(Field(ARTWORKS_LABEL, artworks_text(result.artworks), inline=False))
     footer = ("The safety checker blacked out at least one pass." if result.nsfw_flagged
               else None)
-    return build_embed(title=title, description=description, fields=fields, footer=footer,
-                       colour=discord.Colour.from_rgb(255, 69, 0),
-                       image_url=f"attachment://{image_name}")
+    embed = build_embed(title=title, description=description, fields=fields, footer=footer,
+                        colour=discord.Colour.from_rgb(255, 69, 0),
+                        image_url=f"attachment://{image_name}")
+    if thumbnail_name is not None:  # the locator picture: where on the canvas the crop is
+        embed.set_thumbnail(url=f"attachment://{thumbnail_name}")
+    return embed
+
+
+ARTWORKS_LABEL = "On r/Place"
+MAX_ARTWORK_NAME = 80  # of a name in the embed: three lines stay far inside a field's 1024
+
+
+def artworks_text(found: list[Overlap]) -> str:
+    """Up to NAMED_PER_RESULT artworks the crop shows, a line each: the name linked to its
+    atlas page, its subreddit, the share of the crop it covers."""
+    if not found:
+        return "No charted artwork here (the r/Place Atlas has none on this crop)."
+    lines = []
+    for overlap in found[:NAMED_PER_RESULT]:
+        artwork = overlap.artwork
+        name = _shown(artwork.name[:MAX_ARTWORK_NAME], str).replace("]", "\\]")
+        where = f" · r/{_shown(artwork.subreddits[0], str)}" if artwork.subreddits else ""
+        lines.append(f"[{name}]({artwork.url}){where} · {overlap.share:.0%} of the crop")
+    return "\n".join(lines)
 
 
 def _shown(text: str, kind: type) -> str:

@@ -18,6 +18,7 @@ from pathlib import Path
 import yaml
 from dotenv import dotenv_values
 
+from pipeline.config import DEFAULT_ATLAS_DIR
 from placebot.settings import settings_from_env
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -98,7 +99,10 @@ def container_env(image: Image, service: dict) -> dict[str, str]:
 def written_folders(image: Image, env: dict[str, str]) -> dict[str, str]:
     """Every folder the bot writes to in the container, as absolute paths."""
     settings = settings_from_env({**env, "DISCORD_TOKEN": "x"})
-    folders = {"PLACE_DATA_DIR": str(settings.data_dir), "HF_HOME": env["HF_HOME"]}
+    # python -m pipeline.download writes the atlas; "~" is the bot user's home in there
+    atlas = env.get("PLACE_ATLAS_DIR") or DEFAULT_ATLAS_DIR
+    folders = {"PLACE_DATA_DIR": str(settings.data_dir), "HF_HOME": env["HF_HOME"],
+               "PLACE_ATLAS_DIR": re.sub(r"^~(?=/|$)", f"/home/{USER}", atlas)}
     if settings.output_dir is not None:
         folders["PLACE_OUTPUT_DIR"] = str(settings.output_dir)
     return {name: posixpath.normpath(posixpath.join(image.workdir, path))

@@ -41,8 +41,8 @@ async def test_commands_are_synced_to_the_guild_with_their_options(fake, start_b
         commands = {c["name"]: c for c in fake.commands[str(fake.guild_id)]}
     assert set(commands) >= {"place", "place_status"}
     options = {o["name"]: o for o in commands["place"]["options"]}
-    assert list(options) == ["model", "canvas", "x", "y", "seed", "strength", "recursions",
-                             "prompt"]
+    assert list(options) == ["model", "canvas", "artwork", "x", "y", "seed", "strength",
+                             "recursions", "prompt"]
     assert all(o["description"] and not o["required"] for o in options.values())
     assert [c["value"] for c in options["model"]["choices"]] == ["1.4", "1.5"]
     assert [c["value"] for c in options["canvas"]["choices"]] == ["2017", "2022", "2023"]

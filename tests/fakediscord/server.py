@@ -139,7 +139,7 @@ class Interaction:
     id: str
     token: str
     user_id: int
-    type: int  # 2 application command, 3 component
+    type: int  # 2 application command, 3 component, 4 autocomplete
     channel_id: str
     attachment_size_limit: int
     message_id: str | None = None  # the message whose component was clicked
@@ -393,6 +393,26 @@ class FakeDiscord:
             data["guild_id"] = command["guild_id"]
         return self._interact(2, data, user_id, guild, channel_id, attachment_size_limit,
                               permissions)
+
+    def autocomplete(self, name: str, options: Json, focused: str, *, user_id: int = 4000,
+                     guild: bool = True) -> Interaction:
+        """Dispatches an autocomplete request (interaction type 4) for option `focused` of
+        `/name`, as Discord does while a user types: the options filled so far, the focused
+        one flagged. The bot answers with a type 8 callback: `callbacks[0]["data"]["choices"]`."""
+        command = self._find_command(name, guild)
+        if focused not in options:
+            raise LookupError(f"the focused option {focused!r} needs a value in options")
+        typed = self._options(command, None, options)
+        declared = {o["name"]: o for o in command.get("options", [])}
+        if not declared[focused].get("autocomplete"):
+            raise LookupError(f"/{name}'s option {focused!r} was synced without autocomplete")
+        for option in typed:
+            if option["name"] == focused:
+                option["focused"] = True
+        data = {"id": command["id"], "name": name, "type": 1, "options": typed}
+        if "guild_id" in command:
+            data["guild_id"] = command["guild_id"]
+        return self._interact(4, data, user_id, guild, None, 8 * 1024 * 1024, None)
 
     def click(self, message_id: int | str, custom_id: str, *, user_id: int = 4000,
               guild: bool = True, permissions: int | None = None,

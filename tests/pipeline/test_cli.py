@@ -131,7 +131,8 @@ def test_cuda_n_is_accepted_and_pinned_as_the_bot_does(monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)  # restored after the test
     rendered = []
-    monkeypatch.setattr(cli, "_render", lambda job, model_ids, args: rendered.append(args) or 0)
+    monkeypatch.setattr(cli, "_render",
+                        lambda job, model_ids, args, atlas: rendered.append(args) or 0)
     assert cli.main(["--device", "cuda:1", "--out", str(tmp_path / "out")]) == 0
     assert rendered[0].device == "cuda"
     assert os.environ["CUDA_VISIBLE_DEVICES"] == "1"
@@ -141,3 +142,46 @@ def test_place_device_cuda_n_is_the_device_default():
     """PLACE_DEVICE=cuda:1 is a valid default for --device (not refused as unknown)."""
     engine = engine_settings_from_env({"PLACE_DEVICE": "cuda:1"})
     assert build_parser(engine).parse_args([]).device == "cuda:1"
+
+
+def _cli_with_atlas(monkeypatch, tmp_path, argv):
+    """cli.main with a synthetic atlas in PLACE_ATLAS_DIR and the render recorded: (exit
+    code, the job it would render)."""
+    from pipeline import cli
+    from tests.support.atlas_files import write_atlas
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PLACE_ATLAS_DIR", str(write_atlas(tmp_path / "atlas")))
+    jobs = []
+    monkeypatch.setattr(cli, "_render", lambda job, model_ids, args, atlas: jobs.append(job) or 0)
+    return cli.main([*argv, "--out", str(tmp_path / "out")]), jobs
+
+
+def test_artwork_by_name_draws_the_crop_on_its_canvas(monkeypatch, tmp_path, capsys):
+    """--artwork "star wars": the artwork's key, its 2022 canvas, a crop of it."""
+    code, [job] = _cli_with_atlas(monkeypatch, tmp_path, ["--artwork", "star wars"])
+    assert code == 0 and (job.artwork, job.canvas) == ("2022-000012", "2022")
+    assert 570 - 16 <= job.x <= 671 - 16 and 698 - 16 <= job.y <= 844 - 16
+    assert "artwork: Star Wars (2022, https://2022.place-atlas" in capsys.readouterr().out
+
+
+def test_an_unknown_artwork_is_one_line_with_the_closest_names(monkeypatch, tmp_path, capsys):
+    code, jobs = _cli_with_atlas(monkeypatch, tmp_path, ["--artwork", "star warz"])
+    assert code == 2 and jobs == []
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith("error: no artwork named 'star warz'") and "Star Wars (2022)" in line
+
+
+def test_cli_names_the_artworks_its_result_shows(tiny_model_dir, tmp_path):
+    """With the atlas: printed, and in the PNG's metadata with the atlas page."""
+    from tests.support.atlas_files import write_atlas
+
+    done = _run_in(tmp_path, "--canvas", "2022", "--x", "600", "--y", "750", "--seed", "1",
+                   "--steps", "2", "--strength", "0.5", "--recursions", "0", "--device", "cpu",
+                   "--out", "out", env={"PLACE_MODEL_1_4": str(tiny_model_dir),
+                                        "PLACE_ATLAS_DIR": str(write_atlas(tmp_path / "a"))})
+    assert done.returncode == 0, done.stderr
+    assert "on r/Place: Star Wars (100% of the crop)" in done.stdout
+    [final] = (tmp_path / "out").glob("*_p1.png")
+    [named] = read_metadata(final.read_bytes())["artworks"]
+    assert named["url"] == "https://2022.place-atlas.stefanocoding.me/#000012"

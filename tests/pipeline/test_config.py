@@ -17,3 +17,19 @@ def test_pinning_cuda_n_makes_it_the_only_visible_gpu():
     environ: dict[str, str] = {}
     assert pin_gpu("cuda:1", environ) == "cuda" and environ == {"CUDA_VISIBLE_DEVICES": "1"}
     assert pin_gpu("cpu", environ) == "cpu"
+
+
+def test_the_atlas_folder_defaults_to_the_owners_cache_and_must_be_a_folder(tmp_path,
+                                                                           monkeypatch):
+    """PLACE_ATLAS_DIR: ~/.cache/place-dreams/atlas by default, `~` expanded; a missing
+    folder is fine (not downloaded yet), a file is refused naming the variable."""
+    import pytest
+
+    from pipeline.config import SettingsError, engine_settings_from_env
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert engine_settings_from_env({}).atlas_dir == tmp_path / ".cache/place-dreams/atlas"
+    assert engine_settings_from_env({"PLACE_ATLAS_DIR": "~/a"}).atlas_dir == tmp_path / "a"
+    (tmp_path / "file").write_text("")
+    with pytest.raises(SettingsError, match=r"PLACE_ATLAS_DIR: .* is a file; accepts a folder"):
+        engine_settings_from_env({"PLACE_ATLAS_DIR": str(tmp_path / "file")})

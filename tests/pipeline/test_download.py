@@ -33,7 +33,7 @@ def test_a_model_in_a_local_folder_from_dotenv_needs_no_download(tiny_model_dir,
     monkeypatch.delenv("PLACE_MODEL_1_5", raising=False)
     monkeypatch.chdir(tmp_path)
     (tmp_path / ".env").write_text(f"PLACE_MODEL_1_5={tiny_model_dir}\n")
-    assert main(["--model", "1.5", "--device", "cpu"]) == 0
+    assert main(["--model", "1.5", "--device", "cpu", "--no-atlas"]) == 0
     assert f"{tiny_model_dir} is a local folder; nothing to download" in capsys.readouterr().out
 
 
@@ -57,8 +57,8 @@ def test_an_unreachable_hub_is_one_line_saying_what_to_do(tmp_path):
     env = {"PATH": "/usr/bin:/bin", "HF_HOME": str(tmp_path / "hf"),
            "HF_ENDPOINT": f"http://127.0.0.1:{port}", "PYTHONPATH": str(ROOT)}
     done = subprocess.run([sys.executable, "-m", "pipeline.download", "--model", "1.4",
-                           "--device", "cuda"], cwd=tmp_path, env=env, capture_output=True,
-                          text=True, timeout=300)
+                           "--device", "cuda", "--no-atlas"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=300)
     assert done.returncode == 2
     [line] = done.stderr.splitlines()
     assert line.startswith("error: could not download model 1.4")
@@ -79,7 +79,7 @@ def _fetched(monkeypatch, tmp_path, argv, env):
         return f"model {key}: recorded"
 
     monkeypatch.setattr("pipeline.download.fetch_model", record)
-    assert main(["--model", "1.4", *argv]) == 0
+    assert main(["--model", "1.4", "--no-atlas", *argv]) == 0
     [options] = calls
     return options
 

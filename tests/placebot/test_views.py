@@ -41,7 +41,8 @@ def _result(prompt=None) -> RenderResult:
 
 
 def test_embed_has_a_field_for_every_parameter():
-    """Each parameter of a canvas crop's: its label and value, plus the model id and time."""
+    """Each shown parameter of a canvas crop's: its label and value, plus the model id and
+    time (the artwork is named by the atlas's own line, not as a field)."""
     result = _result("a fox")
     fields = {f.name: f.value for f in result_embed(result, "x.png").fields}
     assert {spec.label: fields[spec.label] for spec in PARAMS.values()
@@ -166,3 +167,57 @@ async def test_delete_clicked_twice_quickly_is_not_an_error(fake, start_bot):
             t for c in clicks for t in c.ephemeral_texts if "already deleted" in t])
     assert said == ["This picture was already deleted."]
     assert not any("Sorry" in t for c in clicks for t in c.ephemeral_texts)
+
+
+def _named(artworks):
+    from dataclasses import replace
+
+    return replace(_result(), artworks=artworks)
+
+
+def test_the_embed_names_the_artworks_with_their_page_and_subreddit():
+    """One line each: the name linked to its atlas page, its first subreddit, its share."""
+    from pipeline.atlas import Overlap
+    from tests.pipeline.atlas.test_index import artwork
+
+    poster = replace_subreddits(artwork([[0, 0], [9, 0], [9, 9]], "Star Wars", "000012"),
+                                ("starwars_place", "StarWars"))
+    odd = artwork([[0, 0], [9, 0], [9, 9]], "*bold* [x](y) @everyone", "7")
+    embed = result_embed(_named([Overlap(poster, 0.6406), Overlap(odd, 0.25)]), "x.png",
+                         "locator.jpg")
+    fields = {f.name: f.value for f in embed.fields}
+    first, second = fields["On r/Place"].splitlines()
+    assert first == ("[Star Wars](https://2022.place-atlas.stefanocoding.me/#000012) · "
+                     "r/starwars\\_place · 64% of the crop")
+    assert second.startswith("[\\*bold\\* \\[x\\](y) @\u200beveryone](https://")
+    assert embed.thumbnail.url == "attachment://locator.jpg"
+
+
+def test_a_crop_with_nothing_charted_says_so_and_no_lookup_adds_nothing():
+    """Looked up and empty: one line saying so; not looked up (no atlas): no field at all."""
+    looked_up = {f.name: f.value for f in result_embed(_named([]), "x.png").fields}
+    assert looked_up["On r/Place"].startswith("No charted artwork here")
+    embed = result_embed(_named(None), "x.png")
+    assert "On r/Place" not in {f.name for f in embed.fields} and embed.thumbnail.url is None
+
+
+def replace_subreddits(art, subreddits):
+    from dataclasses import replace
+
+    return replace(art, subreddits=subreddits)
+
+
+def test_buttons_of_an_artwork_job_carry_it_within_discords_limit():
+    """Re-roll keeps the crop and the artwork; New crop the artwork only. Even with the
+    longest values of every other parameter the custom_id holds 100 characters."""
+    job = RenderRequest(canvas="2022", artwork="2022-abcdefgh", x=1968, y=1968, seed=1,
+                        strength=0.12345678901234568, steps=150, recursions=5,
+                        prompt="a castle").resolve()
+    assert decode_payload(_groups(RerollButton, reroll_id(job))).artwork == "2022-abcdefgh"
+    recrop = decode_payload(_groups(NewCropButton, newcrop_id(job)))
+    assert (recrop.artwork, recrop.x, recrop.canvas) == ("2022-abcdefgh", None, None)
+    assert len(reroll_id(job)) <= 100 and len(newcrop_id(job)) <= 100
+
+
+def _groups(button, custom_id):
+    return button.__discord_ui_compiled_template__.fullmatch(custom_id).groupdict()

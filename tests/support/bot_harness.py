@@ -51,7 +51,7 @@ def _settings(data_dir, model_dir, **changes) -> Settings:
         discord_token="fake-token", discord_guild_id=GUILD_ID,
         model_ids={"1.4": str(model_dir), "1.5": str(model_dir)}, device="cpu",
         steps=4, strength=0.5, recursions=1, queue_max=20, user_max=1, max_batch=4,
-        data_dir=data_dir,
+        data_dir=data_dir, atlas_dir=data_dir / "no-atlas",  # never the owner's cache
     )
     return replace(settings, **changes)
 
