@@ -50,8 +50,33 @@ ONLY_IN_A_SERVER = "The bot's settings belong to a server: use /place_admin in o
 RESET_CHOICES = {"channels": "channels", "cooldown": "cooldown_s", "user_limit": "user_max",
                  "prompts": "prompts", "model": "default_model", "safety": "safety"}
 UNLISTABLE = (discord.ChannelType.category,)  # no job is ever asked for in a category
+# The channels a command can be used in, so the only ones Discord offers to pick: categories,
+# forums and media channels hold none themselves (a forum's posts are threads, listed here).
+COMMAND_CHANNEL_TYPES = [
+    discord.ChannelType.text, discord.ChannelType.news, discord.ChannelType.voice,
+    discord.ChannelType.stage_voice, discord.ChannelType.public_thread,
+    discord.ChannelType.private_thread, discord.ChannelType.news_thread,
+]
 
-Channel = app_commands.AppCommandChannel | app_commands.AppCommandThread
+
+class CommandChannel(app_commands.Transformer):
+    """A channel option limited to COMMAND_CHANNEL_TYPES; the value is discord.py's resolved
+    channel (an AppCommandChannel, or an AppCommandThread for a thread), passed on as it is."""
+
+    @property
+    def type(self) -> discord.AppCommandOptionType:
+        return discord.AppCommandOptionType.channel
+
+    @property
+    def channel_types(self) -> list[discord.ChannelType]:
+        return COMMAND_CHANNEL_TYPES
+
+    async def transform(self, interaction: discord.Interaction, value: Any) -> Any:
+        return value
+
+
+Channel = app_commands.Transform[
+    app_commands.AppCommandChannel | app_commands.AppCommandThread, CommandChannel]
 
 
 def is_admin(interaction: discord.Interaction) -> bool:

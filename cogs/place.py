@@ -194,15 +194,17 @@ class PlaceCog(commands.Cog, name="Place"):
 
         self.command.autocomplete("artwork")(autocomplete)
 
-    async def _place(self, interaction: Interaction, request: RenderRequest) -> None:
-        """Submit the job; a named artwork is first turned into its key and its canvas."""
+    async def _place(self, interaction: Interaction, request: RenderRequest, *,
+                     defaulted: frozenset[str] = frozenset()) -> None:
+        """Submit the job; a named artwork is first turned into its key and its canvas.
+        `defaulted`: the options the user left out (a server's own default may apply)."""
         if request.artwork is not None:
             try:
                 request = await self._with_artwork(request)
             except ParamError as exc:
                 await interaction.response.send_message(user_message(exc), ephemeral=True)
                 return
-        await self._service.submit(interaction, request)
+        await self._service.submit(interaction, request, defaulted=defaulted)
 
     async def _with_artwork(self, request: RenderRequest) -> RenderRequest:
         """The request on the artwork its text names (a key or a name), on its year's canvas.
