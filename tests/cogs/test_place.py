@@ -27,6 +27,9 @@ class RealClipCut:
     def __init__(self, inner):
         self.inner, self.store = inner, inner.store
 
+    def is_ready(self, jobs):
+        return self.inner.is_ready(jobs)
+
     def render(self, jobs, **kwargs):
         results = self.inner.render(jobs, **kwargs)
         for result in results:

@@ -13,6 +13,9 @@ from discord import app_commands
 from discord.ext import commands
 from PIL import Image
 
+# the bot's own channel option (/place_admin's): discord.py's default channel types include one
+# that Discord's spec does not list (media), which the fake refuses as the spec says
+from cogs.admin import Channel as CommandChannel
 from tests.support.patience import PATIENCE_S
 
 from .server import FakeDiscord
@@ -63,8 +66,7 @@ async def ping(
 
 @app_commands.command()
 @app_commands.default_permissions(manage_guild=True)
-async def where(interaction: discord.Interaction,
-                target: app_commands.AppCommandChannel | app_commands.AppCommandThread) -> None:
+async def where(interaction: discord.Interaction, target: CommandChannel) -> None:
     """Names the target channel, and where it was asked: a thread's parent, age-restricted?"""
     here = interaction.channel
     parent = here.parent if isinstance(here, discord.Thread) else None
