@@ -27,8 +27,8 @@ class RealClipCut:
     def __init__(self, inner):
         self.inner, self.store = inner, inner.store
 
-    def is_ready(self, jobs):
-        return self.inner.is_ready(jobs)
+    def __getattr__(self, name):  # the rest of the Renderer (is_ready, prepare...) as it is
+        return getattr(self.inner, name)
 
     def render(self, jobs, **kwargs):
         results = self.inner.render(jobs, **kwargs)
