@@ -19,12 +19,12 @@ from redis.exceptions import ResponseError
 from pipeline.errors import PipelineError
 from placebot.jobqueue import Job, JobState
 from placebot.redisqueue.codec import (
+    Event,
     InvalidJob,
     decode_context,
     decode_progress,
     decode_render,
     decode_result,
-    text,
 )
 from placebot.redisqueue.connection import BLOCK_MS, SOCKET_TIMEOUT_S, UNREACHABLE, Outage
 from placebot.redisqueue.store import RedisJobStore
@@ -34,7 +34,6 @@ log = logging.getLogger(__name__)
 
 READ_COUNT = 256  # events taken in one read
 CONCURRENT_EVENTS = 64  # events handled at once (Discord edits and uploads overlap)
-ENDINGS = ("done", "failed", "cancelled")
 
 
 class RemoteJobError(PipelineError):
@@ -142,8 +141,8 @@ class RedisBotQueue:
                 log.exception("could not read the job events; trying again")
                 await asyncio.sleep(RETRY_S)
                 continue
-            for entry_id, fields in events:
-                await self._handle_in_order(entry_id, fields)
+            for event in events:
+                await self._handle_in_order(event)
 
     async def _recreate_groups(self) -> None:
         """Create the consumer groups again; a failure is logged and the reader tries again
@@ -159,8 +158,8 @@ class RedisBotQueue:
 
     async def _claim_forever(self) -> None:
         """Take over the events a dead bot process held; keep this one's from looking dead."""
-        timings = self.store.timings
         while True:
+            timings = self.store.timings
             await asyncio.sleep(timings.beat_s)
             try:
                 await self.store.keep_events_alive(self.name, list(self._in_hand))
@@ -173,41 +172,41 @@ class RedisBotQueue:
                 continue
             if claimed:
                 log.warning("took over %d event(s) from a silent bot process", len(claimed))
-            for entry_id, fields in claimed:
-                await self._handle_in_order(entry_id, fields)
+            for event in claimed:
+                await self._handle_in_order(event)
 
-    async def _handle_in_order(self, entry_id: str, fields: dict) -> None:
-        job_id = text(fields.get(b"job"))
+    async def _handle_in_order(self, event: Event) -> None:
+        job_id = event.job_id
         await self._slots.acquire()
-        self._in_hand.add(entry_id)
+        self._in_hand.add(event.entry_id)
         before = self._chains.get(job_id)
 
         async def run() -> None:
             try:
                 if before is not None:
                     await asyncio.wait([before])
-                await self._handle(entry_id, job_id, text(fields.get(b"kind")), fields)
+                await self._handle(event)
             finally:
                 self._slots.release()
-                self._in_hand.discard(entry_id)
+                self._in_hand.discard(event.entry_id)
                 if self._chains.get(job_id) is task:
                     del self._chains[job_id]
 
         task = asyncio.ensure_future(run())
         self._chains[job_id] = task
 
-    async def _handle(self, entry_id: str, job_id: str, kind: str, fields: dict) -> None:
+    async def _handle(self, event: Event) -> None:
         delivered = False
         try:
-            delivered = await self._dispatch(job_id, kind, fields)
+            delivered = await self._dispatch(event)
         except UNREACHABLE as exc:
             self.outage.lost(exc)
             return  # not acknowledged: read again by this or another bot once Redis is back
         except Exception:
-            log.exception("could not handle the %s event of job %s", kind, job_id)
-        self._to_ack.append(entry_id)
+            log.exception("could not handle the %s event of job %s", event.kind, event.job_id)
+        self._to_ack.append(event.entry_id)
         if delivered:
-            self._delivered.append(job_id)
+            self._delivered.append(event.job_id)
         self._ack_wanted.set()
 
     async def _job(self, job_id: str) -> Job | None:
@@ -220,11 +219,34 @@ class RedisBotQueue:
         rebuilt = self.rebuild(record)
         return await rebuilt if isinstance(rebuilt, Awaitable) else rebuilt
 
-    async def _dispatch(self, job_id: str, kind: str, fields: dict) -> bool:
-        """Tell the reporter; True when the job's ending was delivered."""
-        if kind in ENDINGS and await self.store.is_delivered(job_id):
-            log.info("job %s was already answered; its repeated %s is skipped", job_id, kind)
+    async def _dispatch(self, event: Event) -> bool:
+        """Tell the reporter; True when the job's ending was delivered. An event is applied
+        only if it is the newest of its job so far and the job has no answer yet (a copy
+        claimed from a dead bot, or a worker's word that came late, is skipped)."""
+        job_id, kind = event.job_id, event.kind
+        verdict = await self.store.apply(event)
+        while verdict == "wait":  # another bot applies an earlier event of the job
+            await asyncio.sleep(self.store.timings.apply_poll_s)
+            verdict = await self.store.apply(event)
+        if verdict != "apply":
+            if verdict == "unknown":
+                log.warning("event %s of unknown job %s dropped", kind, job_id)
+            else:
+                log.info("the %s event (%d) of job %s is skipped: %s", kind, event.seq, job_id,
+                         "the job was already answered" if verdict == "delivered"
+                         else "a later event of the job was applied")
+            if verdict != "old":
+                self.local.pop(job_id, None)
             return False
+        if event.ending:
+            return await self._apply(event)
+        try:
+            return await self._apply(event)
+        finally:
+            await self.store.applied(event)
+
+    async def _apply(self, event: Event) -> bool:
+        job_id, kind = event.job_id, event.kind
         try:
             job = await self._job(job_id)
         except InvalidJob as exc:
@@ -238,7 +260,7 @@ class RedisBotQueue:
             await getattr(self.reporter, kind)([job])
             return False
         if kind == "progress":
-            number, frames = decode_progress(fields, job.render)
+            number, frames = decode_progress(event.fields, job.render)
             if job.state in (JobState.QUEUED, JobState.RUNNING):
                 job.state = JobState.RUNNING
                 await self.reporter.progress(job, number, frames)
@@ -248,21 +270,21 @@ class RedisBotQueue:
             await self.reporter.restarting(job)
             return False
         self.local.pop(job_id, None)
-        return await self._end(job, kind, fields)
+        return await self._end(job, event)
 
-    async def _end(self, job: Job, kind: str, fields: dict) -> bool:
-        if kind == "cancelled":
+    async def _end(self, job: Job, event: Event) -> bool:
+        if event.kind == "cancelled":
             job.state = JobState.CANCELLED
             await self.reporter.cancelled(job)
             return True
-        if kind == "failed":
+        if event.kind == "failed":
             job.state = JobState.FAILED
-            await self.reporter.failed(job, RemoteJobError(text(fields.get(b"error"))))
+            await self.reporter.failed(job, RemoteJobError(event.error))
             return True
         job.state = JobState.DONE
         try:
             # ~4 MB of pixels become images: in a thread, as the event loop must not wait
-            result = await asyncio.to_thread(decode_result, fields, job.render)
+            result = await asyncio.to_thread(decode_result, event.fields, job.render)
             await self.reporter.finished(job, result)
         except Exception as exc:  # as the in-process worker: the user hears of the failure
             log.exception("could not deliver the result of job %s", job.id)

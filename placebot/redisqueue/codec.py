@@ -8,7 +8,9 @@ before an image is built from them.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 from PIL import Image
 
@@ -24,10 +26,75 @@ class InvalidJob(PipelineError):
     """A job or result read from Redis is malformed; the message says what was wrong."""
 
 
+class MalformedEntry(InvalidJob):
+    """A stream entry that no reader can use (not UTF-8, a field missing, an unknown kind):
+    it is moved to the dead-letter stream with this reason instead of being handled."""
+
+
 def text(value: bytes | str | None) -> str:
     if value is None:
         return ""
     return value.decode() if isinstance(value, bytes) else value
+
+
+JOB_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+EVENT_KINDS = ("loading", "started", "progress", "restarting", "done", "failed", "cancelled")
+ENDINGS = ("done", "failed", "cancelled")
+
+
+def _field(fields: Mapping[bytes, bytes], name: str) -> str:
+    raw = fields.get(name.encode())
+    if raw is None:
+        raise MalformedEntry(f"it has no {name!r} field")
+    try:
+        return text(raw)
+    except UnicodeDecodeError:
+        raise MalformedEntry(f"its {name!r} field is not valid UTF-8 ({bytes(raw)[:40]!r})") \
+            from None
+
+
+def entry_job_id(fields: Mapping[bytes, bytes]) -> str:
+    """The job id a stream entry names; MalformedEntry when it names none."""
+    job_id = _field(fields, "job")
+    if not JOB_ID.fullmatch(job_id):
+        raise MalformedEntry(f"its job id {job_id[:80]!r} is not an id (1-64 letters, digits, "
+                             "_ or -)")
+    return job_id
+
+
+@dataclass(frozen=True)
+class Event:
+    """One entry of the events stream, its envelope checked: whose, what, and its place in
+    the job's own sequence of events (1, 2, 3 ...: applied only if newer than the last)."""
+
+    entry_id: str
+    job_id: str
+    kind: str
+    seq: int
+    fields: Mapping[bytes, bytes]
+
+    @property
+    def ending(self) -> bool:
+        return self.kind in ENDINGS
+
+    @property
+    def error(self) -> str:
+        """A `failed` event's reason, as the worker wrote it for the user."""
+        return text(self.fields.get(b"error"))
+
+
+def parse_event(entry_id: str, fields: Mapping[bytes, bytes]) -> Event:
+    """The event in an entry of the events stream; MalformedEntry when it is not one."""
+    job_id = entry_job_id(fields)
+    kind = _field(fields, "kind")
+    if kind not in EVENT_KINDS:
+        raise MalformedEntry(f"its kind {kind[:40]!r} is none of {', '.join(EVENT_KINDS)}")
+    seq = _field(fields, "seq")
+    if not re.fullmatch(r"[0-9]{1,18}", seq) or int(seq) < 1:
+        raise MalformedEntry(f"its sequence number {seq[:40]!r} is not a whole number >= 1")
+    if kind == "failed":
+        _field(fields, "error")
+    return Event(entry_id, job_id, kind, int(seq), fields)
 
 
 def encode_render(job: RenderJob) -> str:

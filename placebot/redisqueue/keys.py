@@ -23,6 +23,10 @@ class Timings:
     reservation_s: float = 90.0
     keep_ended_s: float = 86400.0  # an ended job's hash stays this long (idempotency key)
     max_deliveries: int = 3  # a job handed out this many times without an ending is dropped
+    # A bot applying a job's event (a Discord edit) holds the job's later events back at most
+    # this long, should it die meanwhile.
+    applying_lease_s: float = 30.0
+    apply_poll_s: float = 0.05  # how often a bot waiting for that asks again
 
     @property
     def worker_ttl_s(self) -> float:
@@ -44,6 +48,7 @@ def model_of_stream(name: str) -> str:
 
 STREAMS = tuple(stream(model) for model in MODEL_KEYS)
 EVENTS = f"{PREFIX}events"
+DEAD = f"{PREFIX}dead"  # stream: malformed entries, moved here with where they were and why
 WAITING = f"{PREFIX}waiting"  # zset: job id -> admission sequence (positions, queue bound)
 RUNNING = f"{PREFIX}running"  # zset: job id -> time taken
 RESERVED = f"{PREFIX}reserved"  # zset: job id -> expiry of a bot's reservation

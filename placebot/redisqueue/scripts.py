@@ -13,8 +13,11 @@ local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
+-- Every event of a job carries the next number of the job's own sequence: a bot applies an
+-- event only if it is newer than the last one applied (a replayed copy never rewinds).
 local function event(job_id, kind, ...)
-  return redis.call('XADD', P .. 'events', '*', 'job', job_id, 'kind', kind, ...)
+  local seq = redis.call('HINCRBY', P .. 'job:' .. job_id, 'events', 1)
+  return redis.call('XADD', P .. 'events', '*', 'job', job_id, 'kind', kind, 'seq', seq, ...)
 end
 -- A reservation records when its user's last job was accepted (so that two at once cannot
 -- both pass a cooldown), under its job id, with the time before it; each reservation checks
@@ -198,4 +201,82 @@ if state == 'running' then
   return 'stopping'
 end
 return 'ended'
+"""
+
+# A worker's word on a job it renders (loading, started, progress), numbered as every event.
+# ARGV: prefix, job id, worker ('' for any), kind, then the event's field/value pairs
+# → 1 if sent; 0 if the job has ended, or is no longer this worker's (taken over, given back)
+PUBLISH = _COMMON + """
+local key = P .. 'job:' .. ARGV[2]
+local state = redis.call('HGET', key, 'state')
+if state ~= 'queued' and state ~= 'running' then return 0 end
+if ARGV[3] ~= '' and redis.call('HGET', key, 'worker') ~= ARGV[3] then return 0 end
+local fields = {}
+for i = 5, #ARGV do table.insert(fields, ARGV[i]) end
+event(ARGV[2], ARGV[4], unpack(fields))
+return 1
+"""
+
+# A bot about to apply an event: each event of a job is applied at most once, in the job's
+# order across every bot, and nothing after the job's ending. The number is taken before the
+# event is applied (a bot that dies applying it does not get it applied twice), except that
+# an ending whose bot died before the job was marked delivered may be applied again by the
+# bot that takes it over: a job's one answer may not be lost. While a bot applies an event
+# that is not an ending (a Discord edit), it holds the job's `applying` lease: another bot
+# with a later event of the job waits for it ('wait'), so that no edit lands out of order.
+# ARGV: prefix, job id, seq, 1 for an ending, holder (the entry id), lease ms
+# → 'apply', 'wait', 'old' (a newer event was applied), 'delivered' (the job has its
+#   answer) or 'unknown' (no such job, or forgotten)
+APPLY = _COMMON + """
+local key = P .. 'job:' .. ARGV[2]
+if redis.call('EXISTS', key) == 0 then return 'unknown' end
+if redis.call('HEXISTS', key, 'delivered') == 1 then return 'delivered' end
+local seq = tonumber(ARGV[3])
+local applied = tonumber(redis.call('HGET', key, 'applied') or '0')
+if seq < applied or (seq == applied and ARGV[4] ~= '1') then return 'old' end
+local lease = P .. 'applying:' .. ARGV[2]
+local holder = redis.call('GET', lease)
+if holder and holder ~= ARGV[5] then return 'wait' end
+redis.call('HSET', key, 'applied', seq)
+if ARGV[4] ~= '1' then redis.call('SET', lease, ARGV[5], 'PX', tonumber(ARGV[6])) end
+return 'apply'
+"""
+
+# ARGV: prefix, job id, holder → 1 if the lease was this holder's and is given back
+APPLIED = _COMMON + """
+local lease = P .. 'applying:' .. ARGV[2]
+if redis.call('GET', lease) == ARGV[3] then return redis.call('DEL', lease) end
+return 0
+"""
+
+# ARGV: prefix, group, the number of delivered jobs n, their ids, then the event entry ids
+# → the number of entries acknowledged. A job's hash gone meanwhile is not made again.
+ACK_EVENTS = _COMMON + """
+local group, n = ARGV[2], tonumber(ARGV[3])
+for i = 4, 3 + n do
+  local key = P .. 'job:' .. ARGV[i]
+  if redis.call('EXISTS', key) == 1 then redis.call('HSET', key, 'delivered', '1') end
+end
+local entries = {}
+for i = 4 + n, #ARGV do table.insert(entries, ARGV[i]) end
+if #entries == 0 then return 0 end
+local acked = redis.call('XACK', P .. 'events', group, unpack(entries))
+redis.call('XDEL', P .. 'events', unpack(entries))
+return acked
+"""
+
+# A malformed entry leaves its stream for the dead-letter stream, with where it was and why,
+# acknowledged and deleted in the same step (so that no reader meets it again).
+# ARGV: prefix, stream, group, entry id, reason, keep (entries), then its field/value pairs
+DEAD_LETTER = _COMMON + """
+local stream, group, entry = ARGV[2], ARGV[3], ARGV[4]
+local copy = {'stream', stream, 'entry', entry, 'reason', ARGV[5]}
+for i = 7, #ARGV, 2 do
+  table.insert(copy, 'field:' .. ARGV[i])
+  table.insert(copy, ARGV[i + 1] or '')
+end
+redis.call('XADD', P .. 'dead', 'MAXLEN', '~', ARGV[6], '*', unpack(copy))
+redis.call('XACK', stream, group, entry)
+redis.call('XDEL', stream, entry)
+return 1
 """

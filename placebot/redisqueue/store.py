@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from collections.abc import Awaitable, Iterable, Sequence
 from dataclasses import dataclass
@@ -17,8 +18,18 @@ from redis.typing import StreamIdT
 from pipeline.params import MODEL_KEYS, RenderJob
 from placebot.jobqueue import CooldownActive, QueueFull, QueueRefusal, UserLimitReached
 from placebot.redisqueue import keys, scripts
-from placebot.redisqueue.codec import encode_render, text
+from placebot.redisqueue.codec import (
+    Event,
+    InvalidJob,
+    MalformedEntry,
+    encode_render,
+    entry_job_id,
+    parse_event,
+    text,
+)
 from placebot.redisqueue.pipelining import AutoPipeline
+
+log = logging.getLogger(__name__)
 
 DROPPED = "it stopped a render worker {n} times in a row and was dropped"
 
@@ -49,13 +60,23 @@ class Taken:
     status: str
     render: bytes
     context: bytes
-    user_id: str
+    user_id: bytes  # as stored: checked, with the rest, by whoever renders it
     deliveries: int
 
 
-def _entries(stream: str, messages) -> list[Entry]:
-    return [Entry(stream, text(entry_id), text(fields.get(b"job")))
-            for entry_id, fields in messages if fields]
+DEAD_LETTERS_KEPT = 10_000  # the dead-letter stream is trimmed to about this many entries
+ACK_CHUNK = 1000  # entries acknowledged in one script call (Lua's unpack has a limit)
+
+
+@dataclass(frozen=True)
+class Malformed:
+    """An entry no reader can use, and why."""
+
+    stream: str
+    group: str
+    entry_id: str
+    fields: dict
+    reason: str
 
 
 class RedisJobStore:
@@ -66,7 +87,8 @@ class RedisJobStore:
         self.redis = client
         self.timings = timings or keys.Timings()
         self.pipe = AutoPipeline(client, {name: getattr(scripts, name) for name in (
-            "RESERVE", "ENQUEUE", "RELEASE", "TAKE", "FINISH", "REQUEUE", "CANCEL")})
+            "RESERVE", "ENQUEUE", "RELEASE", "TAKE", "FINISH", "REQUEUE", "CANCEL",
+            "PUBLISH", "APPLY", "APPLIED", "ACK_EVENTS", "DEAD_LETTER")})
 
     async def _run(self, name: str, *args) -> object:
         """The script's reply as redis-py gives it: a Lua string as bytes, a number as int,
@@ -148,9 +170,13 @@ class RedisJobStore:
         return [text(answer) for answer in answers]
 
     async def job(self, job_id: str) -> dict[str, str]:
+        """The job's record; InvalidJob when it is not text (tampered with)."""
         # redis-py's stubs type a command for both clients; this one is the asyncio client's
         raw = await cast("Awaitable[dict[bytes, bytes]]", self.redis.hgetall(keys.job(job_id)))
-        return {text(k): text(v) for k, v in raw.items()}
+        try:
+            return {text(k): text(v) for k, v in raw.items()}
+        except UnicodeDecodeError as exc:
+            raise InvalidJob(f"its record is not valid UTF-8 ({exc})") from None
 
     async def workers(self) -> list[dict]:
         """The workers that beat within their time to live, each one's latest facts."""
@@ -176,25 +202,54 @@ class RedisJobStore:
 
     async def read(self, consumer: str, streams: Sequence[str], count: int,
                    block_ms: int | None) -> list[Entry]:
-        """New entries for this worker, up to `count` from each stream."""
+        """New entries for this worker, up to `count` from each stream (a malformed one is
+        moved to the dead-letter stream instead)."""
         if not streams:
             return []
         answer = await self.redis.xreadgroup(keys.WORKER_GROUP, consumer,
                                              {s: ">" for s in streams}, count=count,
                                              block=block_ms)
-        return [e for stream, messages in answer or [] for e in _entries(text(stream), messages)]
+        entries: list[Entry] = []
+        for stream, messages in answer or []:
+            entries += await self._job_entries(text(stream), messages)
+        return entries
 
-    async def claim_stale(self, consumer: str, count: int) -> list[Entry]:
+    async def claim_stale(self, consumer: str, count: int,
+                          streams: Sequence[str] = keys.STREAMS) -> list[Entry]:
         """Entries that a silent worker held past claim_idle_s, now this worker's."""
         idle_ms = int(self.timings.claim_idle_s * 1000)
         claimed: list[Entry] = []
-        for stream in keys.STREAMS:
+        for stream in streams:
             answer = await self.redis.xautoclaim(stream, keys.WORKER_GROUP, consumer, idle_ms,
                                                  "0-0", count=count)
-            claimed += _entries(stream, answer[1])
+            claimed += await self._job_entries(stream, answer[1])
             for deleted in answer[2] if len(answer) > 2 else []:  # XDEL'd while pending
                 await self.redis.xack(stream, keys.WORKER_GROUP, deleted)
         return claimed
+
+    async def _job_entries(self, stream: str, messages) -> list[Entry]:
+        entries = []
+        for raw_id, fields in messages:
+            if not fields:  # deleted while pending
+                continue
+            entry_id = text(raw_id)
+            try:
+                entries.append(Entry(stream, entry_id, entry_job_id(fields)))
+            except MalformedEntry as exc:
+                await self.dead_letter(Malformed(stream, keys.WORKER_GROUP, entry_id,
+                                                 fields, str(exc)))
+        return entries
+
+    async def dead_letter(self, entry: Malformed) -> None:
+        """Move a malformed entry to the dead-letter stream (with its stream, id and the
+        reason), acknowledged and deleted where it was; logged once, here."""
+        flat: list[bytes | str] = []
+        for name, value in entry.fields.items():
+            flat += [name, value]
+        await self._run("DEAD_LETTER", entry.stream, entry.group, entry.entry_id, entry.reason,
+                        DEAD_LETTERS_KEPT, *flat)
+        log.error("entry %s of %s is malformed (%s); moved to %s", entry.entry_id,
+                  entry.stream, entry.reason, keys.DEAD)
 
     async def keep_alive(self, consumer: str, entries: Iterable[Entry]) -> None:
         """Reset the idle time of the entries this live worker holds (not their count)."""
@@ -218,7 +273,7 @@ class RedisJobStore:
         # per entry {job_id, status, render, context, user_id, deliveries}
         rows = cast("list[tuple[bytes, bytes, bytes, bytes, bytes, int]]",
                     await self._run("TAKE", *args))
-        return [Taken(entry, text(row[1]), row[2], row[3], text(row[4]), int(row[5]))
+        return [Taken(entry, text(row[1]), row[2], row[3], row[4], int(row[5]))
                 for entry, row in zip(entries, rows, strict=True)]
 
     async def finish(self, job_id: str, outcome: str, fields: dict[str, bytes | str]) -> bool:
@@ -233,11 +288,14 @@ class RedisJobStore:
     async def requeue(self, job_id: str) -> bool:
         return bool(await self._run("REQUEUE", keys.WORKER_GROUP, job_id))
 
-    async def publish(self, job_id: str, kind: str, fields: dict | None = None) -> None:
+    async def publish(self, job_id: str, kind: str, fields: dict | None = None, *,
+                      worker: str = "") -> bool:
+        """Send a word on a running job (numbered in the job's sequence); False when the job
+        has ended, or (`worker` given) is no longer that worker's: nothing is sent then."""
         flat: list[bytes | str] = []
         for name, value in (fields or {}).items():
             flat += [name, value]
-        await self.pipe.command("XADD", keys.EVENTS, "*", "job", job_id, "kind", kind, *flat)
+        return bool(await self._run("PUBLISH", job_id, worker, kind, *flat))
 
     async def cancel_requests(self, job_ids: Sequence[str]) -> dict[str, str]:
         answers = await asyncio.gather(*(self.pipe.command("HGET", keys.job(job_id), "cancel")
@@ -259,36 +317,57 @@ class RedisJobStore:
         return int(seconds) * 1000 + int(micros) // 1000
 
     # ----- the events (bot side)
-    async def read_events(self, consumer: str, count: int, block_ms: int | None):
+    async def read_events(self, consumer: str, count: int, block_ms: int | None) -> list[Event]:
         answer = await self.redis.xreadgroup(keys.BOT_GROUP, consumer, {keys.EVENTS: ">"},
                                              count=count, block=block_ms)
-        return [(text(i), f) for _stream, messages in answer or [] for i, f in messages if f]
+        return await self._events([m for _stream, messages in answer or [] for m in messages])
 
-    async def claim_events(self, consumer: str, idle_s: float, count: int):
+    async def claim_events(self, consumer: str, idle_s: float, count: int) -> list[Event]:
         answer = await self.redis.xautoclaim(keys.EVENTS, keys.BOT_GROUP, consumer,
                                              int(idle_s * 1000), "0-0", count=count)
         for deleted in answer[2] if len(answer) > 2 else []:
             await self.redis.xack(keys.EVENTS, keys.BOT_GROUP, deleted)
-        return [(text(i), f) for i, f in answer[1] if f]
+        return await self._events(answer[1])
+
+    async def _events(self, messages) -> list[Event]:
+        events = []
+        for raw_id, fields in messages:
+            if not fields:
+                continue
+            entry_id = text(raw_id)
+            try:
+                events.append(parse_event(entry_id, fields))
+            except MalformedEntry as exc:
+                await self.dead_letter(Malformed(keys.EVENTS, keys.BOT_GROUP, entry_id, fields,
+                                                 str(exc)))
+        return events
 
     async def keep_events_alive(self, consumer: str, entry_ids: Sequence[str]) -> None:
         if entry_ids:
             await self.redis.xclaim(keys.EVENTS, keys.BOT_GROUP, consumer, 0, list(entry_ids),
                                     justid=True)
 
-    async def is_delivered(self, job_id: str) -> bool:
-        return bool(await self.pipe.command("HEXISTS", keys.job(job_id), "delivered"))
+    async def apply(self, event: Event) -> str:
+        """Whether a bot may apply this event now: 'apply' (this bot has it: each event of a
+        job is applied at most once, in order, and none after the job's answer; an event that
+        is not an ending is then held until `applied`), 'wait' (another bot is applying an
+        event of the job: ask again shortly), 'old', 'delivered' or 'unknown'."""
+        answer = await self._run("APPLY", event.job_id, event.seq, int(event.ending),
+                                 event.entry_id, int(self.timings.applying_lease_s * 1000))
+        return text(cast(bytes, answer))
+
+    async def applied(self, event: Event) -> None:
+        """The event (not an ending) is applied: the next event of its job may go."""
+        await self._run("APPLIED", event.job_id, event.entry_id)
 
     async def ack_events(self, entry_ids: Sequence[str], delivered: Sequence[str] = ()) -> None:
         """The events are handled; the jobs in `delivered` had their ending delivered (their
         job id is the idempotency key: a claimed copy of the event is then skipped)."""
-        async with self.redis.pipeline(transaction=True) as pipe:
-            for job_id in delivered:
-                pipe.hset(keys.job(job_id), "delivered", "1")
-            if entry_ids:
-                pipe.xack(keys.EVENTS, keys.BOT_GROUP, *entry_ids)
-                pipe.xdel(keys.EVENTS, *entry_ids)
-            await pipe.execute()
+        entries, jobs = list(entry_ids), list(delivered)
+        while entries or jobs:
+            chunk, entries = entries[:ACK_CHUNK], entries[ACK_CHUNK:]
+            done, jobs = jobs[:ACK_CHUNK], jobs[ACK_CHUNK:]
+            await self._run("ACK_EVENTS", keys.BOT_GROUP, len(done), *done, *chunk)
 
 
 def model_streams(models: Iterable[str] = MODEL_KEYS) -> list[str]:

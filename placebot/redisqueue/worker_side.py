@@ -30,6 +30,7 @@ from placebot.redisqueue.codec import (
     encode_progress,
     encode_result,
     needs_shrinking,
+    text,
 )
 from placebot.redisqueue.connection import BLOCK_MS, UNREACHABLE, Outage
 from placebot.redisqueue.store import Entry, RedisJobStore
@@ -158,7 +159,7 @@ class RedisJobSource:
         try:
             render = decode_render(item.render)
             context = decode_context(item.context)
-            user_id = int(item.user_id)
+            user_id = int(text(item.user_id))
         except (InvalidJob, ValueError) as exc:
             log.warning("job %s read from Redis is invalid: %s", item.entry.job_id, exc)
             await self.store.finish(item.entry.job_id, "failed", {"error": user_message(exc)})
@@ -259,7 +260,10 @@ class RedisReporter:
         self.jobs_done = 0
 
     async def _publish(self, jobs: Sequence[Job], kind: str, fields: dict | None = None):
-        await asyncio.gather(*(self.store.publish(job.id, kind, fields) for job in jobs))
+        """A word on jobs this worker holds; none is sent for a job that ended meanwhile or
+        was taken over by another worker (its events would come after that one's)."""
+        await asyncio.gather(*(self.store.publish(job.id, kind, fields, worker=self.source.name)
+                               for job in jobs))
 
     async def loading(self, jobs: Sequence[Job]) -> None:
         await self._publish(jobs, "loading")

@@ -14,7 +14,9 @@ import pytest
 from PIL import Image
 
 from placebot.client import PlaceBot
+from placebot.redisqueue import keys
 from tests.support.bot_harness import bot_settings, custom_ids, embed_fields, wait_result
+from tests.support.patience import PATIENCE_S
 from tests.support.redis_harness import TEST_TIMINGS, TrackingRenderer, running_workers
 from tests.support.valkey import ValkeyProcess
 
@@ -32,10 +34,10 @@ def redis_bot(fake, valkey, tmp_path, tiny_model_dir):
     """redis_bot(name) → an async context manager running a PlaceBot on the shared Redis."""
 
     @contextlib.asynccontextmanager
-    async def start(name: str):
+    async def start(name: str, timings=TEST_TIMINGS):
         settings = bot_settings(tmp_path / name, tiny_model_dir, redis_url=valkey.url)
         bot = PlaceBot(settings, guild_ready_timeout=0.05)
-        bot.jobs.store.timings = TEST_TIMINGS  # take-overs after 2 s, not 30
+        bot.jobs.store.timings = timings  # take-overs after 2 s, not 30
         bot.shutdown_grace_s = 2.0
         async with fake.running(bot):
             yield bot
@@ -112,6 +114,52 @@ async def test_a_bot_killed_while_delivering_has_its_job_delivered_by_the_next(
         async with redis_bot("next"):
             result = await wait_result(fake, interaction)
     assert len(result_edits(fake, interaction)) == 1 and result.embeds
+
+
+async def test_a_dead_bots_old_event_taken_over_later_never_rewinds_the_result(
+        fake, valkey, redis_bot):
+    """A bot dies while it shows a running job's "started"; the bot after it delivers the
+    result; when it then takes over the dead bot's unacknowledged "started", that event is
+    skipped: the result keeps its embed and its Re-roll / New crop / Delete buttons (it was
+    turned back into "Dreaming: pass 0/2" with Cancel)."""
+    renderer = TrackingRenderer()
+    renderer.close()
+    async with running_workers(valkey.url, [renderer]):
+        async with redis_bot("dying") as dying:
+            showing = asyncio.Event()
+
+            async def hang(jobs):
+                showing.set()
+                await asyncio.Event().wait()
+
+            dying.reporter.started = hang  # type: ignore[method-assign]
+            die_on_close(dying)
+            interaction = fake.slash("place")
+            await asyncio.wait_for(showing.wait(), PATIENCE_S)
+        no_take_over = dataclasses.replace(TEST_TIMINGS, claim_idle_s=3600.0)
+        async with redis_bot("next", timings=no_take_over) as heir:
+            renderer.open()
+            result = await wait_result(fake, interaction)
+            heir.jobs.store.timings = TEST_TIMINGS  # now it takes the dead bot's event over
+            await until_no_event_pending(heir)
+    assert [i.split(":")[1] for i in custom_ids(result)] == ["reroll", "newcrop", "delete"]
+    final = interaction.original
+    assert final.embeds and custom_ids(final) == custom_ids(result)
+    assert "Dreaming" not in (final.content or "")
+
+
+async def until_no_event_pending(bot: PlaceBot) -> None:
+    """Until every event was acknowledged, and this bot has none in hand."""
+    store = bot.jobs.store
+
+    async def settled() -> None:
+        while True:
+            summary = await store.redis.xpending(keys.EVENTS, keys.BOT_GROUP)
+            if not summary["pending"] and not bot.jobs.queue._chains:
+                return
+            await asyncio.sleep(0.05)
+
+    await asyncio.wait_for(settled(), PATIENCE_S)
 
 
 async def test_cancel_clicked_on_another_bot_stops_a_waiting_job(fake, valkey, redis_bot):

@@ -18,13 +18,17 @@ from placebot.settings import Settings
 from tests.support.fast_renderer import FastRenderer
 
 # Short enough for tests to see take-overs quickly, long enough for a busy 2-core machine.
-TEST_TIMINGS = Timings(claim_idle_s=2.0, beat_s=0.3, affinity_wait_s=60.0, reservation_s=30.0)
+TEST_TIMINGS = Timings(claim_idle_s=2.0, beat_s=0.3, affinity_wait_s=60.0, reservation_s=30.0,
+                       applying_lease_s=3.0)
 
 
 class RecordingReporter:
     """Every Reporter call, per job; `wait_ended(n)` returns once n jobs have ended."""
 
-    def __init__(self):
+    def __init__(self, shared: list | None = None):
+        # every call as (job id, kind), in the order applied: shared by several reporters
+        # (bots), it shows the order across them
+        self.applied: list[tuple[str, str]] = [] if shared is None else shared
         self.calls: dict[str, list[str]] = defaultdict(list)
         self.endings: dict[str, list[str]] = defaultdict(list)
         self.results = {}
@@ -33,6 +37,7 @@ class RecordingReporter:
 
     def _record(self, job, kind: str) -> None:
         self.calls[job.id].append(kind)
+        self.applied.append((job.id, kind))
         if kind in ("finished", "failed", "cancelled"):
             self.endings[job.id].append(kind)
         self._changed.set()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 
 import pytest
 from PIL import Image
@@ -13,12 +14,14 @@ from pipeline.params import RenderJob, RenderRequest
 from pipeline.results import RenderResult
 from placebot.redisqueue.codec import (
     InvalidJob,
+    MalformedEntry,
     decode_progress,
     decode_render,
     decode_result,
     encode_progress,
     encode_render,
     encode_result,
+    parse_event,
 )
 
 JOB = RenderRequest(steps=4, strength=0.5, recursions=1).resolve(random.Random(3))
@@ -82,3 +85,28 @@ def test_a_job_the_bot_would_refuse_is_refused_from_redis():
     stored["prompt"] = "x" * 5000
     with pytest.raises(InvalidJob, match="prompt"):
         decode_render(json.dumps(stored))
+
+
+@pytest.mark.parametrize(("fields", "reason"), [
+    ({b"kind": b"done", b"seq": b"1"}, "it has no 'job' field"),
+    ({b"job": b"\xff", b"kind": b"done", b"seq": b"1"}, "'job' field is not valid UTF-8"),
+    ({b"job": b"../../x", b"kind": b"done", b"seq": b"1"}, "is not an id"),
+    ({b"job": b"a1", b"kind": b"boom", b"seq": b"1"}, "kind 'boom' is none of"),
+    ({b"job": b"a1", b"kind": b"done", b"seq": b"0"}, "not a whole number >= 1"),
+    ({b"job": b"a1", b"kind": b"done", b"seq": "²".encode()}, "not a whole number >= 1"),
+    ({b"job": b"a1", b"kind": b"failed", b"seq": b"2"}, "it has no 'error' field"),
+])
+def test_an_event_entry_no_bot_can_use_is_malformed_with_the_reason(fields, reason):
+    """An event entry is checked before anything reads it: its job id, kind, sequence
+    number (and a failure's reason) must be there, as text."""
+    with pytest.raises(MalformedEntry, match=re.escape(reason)):
+        parse_event("1-0", fields)
+
+
+def test_a_sound_event_entry_is_read_with_its_sequence_number():
+    """job, kind and seq come back as text and a number."""
+    event = parse_event("5-1", {b"job": b"ab12", b"kind": b"progress", b"seq": b"3"})
+    assert (event.entry_id, event.job_id, event.kind, event.seq) == ("5-1", "ab12",
+                                                                     "progress", 3)
+    assert not event.ending and parse_event("5-2", {b"job": b"ab12", b"kind": b"done",
+                                                    b"seq": b"4"}).ending

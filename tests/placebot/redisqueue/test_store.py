@@ -11,6 +11,7 @@ from pipeline.params import RenderRequest
 from placebot.attachments import DECODE_TIMEOUT_S, DOWNLOAD_TIMEOUT_S
 from placebot.jobqueue import CooldownActive, QueueFull, QueueRefusal, UserLimitReached, new_job_id
 from placebot.redisqueue import keys
+from placebot.redisqueue.codec import Event
 from placebot.redisqueue.store import ReservationExpired
 
 RENDER = RenderRequest(steps=4, strength=0.5, recursions=1).resolve(random.Random(7))
@@ -121,7 +122,7 @@ async def test_cancelled_waiting_job_is_never_handed_to_a_worker(store):
     assert await store.cancel(job_id, 5, "by its requester") == "cancelled"
     assert await store.read("w", [keys.stream(RENDER.model)], 10, None) == []
     events = await store.read_events("bot", 10, None)
-    assert [(e[1][b"job"].decode(), e[1][b"kind"]) for e in events] == [(job_id, b"cancelled")]
+    assert [(e.job_id, e.kind) for e in events] == [(job_id, "cancelled")]
 
 
 async def test_a_job_that_keeps_killing_workers_is_dropped_and_its_user_told(store):
@@ -137,8 +138,8 @@ async def test_a_job_that_keeps_killing_workers_is_dropped_and_its_user_told(sto
         taken = await store.take(f"w{attempt}", entries)
     assert taken[0].status == "dropped"
     events = await store.read_events("bot", 10, None)
-    assert events[-1][1][b"kind"] == b"failed"
-    assert b"dropped" in events[-1][1][b"error"]
+    assert events[-1].kind == "failed"
+    assert "dropped" in events[-1].error
     await store.reserve(new_job_id(), 11, user_max=1, queue_max=10)
 
 
@@ -165,3 +166,52 @@ async def test_keep_alive_resets_the_idle_time_of_held_entries(store):
     after = await store.redis.xpending_range(stream, keys.WORKER_GROUP, "-", "+", 10)
     assert [p["consumer"] for p in after] == [b"w0", b"w0"]
     assert all(p["time_since_delivered"] < hour_ms / 2 for p in after)
+
+
+def event(job_id: str, kind: str, seq: int, entry_id: str = "1-0") -> Event:
+    return Event(entry_id, job_id, kind, seq, {})
+
+
+async def test_each_event_of_a_job_is_applied_at_most_once_in_order_and_none_after_its_end(
+        store):
+    """The job's events are numbered; a bot may apply one only if it is newer than the last
+    applied (a copy taken over from a dead bot is 'old'), and nothing once the job's ending
+    was delivered; an ending taken over before it was delivered may be applied again."""
+    job_id = await admit(store, 31, user_max=1, queue_max=10)
+    assert await store.apply(event(job_id, "started", 1)) == "apply"
+    await store.applied(event(job_id, "started", 1))
+    assert await store.apply(event(job_id, "progress", 3)) == "apply"
+    await store.applied(event(job_id, "progress", 3))
+    assert await store.apply(event(job_id, "progress", 2)) == "old"
+    assert await store.apply(event(job_id, "started", 1)) == "old"
+    assert await store.apply(event(job_id, "done", 4)) == "apply"
+    assert await store.apply(event(job_id, "done", 4)) == "apply"  # its bot died: taken over
+    await store.ack_events([], delivered=[job_id])
+    assert await store.apply(event(job_id, "done", 4)) == "delivered"
+    assert await store.apply(event(job_id, "progress", 5)) == "delivered"
+    assert await store.apply(event("0123456789ab", "started", 1)) == "unknown"
+
+
+async def test_a_bot_applying_an_event_holds_the_jobs_later_events_back(store):
+    """While one bot applies a job's event (a Discord edit), another bot's later event of
+    that job waits; it goes once the first is applied."""
+    job_id = await admit(store, 32, user_max=1, queue_max=10)
+    first, second = event(job_id, "started", 1, "1-0"), event(job_id, "done", 2, "2-0")
+    assert await store.apply(first) == "apply"
+    assert await store.apply(second) == "wait"
+    await store.applied(first)
+    assert await store.apply(second) == "apply"
+
+
+async def test_a_word_from_a_worker_that_no_longer_holds_the_job_is_not_sent(store):
+    """A worker publishes progress only while the job is running on it: once it ended (or
+    another worker holds it) nothing is sent."""
+    job_id = await admit(store, 33, user_max=1, queue_max=10)
+    stream = keys.stream(RENDER.model)
+    await store.take("w0", await store.read("w0", [stream], 1, None))
+    assert await store.publish(job_id, "progress", {"pass": "1"}, worker="w1") is False
+    assert await store.publish(job_id, "progress", {"pass": "1"}, worker="w0") is True
+    assert await store.finish(job_id, "done", {})
+    assert await store.publish(job_id, "progress", {"pass": "1"}, worker="w0") is False
+    events = await store.read_events("bot", 10, None)
+    assert [(e.kind, e.seq) for e in events] == [("progress", 1), ("done", 2)]
