@@ -15,8 +15,11 @@ A job's life, as both sides see it:
    answers Discord (defer) only after it, so two quick clicks by one person cannot both slip
    under the limit.
 2. `submit(reservation, render, delivery)` makes the job durable (it survives a restart from
-   here on), queues it, and emits `Reporter.acknowledge` with its place. If the bot gives up
-   between 1 and 2 (Discord refused the defer, say), `release(reservation)` frees the place.
+   here on), queues it, and emits `Reporter.acknowledge` with its place: durable first, so
+   that nobody is told "Queued" of a job a restart could lose. A backend that cannot keep
+   it raises a QueueRefusal (its reservation given back; nothing was accepted). If the bot
+   gives up between 1 and 2 (Discord refused the defer, say), `release(reservation)` frees
+   the place.
 3. The backend renders it and emits loading/started, progress after each pass, and exactly
    one ending: finished, failed or cancelled. `queue_moved` tells the delivery side the new
    places of waiting jobs whenever they change. A job that outlives a shutdown gets

@@ -63,6 +63,7 @@ class RedisBackend:
                                    rebuild=self._rebuild)
         self._workers: list[dict] = []
         self._positions: asyncio.Task | None = None
+        self._released: list[RedisReservation] = []  # given back once Redis answers
 
     @classmethod
     def from_settings(cls, settings: Settings, reporter: Reporter) -> RedisBackend:
@@ -76,6 +77,7 @@ class RedisBackend:
         job_id = new_job_id()
         limits = limits or UserLimits(self.user_max, self.queue.cooldown_s)
         try:
+            await self._give_back_released()
             position = await self.store.reserve(job_id, user_id, user_max=limits.user_max,
                                                 queue_max=self.queue_max,
                                                 cooldown_s=limits.cooldown_s)
@@ -88,36 +90,52 @@ class RedisBackend:
         assert isinstance(reservation, RedisReservation)
         try:
             await self.store.release(reservation.job_id, reservation.user_id)
-        except UNREACHABLE:  # the reservation runs out by itself
-            log.warning("could not give back the reservation of job %s", reservation.job_id)
+        except UNREACHABLE:  # given back once Redis answers again (or it runs out by itself)
+            log.warning("could not give back the reservation of job %s yet",
+                        reservation.job_id)
+            self._released.append(reservation)
+
+    async def _give_back_released(self) -> None:
+        """The reservations that could not be given back while Redis was out of reach: given
+        back before anything else is admitted, so that a user refused in an outage is not
+        refused again, by their own place or cooldown, once it is over."""
+        while self._released:
+            reservation = self._released[0]
+            await self.store.release(reservation.job_id, reservation.user_id)
+            self._released.pop(0)
 
     async def submit(self, reservation: Reservation, render: RenderJob,
                      delivery: Delivery) -> Job:
-        """The user hears "Queued" before the job is in Redis: no worker's word about it, from
-        any bot process, can come before (and be covered by) that first edit. So a job that
-        then cannot be stored (Redis out of reach, or its reservation ran out) has that
-        public "Queued" message, and its Cancel button, turned into its failure: the job's
-        one ending, as for a job that fails later."""
+        """The job is stored in Redis before its user reads that it was accepted, as the
+        local journal is written first: a bot killed after "Queued" has lost nothing. The
+        first word still comes first: this process's own events on the job wait for it
+        (the delivery's `acknowledged`), and the other bot processes wait until the job's
+        record says it was shown (store.shown). A job that cannot be stored is refused
+        (QueueRefusal) and its reservation given back: its user was told nothing."""
         assert isinstance(reservation, RedisReservation)
         job = Job(user_id=reservation.user_id, render=render, context=delivery,
                   id=reservation.job_id)
-        await self.reporter.acknowledge(job, self._place(reservation.position))
         try:
-            await self.queue.enqueue(job, delivery.to_dict())
+            position = await self.queue.enqueue(job, delivery.to_dict(), shown=False)
         except UNREACHABLE as exc:
             self.queue.outage.lost(exc)
-            await self._not_stored(job, QueueUnavailable())
-            return job
+            await self.release(reservation)  # also withdraws it, had it been stored after all
+            raise QueueUnavailable() from None
         except QueueRefusal as refusal:  # Redis answered: the reservation had run out
             log.warning("job %s of user %s was not queued: %s", job.id, job.user_id, refusal)
-            await self._not_stored(job, refusal)
-            return job
+            raise
         log.info("job %s queued in Redis for user %s: %s", job.id, job.user_id, render)
+        try:
+            await self.reporter.acknowledge(job, self._place(position))
+        finally:
+            await self._shown(job)
         return job
 
-    async def _not_stored(self, job: Job, refusal: QueueRefusal) -> None:
-        job.state = JobState.FAILED
-        await self.reporter.failed(job, refusal)
+    async def _shown(self, job: Job) -> None:
+        try:
+            await self.store.shown(job.id)
+        except UNREACHABLE:  # the other bots wait a while, then go on without it
+            log.warning("could not record that job %s was shown to its user", job.id)
 
     def _place(self, position: int) -> QueuePlace:
         """The place, with an ETA from the live workers' recent job times."""
@@ -167,6 +185,7 @@ class RedisBackend:
         while True:
             await asyncio.sleep(POSITIONS_EVERY_S)
             try:
+                await self._give_back_released()
                 await self._refresh_places()
             except UNREACHABLE:
                 continue  # the event reader reports the outage

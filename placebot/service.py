@@ -109,7 +109,11 @@ class PlaceService:
         except BaseException:
             await self._jobs.release(reservation)
             raise
-        return await self._jobs.submit(reservation, render, delivery)
+        try:
+            return await self._jobs.submit(reservation, render, delivery)
+        except QueueRefusal as exc:  # the backend could not keep it: nothing was accepted
+            await self._refuse_after_defer(interaction, exc)
+            return None
 
     def _check_prompt(self, request: RenderRequest, rules: Rules,
                       kept_prompt: bool = False) -> None:

@@ -29,11 +29,15 @@ from placebot.redisqueue.codec import (
 from placebot.redisqueue.connection import BLOCK_MS, SOCKET_TIMEOUT_S, UNREACHABLE, Outage
 from placebot.redisqueue.store import RedisJobStore
 from placebot.redisqueue.worker_side import RETRY_S, worker_name
+from placebot.transport import ACKNOWLEDGE_WAIT_S
 
 log = logging.getLogger(__name__)
 
 READ_COUNT = 256  # events taken in one read
 CONCURRENT_EVENTS = 64  # events handled at once (Discord edits and uploads overlap)
+# Another bot's job: its first word ("Queued") is waited for this long (the transport's wait
+# for this process's own jobs) before a later word on it is shown.
+SHOWN_WAIT_S = ACKNOWLEDGE_WAIT_S
 
 
 class RemoteJobError(PipelineError):
@@ -83,12 +87,15 @@ class RedisBotQueue:
             await self.store.release(job.id, job.user_id)
             raise
 
-    async def enqueue(self, job: Job, context: dict) -> int:
+    async def enqueue(self, job: Job, context: dict, *, shown: bool = True) -> int:
         """Queue a job reserved under its id; this process delivers it with its live
-        interaction (unless another process gets its events first: then through `rebuild`)."""
+        interaction (unless another process gets its events first: then through `rebuild`).
+        `shown=False`: the caller tells the user first, then calls store.shown (the other
+        bots wait for it, up to SHOWN_WAIT_S)."""
         self.local[job.id] = job
         try:
-            return await self.store.enqueue(job.id, job.user_id, job.render, context)
+            return await self.store.enqueue(job.id, job.user_id, job.render, context,
+                                            shown=shown)
         except BaseException:
             self.local.pop(job.id, None)
             raise
@@ -210,14 +217,31 @@ class RedisBotQueue:
         self._ack_wanted.set()
 
     async def _job(self, job_id: str) -> Job | None:
+        """The job, this process's own or rebuilt from its record. Another process's job
+        is shown nothing before that process has told its user it was accepted (its first
+        word, "Queued", must not land on top of a later one)."""
         job = self.local.get(job_id)
         if job is not None:
-            return job
+            return job  # its own first word is awaited by the transport
         record = await self.store.job(job_id)
         if not record.get("render"):
             return None
+        if not record.get("shown"):
+            await self._until_shown(job_id)
         rebuilt = self.rebuild(record)
         return await rebuilt if isinstance(rebuilt, Awaitable) else rebuilt
+
+    async def _until_shown(self, job_id: str) -> None:
+        """Wait until the accepting bot has told the job's user, at most SHOWN_WAIT_S (it may
+        have died doing so); then no other event of the job waits for it again."""
+        deadline = asyncio.get_running_loop().time() + SHOWN_WAIT_S
+        while asyncio.get_running_loop().time() < deadline:
+            if await self.store.is_shown(job_id):
+                return
+            await asyncio.sleep(self.store.timings.apply_poll_s)
+        log.warning("job %s: its bot did not say it was accepted within %g s; going on",
+                    job_id, SHOWN_WAIT_S)
+        await self.store.shown(job_id)
 
     async def _dispatch(self, event: Event) -> bool:
         """Tell the reporter; True when the job's ending was delivered. An event is applied

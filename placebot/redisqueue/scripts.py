@@ -66,7 +66,8 @@ redis.call('PEXPIRE', accepted_key, tonumber(ARGV[8]))
 return {'ok', redis.call('ZCARD', P .. 'waiting') + 1}
 """
 
-# ARGV: prefix, job id, user id, model, render json, context json
+# ARGV: prefix, job id, user id, model, render json, context json, shown (1: its user needs
+# no first word from the bot; 0: the bot sets `shown` once it has told them)
 # → {'ok', position} or {'expired', 0} when the reservation ran out
 ENQUEUE = _COMMON + """
 local job_id, user_id = ARGV[2], ARGV[3]
@@ -85,15 +86,30 @@ local entry = redis.call('XADD', stream, '*', 'job', job_id)
 redis.call('HSET', P .. 'job:' .. job_id, 'id', job_id, 'user', user_id, 'model', ARGV[4],
   'render', ARGV[5], 'context', ARGV[6], 'state', 'queued', 'seq', seq, 'stream', stream,
   'entry', entry, 'submitted', now)
+if ARGV[7] == '1' then redis.call('HSET', P .. 'job:' .. job_id, 'shown', '1') end
 redis.call('ZADD', P .. 'waiting', seq, job_id)
 return {'ok', redis.call('ZRANK', P .. 'waiting', job_id) + 1}
 """
 
-# ARGV: prefix, job id, user id → 1 if a reservation was given back
+# A reservation given back: its place and the cooldown it started. A job stored under it
+# whose user was never told (its bot did not hear the answer of ENQUEUE, and told them it
+# was refused) is withdrawn too, without a word, while no worker has taken it.
+# ARGV: prefix, job id, user id, group → 1 if a reservation (or such a job) was given back
 RELEASE = _COMMON + """
-redis.call('ZREM', P .. 'user:' .. ARGV[3], ARGV[2])
-drop_cooldown(ARGV[2], ARGV[3])
-return redis.call('ZREM', P .. 'reserved', ARGV[2])
+local job_id, user_id = ARGV[2], ARGV[3]
+local key = P .. 'job:' .. job_id
+redis.call('ZREM', P .. 'user:' .. user_id, job_id)
+drop_cooldown(job_id, user_id)
+if redis.call('HGET', key, 'state') == 'queued' and redis.call('HEXISTS', key, 'shown') == 0
+    and redis.call('HGET', key, 'user') == user_id then
+  local stream, entry = redis.call('HGET', key, 'stream'), redis.call('HGET', key, 'entry')
+  redis.call('XACK', stream, ARGV[4], entry)
+  redis.call('XDEL', stream, entry)
+  redis.call('DEL', key)
+  forget(job_id, user_id)
+  return 1
+end
+return redis.call('ZREM', P .. 'reserved', job_id)
 """
 
 # ARGV: prefix, group, consumer, max deliveries, keep ms, dropped message,

@@ -132,18 +132,31 @@ class RedisJobStore:
             raise CooldownActive(int(number) / 1000)
         return int(number)
 
-    async def enqueue(self, job_id: str, user_id: int, render: RenderJob, context: dict) -> int:
+    async def enqueue(self, job_id: str, user_id: int, render: RenderJob, context: dict, *,
+                      shown: bool = True) -> int:
         """Queue a reserved job; return its 1-based position among all waiting jobs.
-        ReservationExpired when its reservation ran out first."""
+        ReservationExpired when its reservation ran out first. `shown=False`: the bot tells
+        the user that the job was accepted, then calls `shown`; until then the other bots
+        hold their words on the job back (the first word must come first)."""
         reply = await self._run(
-            "ENQUEUE", job_id, user_id, render.model, encode_render(render), json.dumps(context))
+            "ENQUEUE", job_id, user_id, render.model, encode_render(render), json.dumps(context),
+            int(shown))
         status, position = cast("tuple[bytes, int]", reply)  # {status, position}
         if text(status) != "ok":
             raise ReservationExpired(self.timings.reservation_s)
         return int(position)
 
+    async def shown(self, job_id: str) -> None:
+        """The job's user has read that it was accepted (or never will: its bot gave up)."""
+        await self.pipe.command("HSET", keys.job(job_id), "shown", "1")
+
+    async def is_shown(self, job_id: str) -> bool:
+        return bool(await self.pipe.command("HEXISTS", keys.job(job_id), "shown"))
+
     async def release(self, job_id: str, user_id: int) -> None:
-        await self._run("RELEASE", job_id, user_id)
+        """Give a reservation back (and withdraw a job stored under it that its user was
+        never told of)."""
+        await self._run("RELEASE", job_id, user_id, keys.WORKER_GROUP)
 
     async def cancel(self, job_id: str, user_id: int, reason: str) -> str:
         reply = await self._run("CANCEL", keys.WORKER_GROUP, job_id, user_id, reason,

@@ -187,6 +187,25 @@ class Fault:
         self.lifted = True
 
 
+@dataclass
+class Hold:
+    """A request held before Discord acts on it (hold): `reached` is set once one arrives;
+    `release()` lets it through, `release(apply=False)` answers 503 without acting on it (as
+    for a bot that died with the request in flight)."""
+
+    method: str
+    pattern: re.Pattern[str]
+    when: Callable[[Recorded], bool] | None
+    reached: asyncio.Event = field(default_factory=asyncio.Event)
+    released: asyncio.Event = field(default_factory=asyncio.Event)
+    apply: bool = True
+    held: Recorded | None = None
+
+    def release(self, *, apply: bool = True) -> None:
+        self.apply = apply
+        self.released.set()
+
+
 class FakeDiscord:
     """An aiohttp server on 127.0.0.1 playing Discord's REST API (v10) and gateway."""
 
@@ -227,6 +246,7 @@ class FakeDiscord:
         self.expired_tokens: set[str] = set()
         self._faults: list[Fault] = []
         self._gateway_faults: list[Fault] = []
+        self._holds: list[Hold] = []
         # Internals
         self._ids = itertools.count(1)
         self._bot_role_id = self._new_id()
@@ -291,6 +311,8 @@ class FakeDiscord:
         self.uninstall()
         for task in list(self._tasks):
             task.cancel()
+        for hold in self._holds:  # none may keep a request (and the server) waiting
+            hold.release(apply=False)
         for ws in list(self._sockets):
             await ws.close(code=1001)
         if self._runner is not None:
@@ -660,6 +682,24 @@ class FakeDiscord:
         self._faults.append(fault)
         return fault
 
+    def hold(self, method: str, path_regex: str, *,
+             when: Callable[[Recorded], bool] | None = None) -> Hold:
+        """The next matching request (and `when(recorded)` true, if given) waits, unanswered
+        and not yet acted on, until the test calls `release()` on the returned Hold."""
+        hold = Hold(method.upper(), re.compile(path_regex), when)
+        self._holds.append(hold)
+        return hold
+
+    def _take_hold(self, rec: Recorded) -> Hold | None:
+        for hold in self._holds:
+            if (hold.held is None and hold.method in (rec.method, "*")
+                    and hold.pattern.search(rec.path)
+                    and (hold.when is None or hold.when(rec))):
+                self._holds.remove(hold)
+                hold.held = rec
+                return hold
+        return None
+
     def expire_token(self, token: str) -> None:
         """Webhook routes (edits, followups) for this interaction token now answer 401."""
         self.expired_tokens.add(token)
@@ -722,6 +762,16 @@ class FakeDiscord:
         elif request.can_read_body:
             rec.json = await request.json()
         self.requests.append(rec)
+        hold = self._take_hold(rec)
+        if hold is not None:
+            self._holds.append(hold)  # until released (close() releases what is left)
+            hold.reached.set()
+            await hold.released.wait()
+            self._holds.remove(hold)
+            if not hold.apply:
+                rec.status = 503
+                return web.Response(status=503, body=b'{"code": 0, "message": "held"}',
+                                    content_type="application/json")
         status, body, headers = self._answer(rec)
         rec.status = status
         if body is None:

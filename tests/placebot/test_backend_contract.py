@@ -385,13 +385,9 @@ async def test_the_cooldown_refuses_the_users_next_job_and_a_released_place_give
 
 
 async def test_a_job_is_kept_over_a_restart_before_its_user_is_told_it_was_accepted(
-        side, reporter, request):
+        side, reporter):
     """When acknowledge() is called, the job is already stored where the next process finds
     it: a restart right after "Queued" cannot lose it."""
-    if side.name == "redis":
-        request.applymarker(pytest.mark.xfail(
-            strict=True, reason="RedisBackend.submit acknowledges first and stores the job "
-            "in Redis after (placebot/redis_backend.py: submit)"))
     kept_at_acknowledge: dict[str, bool] = {}
 
     async def check(job: Job) -> None:
@@ -553,15 +549,10 @@ async def test_a_batch_whose_process_died_mid_render_ends_once_per_job(bare_side
 
 
 async def test_a_job_the_store_could_not_keep_is_refused_and_costs_nothing(
-        side, reporter, request):
+        side, reporter):
     """The job store fails between reserve and submit (a full disk, Redis down): the user is
     not told it was accepted, and once the store is back they are admitted at once (the
     place and the cooldown were given back), with a job that then ends once."""
-    if side.name == "redis":
-        request.applymarker(pytest.mark.xfail(
-            strict=True, reason="RedisBackend.submit acknowledges before it stores, so the "
-            "user is told \"Queued\" and then gets `failed`; and the place and the cooldown "
-            "stay held in Redis until the reservation runs out"))
     async with backend_of(side, reporter, user_max=1, cooldown_s=600.0) as backend:
         reservation = await backend.reserve(7)
         async with side.store_outage(backend):

@@ -223,19 +223,81 @@ async def test_redis_out_of_reach_gets_one_clear_line(fake, valkey, redis_bot):
     assert "can't be reached right now" in callback["data"]["content"]
 
 
-async def test_a_job_not_stored_in_redis_has_its_queued_message_turned_into_its_failure(
+async def test_a_job_redis_does_not_store_is_refused_in_a_line_only_its_user_sees(
         fake, valkey, redis_bot):
-    """A job acknowledged ("Queued", with Cancel) whose storing in Redis is refused (its
-    reservation ran out while it was prepared): that public message becomes its failure, with
-    no Cancel left for a job that does not exist, and no second apology."""
+    """A job whose storing in Redis is refused (its reservation ran out while it was
+    prepared) was never accepted: its user reads why in one ephemeral line, the public
+    "thinking" message goes, and nothing says "Queued" (a Cancel for a job that does not
+    exist)."""
     async with redis_bot("a") as bot:
         # Held for no time: the reservation has run out by the time the job is stored.
         bot.jobs.store.timings = dataclasses.replace(TEST_TIMINGS, reservation_s=-1.0)
         interaction = fake.slash("place")
-        await fake.wait_for(lambda: "failed" in queued_text(interaction))
+        await fake.wait_for(lambda: interaction.ephemeral_texts)
         assert await bot.jobs.store.counts() == (0, 0)
-    assert "your place in the queue ran out" in queued_text(interaction)
-    assert not custom_ids(interaction.original) and not interaction.ephemeral_texts
+    assert "your place in the queue ran out" in interaction.ephemeral_texts[0]
+    assert not [r for r in fake.requests if says_queued(r)]
+
+
+def says_queued(rec) -> bool:
+    return isinstance(rec.json, dict) and says_queued_json(rec.json)
+
+
+async def test_a_job_is_in_redis_before_its_user_reads_queued_so_a_bot_killed_then_loses_none(
+        fake, valkey, redis_bot):
+    """The bot is killed while its "Queued" edit is on the way: the job is already in Redis
+    by then, and the bot started after it (with a worker) delivers its result into the
+    user's message (the job was lost, and the message stayed "Queued")."""
+    queued = fake.hold("PATCH", r"/messages/@original$", when=says_queued)
+    async with redis_bot("dying") as dying:
+        die_on_close(dying)
+        interaction = fake.slash("place")
+        await asyncio.wait_for(queued.reached.wait(), PATIENCE_S)
+        stored = await dying.jobs.store.counts()
+    queued.release(apply=False)  # the edit never lands: its bot is gone
+    assert stored == (1, 0)
+    async with running_workers(valkey.url, [TrackingRenderer()]), redis_bot("next"):
+        result = await wait_result(fake, interaction)
+    assert len(result_edits(fake, interaction)) == 1 and result.embeds
+
+
+async def test_no_word_of_a_worker_overtakes_the_first_edit_through_any_bot(
+        fake, valkey, redis_bot):
+    """Two bots: while the accepting bot's "Queued" edit is held, the job is rendered and
+    its events read; none of them is shown before "Queued" lands, through either bot, and
+    the result is the last word."""
+    queued = fake.hold("PATCH", r"/messages/@original$", when=says_queued)
+    async with (running_workers(valkey.url, [TrackingRenderer()]), redis_bot("a") as a,
+                redis_bot("b")):
+        interaction = fake.slash("place")
+        await asyncio.wait_for(queued.reached.wait(), PATIENCE_S)
+        await until_all_events_read(a.jobs.store)
+        queued.release()
+        await wait_result(fake, interaction)
+    edits = [r.json or {} for r in fake.requests if r.method == "PATCH"
+             and interaction.token in r.path and r.path.endswith("/messages/@original")]
+    assert str(edits[0].get("content")).startswith("Queued")
+    assert not any(says_queued_json(edit) for edit in edits[1:])
+    assert edits[-1].get("embeds")
+
+
+def says_queued_json(body: dict) -> bool:
+    return str(body.get("content", "")).startswith("Queued")
+
+
+async def until_all_events_read(store) -> None:
+    """Until the job has ended in Redis and the bots have read every event of it."""
+
+    async def read() -> None:
+        while True:
+            ended = await store.redis.zcard(keys.RUNNING) == 0 \
+                and await store.redis.zcard(keys.WAITING) == 0
+            [group] = await store.redis.xinfo_groups(keys.EVENTS)
+            if ended and group["lag"] == 0 and group["pending"] >= 1:
+                return
+            await asyncio.sleep(0.02)
+
+    await asyncio.wait_for(read(), PATIENCE_S)
 
 
 async def test_re_roll_of_a_result_works_on_another_bot(fake, valkey, redis_bot):
