@@ -55,6 +55,13 @@ def main() -> int:
     except StartupError as exc:
         print(f"cannot start: {exc}", file=sys.stderr)
         return 2
+    if settings.redis_url is not None:  # a refused login is a setting, not an outage
+        from placebot.redisqueue.connection import login_problem
+
+        problem = login_problem(settings.redis_url)
+        if problem is not None:
+            print(f"configuration error: {problem}", file=sys.stderr)
+            return 2
     keep_kernel_caches(settings.data_dir)
     # Imported after the settings check: discord.py (and torch, which the bot loads only where
     # it renders itself) take seconds to import, a typo should not.

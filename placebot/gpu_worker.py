@@ -67,8 +67,6 @@ async def run_worker(settings: Settings, *, renderer=None, timings=None, name=No
                      stop: asyncio.Event | None = None) -> str | None:
     """Render jobs from Redis until `stop` is set (or a stop signal when it is None).
     Returns why the process must restart (a stuck render engine), or None."""
-    from pipeline.engine import Renderer
-    from pipeline.models import ModelStore
     from placebot.redisqueue import keys
     from placebot.redisqueue.connection import UNREACHABLE, Outage, connect
     from placebot.redisqueue.store import RedisJobStore
@@ -78,7 +76,6 @@ async def run_worker(settings: Settings, *, renderer=None, timings=None, name=No
         until_reachable,
         worker_name,
     )
-    from placebot.worker import Worker
 
     name = name or worker_name()
     uninstall_handlers = None
@@ -88,7 +85,8 @@ async def run_worker(settings: Settings, *, renderer=None, timings=None, name=No
     client = connect(redis_url(settings))
     store = RedisJobStore(client, timings)
     reachable = asyncio.ensure_future(until_reachable(
-        Outage(log, f"worker {name}"), store.ensure_groups, give_up_s=1e9))
+        Outage(log, f"worker {name}"), store.ensure_groups, give_up_s=1e9,
+        refusal_is_fatal=True))
     stopped = asyncio.ensure_future(stop.wait())
     await asyncio.wait([reachable, stopped], return_when=asyncio.FIRST_COMPLETED)
     if not reachable.done():  # stopped before Redis was ever reached: nothing to hand back
@@ -99,7 +97,18 @@ async def run_worker(settings: Settings, *, renderer=None, timings=None, name=No
         await client.aclose()
         return None
     stopped.cancel()
-    reachable.result()  # raises what the wait for Redis raised
+    try:
+        reachable.result()  # raises what the wait for Redis raised (a refused login)
+    except BaseException:
+        if uninstall_handlers is not None:
+            uninstall_handlers()
+        await client.aclose()
+        raise
+    # the engine (torch) only now: a wrong password is reported in a second, not after it
+    from pipeline.engine import Renderer
+    from pipeline.models import ModelStore
+    from placebot.worker import Worker
+
     renderer = renderer or Renderer(ModelStore(
         settings.model_ids, device=settings.device, vram_mode=settings.vram_mode,
         safety_checker=settings.safety_checker, compile=settings.compile))
@@ -151,7 +160,11 @@ def main() -> int:
     setup_logging(settings.log_level, urlsplit(url).password or "")
     warn_of_ignored_variables(settings)
     quiet_libraries()
-    restart_reason = asyncio.run(run_worker(settings))
+    try:
+        restart_reason = asyncio.run(run_worker(settings))
+    except SettingsError as exc:  # the server refused the login in PLACE_REDIS_URL
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
     if restart_reason is not None:
         from placebot.restart import reexec
 

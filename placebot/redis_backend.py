@@ -28,9 +28,10 @@ from placebot.delivery import Delivery
 from placebot.jobqueue import Job, JobState, QueueRefusal, new_job_id
 from placebot.redisqueue.bot_side import RedisBotQueue
 from placebot.redisqueue.codec import decode_context, decode_render
-from placebot.redisqueue.connection import UNREACHABLE, connect
+from placebot.redisqueue.connection import REFUSED, UNREACHABLE, connect, refused_message
 from placebot.redisqueue.store import RedisJobStore
 from placebot.settings import Settings
+from placebot.startup import StartupError
 
 log = logging.getLogger(__name__)
 
@@ -210,8 +211,12 @@ class RedisBackend:
 
     # ----- the process's life
     async def start(self) -> None:
+        """StartupError when the server refuses the login (a setting to fix); an outage is
+        waited out by the event reader."""
         try:
             await self.store.ensure_groups()
+        except REFUSED as exc:
+            raise StartupError("PLACE_REDIS_URL", refused_message(exc)) from None
         except UNREACHABLE as exc:  # the reader keeps trying, and says when it is back
             self.queue.outage.lost(exc)
         self.queue.start()

@@ -184,3 +184,31 @@ async def test_going_global_after_trying_on_one_server_removes_the_servers_copy(
     async with fake.running(PlaceBot(everywhere, renderer=gated, guild_ready_timeout=0.05)):
         assert fake.commands[str(fake.guild_id)] == []
     assert "place" in [c["name"] for c in fake.commands["global"]]
+
+
+def test_a_redis_server_refusing_the_login_stops_the_start_in_one_line(tmp_path):
+    """PLACE_REDIS_URL with a wrong password: one line naming the setting, exit 2 (it was an
+    outage, "retrying until it is back", forever), before Discord is even contacted."""
+    from tests.support.valkey import ValkeyProcess
+
+    with ValkeyProcess(tmp_path / "valkey", password="the-secret") as valkey:
+        done = _bot_py("", tmp_path, PLACE_DATA_DIR=str(tmp_path / "data"),
+                       PLACE_REDIS_URL=valkey.url.replace("the-secret", "a-guess"))
+    assert done.returncode == 2, done.stderr
+    [line] = done.stderr.strip().splitlines()
+    assert line.startswith("configuration error: PLACE_REDIS_URL: the Redis server refused")
+
+
+async def test_a_bot_whose_redis_refuses_the_login_does_not_start(tmp_path, tiny_model_dir):
+    """The same refusal met when the bot starts its backend (the server was out of reach at
+    the first look): a StartupError naming PLACE_REDIS_URL, which bot.py turns into one line
+    and exit 2."""
+    from tests.support.valkey import ValkeyProcess
+
+    with ValkeyProcess(tmp_path / "valkey", password="the-secret") as valkey:
+        settings = bot_settings(tmp_path / "data", tiny_model_dir,
+                                redis_url=valkey.url.replace("the-secret", "a-guess"))
+        async with FakeDiscord() as fake:
+            with pytest.raises(StartupError, match="PLACE_REDIS_URL: the Redis server refused"):
+                async with fake.running(PlaceBot(settings, guild_ready_timeout=0.05)):
+                    pass

@@ -6,8 +6,11 @@ import logging
 import time
 
 import redis.asyncio as redis
+from redis.exceptions import AuthenticationError, AuthorizationError, NoPermissionError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from pipeline.config import SettingsError
 
 # A blocking read waits at most this long, so the socket timeout below never cuts one short.
 BLOCK_MS = 1000
@@ -15,6 +18,52 @@ SOCKET_TIMEOUT_S = 10.0
 # What "Redis is unreachable" looks like from redis-py (a restarting server answers LOADING,
 # which redis-py raises as a ConnectionError too).
 UNREACHABLE = (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError)
+
+
+# What "the server answered, and refused us" looks like: a wrong password or user, or a
+# user without the rights the queue needs. Not an outage: a setting to fix.
+REFUSED = (AuthenticationError, AuthorizationError, NoPermissionError)
+LOGIN_CHECK_S = 5.0
+
+
+def refused_message(error: BaseException) -> str:
+    """What an owner reads when the server refuses the login in PLACE_REDIS_URL."""
+    return (f"the Redis server refused the login ({error}): check the password in the URL "
+            "(redis://:PASSWORD@host:6379/0) and, with ACL users, the user's name and rights")
+
+
+def refused_setting(error: BaseException) -> SettingsError:
+    return SettingsError("PLACE_REDIS_URL", refused_message(error))
+
+
+async def check_login(client: redis.Redis) -> None:
+    """SettingsError when the server answers but refuses this client's login or rights;
+    nothing when it lets us in, or cannot be reached (that is retried, as an outage)."""
+    try:
+        await client.ping()
+    except REFUSED as exc:
+        raise refused_setting(exc) from None
+    except UNREACHABLE:
+        return
+
+
+def login_problem(url: str) -> SettingsError | None:
+    """check_login from outside an event loop, before a process starts: the error, if the
+    server refuses the URL's login."""
+    import asyncio
+
+    async def check() -> SettingsError | None:
+        client = redis.Redis.from_url(url, socket_timeout=LOGIN_CHECK_S,
+                                      socket_connect_timeout=LOGIN_CHECK_S)
+        try:
+            await check_login(client)
+        except SettingsError as exc:
+            return exc
+        finally:
+            await client.aclose()
+        return None
+
+    return asyncio.run(check())
 
 
 MAX_CONNECTIONS = 32  # per process: a burst of /place waits for a connection, never floods

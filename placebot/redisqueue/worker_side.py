@@ -32,7 +32,13 @@ from placebot.redisqueue.codec import (
     needs_shrinking,
     text,
 )
-from placebot.redisqueue.connection import BLOCK_MS, UNREACHABLE, Outage
+from placebot.redisqueue.connection import (
+    BLOCK_MS,
+    REFUSED,
+    UNREACHABLE,
+    Outage,
+    refused_setting,
+)
 from placebot.redisqueue.store import Entry, RedisJobStore
 
 if TYPE_CHECKING:  # the engine imports torch; only its type is needed here
@@ -227,15 +233,25 @@ class RedisJobSource:
             await asyncio.sleep(CANCEL_POLL_S)
 
 
-async def until_reachable(outage: Outage, call, *args, give_up_s: float = 600.0):
+async def until_reachable(outage: Outage, call, *args, give_up_s: float = 600.0,
+                          refusal_is_fatal: bool = False):
     """Run a store call, retrying while Redis is unreachable (a result in hand is worth
-    waiting for: the job is acknowledged only once it is stored)."""
+    waiting for: the job is acknowledged only once it is stored). `refusal_is_fatal`: a
+    server that answers but refuses the login raises SettingsError (at a start: a setting
+    to fix, not an outage to wait out)."""
     deadline = time.monotonic() + give_up_s
     while True:
         try:
             answer = await call(*args)
             outage.back()
             return answer
+        except REFUSED as exc:
+            if refusal_is_fatal:
+                raise refused_setting(exc) from None
+            outage.lost(exc)
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(RETRY_S)
         except UNREACHABLE as exc:
             outage.lost(exc)
             if time.monotonic() > deadline:

@@ -6,6 +6,9 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -72,3 +75,27 @@ async def test_a_stop_while_redis_was_never_reached_ends_the_worker_cleanly(tmp_
         os.kill(os.getpid(), signal.SIGINT)
         assert await asyncio.wait_for(worker, PATIENCE_S) is None
     assert stopped.seen.is_set()
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def wrong_password(url: str) -> str:
+    return url.replace(":test-secret@", ":not-the-secret@")
+
+
+@pytest.mark.parametrize("login", ["wrong password", "no password"])
+def test_a_refused_login_is_a_settings_error_not_an_outage(valkey, tmp_path, login):
+    """The server refuses PLACE_REDIS_URL's login: the worker says so in one line naming the
+    setting and exits with 2, as for any bad setting (it retried "unreachable" forever)."""
+    url = wrong_password(valkey.url) if login == "wrong password" else \
+        valkey.url.replace(":test-secret@", "")
+    done = subprocess.run([sys.executable, "-m", "placebot.gpu_worker"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=PATIENCE_S,
+                          env={"PATH": os.environ["PATH"], "PYTHONPATH": str(ROOT),
+                               "PLACE_REDIS_URL": url, "PLACE_DEVICE": "cpu",
+                               "PLACE_DATA_DIR": str(tmp_path / "data")})
+    assert done.returncode == 2, done.stderr
+    [line] = done.stderr.strip().splitlines()
+    assert line.startswith("configuration error: PLACE_REDIS_URL: the Redis server refused")
+    assert "test-secret" not in line and "not-the-secret" not in line
