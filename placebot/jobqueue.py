@@ -105,6 +105,8 @@ def take_batch(waiting: MutableSequence[Job], max_batch: int) -> list[Job]:
 
 
 class JobQueue:
+    keeps_returned_jobs = False  # in memory only: the journal keeps jobs over a restart
+
     def __init__(self, max_size: int, user_max: int):
         self.max_size = max_size
         self.user_max = user_max

@@ -42,6 +42,10 @@ class JobTimeout(PipelineError):
 class JobSource(Protocol):
     """Where the worker takes its jobs: the in-process JobQueue, or a remote queue's client."""
 
+    # Whether a job handed back (state QUEUED, then `restarting`) is kept by the source itself
+    # over the end of this process (the Redis queue); the in-process queue needs the journal.
+    keeps_returned_jobs: bool
+
     @property
     def waiting(self) -> list[Job]:
         """The jobs waiting that this process can see (a remote worker sees none)."""
@@ -270,13 +274,15 @@ class Worker:
         log.critical("%s (jobs %s)", error, [job.id for job in jobs])
         self._render_thread.shutdown(wait=False, cancel_futures=True)
         self._render_thread = concurrent.futures.ThreadPoolExecutor(1, "render")
-        if len(jobs) > 1 and self.journal is not None and self.on_stuck is not None:
-            # Any one of them may have wedged it. They stay in the journal, the try counted,
-            # and run one by one after the restart (Job.alone): only a job that wedges the
-            # engine on its own is reported. (A Redis worker keeps no journal: its wedged
-            # batch is reported as before.)
+        kept = self.journal is not None or self.queue.keeps_returned_jobs
+        if len(jobs) > 1 and kept and self.on_stuck is not None:
+            # Any one of them may have wedged it. They are kept (in the journal, the try
+            # counted; or handed back to the Redis queue, marked to run alone) and run one by
+            # one with the fresh engine (Job.alone): only a job that wedges it on its own is
+            # reported.
             for job in jobs:
                 job.state = JobState.QUEUED
+                job.alone = True
             await asyncio.gather(*(self._safely(self.reporter.restarting(job))
                                    for job in jobs))
         else:

@@ -114,7 +114,7 @@ return redis.call('ZREM', P .. 'reserved', job_id)
 
 # ARGV: prefix, group, consumer, max deliveries, keep ms, dropped message,
 #       then (stream, entry id, job id) triples.
-# → per triple {job id, 'take'|'skip'|'dropped', render, context, user, deliveries}
+# → per triple {job id, 'take'|'skip'|'dropped', render, context, user, deliveries, alone}
 TAKE = _COMMON + """
 local group, consumer = ARGV[2], ARGV[3]
 local max_deliveries, keep = tonumber(ARGV[4]), tonumber(ARGV[5])
@@ -129,7 +129,7 @@ for i = 7, #ARGV, 3 do
     -- ended, cancelled or re-queued under a new entry: this entry is spent
     redis.call('XACK', stream, group, entry)
     redis.call('XDEL', stream, entry)
-    table.insert(out, {job_id, 'skip', '', '', '', 0})
+    table.insert(out, {job_id, 'skip', '', '', '', 0, 0})
   else
     local pending = redis.call('XPENDING', stream, group, entry, entry, 1)
     local deliveries = 1
@@ -142,14 +142,16 @@ for i = 7, #ARGV, 3 do
       redis.call('XDEL', stream, entry)
       forget(job_id, user_id)
       event(job_id, 'failed', 'error', (string.gsub(ARGV[6], '{n}', tostring(deliveries - 1))))
-      table.insert(out, {job_id, 'dropped', '', '', user_id, deliveries})
+      table.insert(out, {job_id, 'dropped', '', '', user_id, deliveries, 0})
     else
       redis.call('HSET', key, 'state', 'running', 'worker', consumer, 'started', now,
         'deliveries', deliveries)
       redis.call('ZREM', P .. 'waiting', job_id)
       redis.call('ZADD', P .. 'running', now, job_id)
+      local alone = 0
+      if redis.call('HGET', key, 'alone') == '1' then alone = 1 end
       table.insert(out, {job_id, 'take', redis.call('HGET', key, 'render'),
-        redis.call('HGET', key, 'context'), user_id, deliveries})
+        redis.call('HGET', key, 'context'), user_id, deliveries, alone})
     end
   end
 end
@@ -177,7 +179,8 @@ return 1
 
 # A worker stopping gracefully gives its running job back: a fresh stream entry (its
 # delivery count starts again: the stop was not the job's fault), same place in the line.
-# ARGV: prefix, group, job id → 1 if re-queued
+# A job of a batch that wedged its engine comes back marked to run alone.
+# ARGV: prefix, group, job id, alone (1/0) → 1 if re-queued
 REQUEUE = _COMMON + """
 local group, job_id = ARGV[2], ARGV[3]
 local key = P .. 'job:' .. job_id
@@ -187,6 +190,7 @@ redis.call('XACK', stream, group, entry)
 redis.call('XDEL', stream, entry)
 local fresh = redis.call('XADD', stream, '*', 'job', job_id)
 redis.call('HSET', key, 'state', 'queued', 'entry', fresh, 'worker', '')
+if ARGV[4] == '1' then redis.call('HSET', key, 'alone', '1') end
 redis.call('ZREM', P .. 'running', job_id)
 redis.call('ZADD', P .. 'waiting', redis.call('HGET', key, 'seq'), job_id)
 event(job_id, 'restarting')

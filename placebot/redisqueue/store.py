@@ -62,6 +62,7 @@ class Taken:
     context: bytes
     user_id: bytes  # as stored: checked, with the rest, by whoever renders it
     deliveries: int
+    alone: bool = False  # to be rendered in a batch of its own (its last batch wedged)
 
 
 DEAD_LETTERS_KEPT = 10_000  # the dead-letter stream is trimmed to about this many entries
@@ -283,10 +284,10 @@ class RedisJobStore:
                            str(self._keep_ms), DROPPED]
         for entry in entries:
             args += [entry.stream, entry.entry_id, entry.job_id]
-        # per entry {job_id, status, render, context, user_id, deliveries}
-        rows = cast("list[tuple[bytes, bytes, bytes, bytes, bytes, int]]",
+        # per entry {job_id, status, render, context, user_id, deliveries, alone}
+        rows = cast("list[tuple[bytes, bytes, bytes, bytes, bytes, int, int]]",
                     await self._run("TAKE", *args))
-        return [Taken(entry, text(row[1]), row[2], row[3], row[4], int(row[5]))
+        return [Taken(entry, text(row[1]), row[2], row[3], row[4], int(row[5]), bool(row[6]))
                 for entry, row in zip(entries, rows, strict=True)]
 
     async def finish(self, job_id: str, outcome: str, fields: dict[str, bytes | str]) -> bool:
@@ -298,8 +299,10 @@ class RedisJobStore:
                                 self._keep_ms, *flat)
         return bool(ended)
 
-    async def requeue(self, job_id: str) -> bool:
-        return bool(await self._run("REQUEUE", keys.WORKER_GROUP, job_id))
+    async def requeue(self, job_id: str, alone: bool = False) -> bool:
+        """A running job back to the queue (its delivery count starts again); `alone`: it
+        is rendered in a batch of its own from now on."""
+        return bool(await self._run("REQUEUE", keys.WORKER_GROUP, job_id, int(alone)))
 
     async def publish(self, job_id: str, kind: str, fields: dict | None = None, *,
                       worker: str = "") -> bool:

@@ -58,6 +58,8 @@ def worker_name() -> str:
 class RedisJobSource:
     """Batches of compatible jobs pulled from the model streams, with model affinity."""
 
+    keeps_returned_jobs = True  # a job handed back waits in Redis for any worker
+
     def __init__(self, store: RedisJobStore, renderer: Renderer, name: str):
         self.store = store
         self.renderer = renderer
@@ -119,7 +121,8 @@ class RedisJobSource:
         task.add_done_callback(self._pending.discard)
 
     async def give_back(self, job: Job) -> None:
-        if await until_reachable(self.outage, self.store.requeue, job.id):
+        """Back to the queue for another worker (to run alone, if it must)."""
+        if await until_reachable(self.outage, self.store.requeue, job.id, job.alone):
             log.info("job %s given back to the queue", job.id)
         self.held.pop(job.id, None)
 
@@ -170,9 +173,10 @@ class RedisJobSource:
             log.warning("job %s read from Redis is invalid: %s", item.entry.job_id, exc)
             await self.store.finish(item.entry.job_id, "failed", {"error": user_message(exc)})
             return None
-        # Delivered before: a worker died holding it (perhaps because of a batch mate).
+        # Delivered before: a worker died holding it (perhaps because of a batch mate); or
+        # given back from a batch that wedged its engine.
         return Job(user_id=user_id, render=render, context=context, id=item.entry.job_id,
-                   alone=item.deliveries > 1)
+                   alone=item.alone or item.deliveries > 1)
 
     async def _eligible_streams(self) -> list[str]:
         """Model affinity: a job goes to a worker that has its model loaded when one exists.

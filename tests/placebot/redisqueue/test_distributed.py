@@ -7,6 +7,7 @@ import asyncio
 import logging
 import random
 import sys
+import threading
 from collections import defaultdict
 
 from pipeline.params import RenderJob, RenderRequest
@@ -209,3 +210,53 @@ async def test_jobs_go_to_the_worker_that_has_their_model_loaded(valkey, monkeyp
     await close(bot)
     assert {j.model for j in has_14.rendered} == {"1.4"} and len(has_14.rendered) == 6
     assert {j.model for j in has_15.rendered} == {"1.5"} and len(has_15.rendered) == 6
+
+
+class WedgingRenderer(TrackingRenderer):
+    """Renders every batch except one holding the poisoned job: that render never returns
+    and never looks at its stop flag (a wedged CUDA call), until the test ends."""
+
+    def __init__(self, poison: RenderJob, released: threading.Event):
+        super().__init__()
+        self.poison = poison
+        self.released = released
+        self.batches: list[list[RenderJob]] = []
+
+    def render(self, jobs, on_pass=None, should_stop=None):
+        self.batches.append(list(jobs))
+        if self.poison in jobs:
+            self.released.wait()
+            raise RuntimeError("the wedged render was let go at the end of the test")
+        return super().render(jobs, on_pass=on_pass, should_stop=should_stop)
+
+
+async def test_a_wedged_batch_runs_again_job_by_job_and_only_the_wedging_job_is_reported(
+        valkey, monkeypatch):
+    """A batch of four wedges its worker's engine: the worker hands the jobs back, marked to
+    run alone, and restarts; after it they run one by one, three finish, and only the job
+    that wedges the engine on its own is reported (the whole batch was)."""
+    from placebot import watchdog
+
+    monkeypatch.setattr(watchdog, "STUCK_GRACE_S", 0.5)
+    released = threading.Event()
+    reporter = RecordingReporter()
+    bot = await bot_process(valkey.url, reporter, user_max=1)
+    renderers: list[WedgingRenderer] = []
+    try:
+        jobs = [await submit(bot, user, seed=user) for user in range(4)]
+        poisoned = jobs[2]
+        while len(reporter.endings) < len(jobs):  # each worker that wedges is restarted
+            renderers.append(WedgingRenderer(poisoned.render, released))
+            async with running_workers(valkey.url, renderers[-1:], job_timeout_s=1.0) \
+                    as [worker]:
+                ended = asyncio.ensure_future(reporter.wait_ended(len(jobs)))
+                await asyncio.wait([worker, ended], return_when=asyncio.FIRST_COMPLETED)
+                ended.cancel()
+    finally:
+        released.set()
+        await close(bot)
+    assert renderers[0].batches == [[job.render for job in jobs]]
+    assert all(len(batch) == 1 for r in renderers[1:] for batch in r.batches)
+    assert reporter.endings[poisoned.id] == ["failed"]
+    assert "stopped responding" in reporter.errors[poisoned.id]
+    assert all(reporter.endings[job.id] == ["finished"] for job in jobs if job is not poisoned)
