@@ -39,9 +39,12 @@ def worker_line(facts: dict, now: float) -> tuple[str, str]:
     """One render worker as /place_status lists it: a title, and its facts."""
     loaded = ", ".join(f"SD {key}" for key in facts.get("loaded", [])) or "no model loaded"
     beat = max(0.0, now - float(facts.get("beat", now)))
+    # its cause is for the owner (in that worker's log), as a failed load's always is
+    failing = ", ".join(f"SD {key}" for key in facts.get("cannot_load", []))
+    unable = f" · cannot load {failing} for now (its log says why)" if failing else ""
     return (f"Worker {facts.get('host', '?')}",
             f"{facts.get('gpu', '?')} · VRAM {facts.get('vram_mode', '?')} · {loaded} · "
-            f"{facts.get('jobs_done', 0)} jobs done · last heartbeat {beat:.0f} s ago")
+            f"{facts.get('jobs_done', 0)} jobs done · last heartbeat {beat:.0f} s ago{unable}")
 
 
 def presence_text(status: QueueStatus) -> str:

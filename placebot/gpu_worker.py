@@ -28,7 +28,7 @@ from placebot.stopping import STOP_GRACE_S, install_stop_handlers
 log = logging.getLogger("placebot.gpu_worker")
 
 
-def _facts(settings: Settings, renderer, reporter, worker, name: str):
+def _facts(settings: Settings, renderer, reporter, worker, source, name: str):
     import socket
 
     def facts() -> dict:
@@ -36,7 +36,8 @@ def _facts(settings: Settings, renderer, reporter, worker, name: str):
         return {"host": socket.gethostname(), "gpu": _gpu_name(settings.device),
                 "device": store["device"], "vram_mode": store["vram_mode"],
                 "loaded": store["loaded"], "jobs_done": reporter.jobs_done,
-                "average_s": worker.timer.average, "worker": name}
+                "average_s": worker.timer.average, "worker": name,
+                "cannot_load": source.cannot_load_now()}
 
     return facts
 
@@ -123,7 +124,7 @@ async def run_worker(settings: Settings, *, renderer=None, timings=None, name=No
     worker = Worker(source, renderer, reporter, max_batch=settings.max_batch,
                     job_timeout_s=settings.job_timeout_s, on_stuck=on_stuck)
     duties = [asyncio.create_task(source.beat_forever(
-                  _facts(settings, renderer, reporter, worker, name)), name="beat"),
+                  _facts(settings, renderer, reporter, worker, source, name)), name="beat"),
               asyncio.create_task(source.watch_cancels_forever(), name="cancels")]
     log.info("render worker %s taking jobs from Redis (batches of up to %d)", name,
              settings.max_batch)

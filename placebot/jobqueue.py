@@ -211,6 +211,10 @@ class JobQueue:
         self._running = batch
         return batch
 
+    async def cannot_load(self, jobs: Sequence[Job], error: Exception) -> bool:
+        """No other worker here: a job whose model cannot be loaded fails."""
+        return False
+
     def finish(self, jobs: Sequence[Job]) -> None:
         """The worker is done with these jobs (whatever their outcome)."""
         self._running = [job for job in self._running if job not in jobs]

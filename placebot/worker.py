@@ -58,6 +58,10 @@ class JobSource(Protocol):
 
     def finish(self, jobs: Sequence[Job]) -> None: ...
 
+    async def cannot_load(self, jobs: Sequence[Job], error: Exception) -> bool:
+        """This worker failed to load the jobs' model: True when the source keeps them for
+        another worker that may load it (finish() then hands them back); False: they fail."""
+
 
 class JobTimer:
     """Moving average of seconds per job, for ETAs."""
@@ -221,6 +225,8 @@ class Worker:
             await self._engine_stuck(jobs, exc)
             return
         except Exception as exc:
+            if isinstance(exc, ModelLoadError) and await self._another_may_load(jobs, exc):
+                return
             if len(jobs) > 1 and not isinstance(exc, ModelLoadError):
                 # One malformed job must not fail its batch mates: each runs alone now.
                 log.warning("batch %s failed (%s); retrying its jobs one by one",
@@ -243,6 +249,19 @@ class Worker:
                 await self._end_cancelled(job)
             else:
                 await self._deliver(job, result)
+
+    async def _another_may_load(self, jobs: list[Job], error: ModelLoadError) -> bool:
+        """A job fails for its model only when no worker can load it: where another worker
+        may, the jobs wait for it (state QUEUED: finish() hands them back)."""
+        try:
+            kept = await self.queue.cannot_load(jobs, error)
+        except Exception:
+            log.exception("could not hand jobs %s on to another worker", [j.id for j in jobs])
+            return False
+        if kept:
+            for job in jobs:
+                job.state = JobState.QUEUED
+        return kept
 
     async def _run_alone(self, job: Job) -> None:
         if job.cancel_reason is not None:

@@ -47,6 +47,9 @@ if TYPE_CHECKING:  # the engine imports torch; only its type is needed here
 log = logging.getLogger(__name__)
 
 CANCEL_POLL_S = 0.25  # a Cancel reaches a running render within this, plus one step
+# A worker that failed to load a model takes none of its jobs for this long (other workers
+# take them), then tries again: a full disk or a download that failed may have passed.
+LOAD_RETRY_S = 120.0
 RETRY_S = 1.0  # between attempts while Redis is unreachable
 
 
@@ -68,7 +71,11 @@ class RedisJobSource:
         self.held: dict[str, tuple[Job, Entry]] = {}  # taken, not ended: kept alive, watched
         self._buffer: list[Job] = []
         self._closed = False
+        self._others: list[dict] = []  # the other live workers' facts, as they last beat
         self._others_loaded: set[str] = set()  # models another live worker has loaded
+        # models this worker failed to load: not taken again until then (monotonic time)
+        self.unloadable: dict[str, float] = {}
+        self._facts = None  # what beat_forever publishes (set there)
         self._claim_due = True
         self._pending: set[asyncio.Task] = set()
 
@@ -88,11 +95,22 @@ class RedisJobSource:
         return list(self.renderer.store.describe()["loaded"])
 
     async def next_batch(self, max_batch: int) -> list[Job]:
-        while not self._buffer:
+        while True:
+            self._hand_on_unloadable()
+            if self._buffer:
+                return take_batch(self._buffer, max_batch)
             if self._closed:
                 return []
             self._buffer += await self._pull(max_batch)
-        return take_batch(self._buffer, max_batch)
+
+    def _hand_on_unloadable(self) -> None:
+        """Jobs read before their model failed to load here go back for another worker."""
+        skipped = set(self.cannot_load_now())
+        if not skipped:
+            return
+        for job in [job for job in self._buffer if job.render.model in skipped]:
+            self._buffer.remove(job)
+            self.spawn(self.give_back(job))
 
     def finish(self, jobs: Sequence[Job]) -> None:
         """The Worker is done with these jobs. One left QUEUED (the worker is stopping) goes
@@ -132,7 +150,8 @@ class RedisJobSource:
             entries: list[Entry] = []
             if self._claim_due:
                 self._claim_due = False
-                entries = await self.store.claim_stale(self.name, count)
+                entries = await self.store.claim_stale(self.name, count,
+                                                       self._takeable(keys.STREAMS))
                 if entries:
                     log.warning("took over %d job(s) from a silent worker", len(entries))
             if not entries:
@@ -185,11 +204,13 @@ class RedisJobSource:
         are busy: loading it here beats waiting longer). A worker with no model takes any."""
         loaded = self._loaded()
         if not loaded:
-            return list(keys.STREAMS)
+            return self._takeable(keys.STREAMS)
         streams = []
         now = None
         for model in MODEL_KEYS:
             stream = keys.stream(model)
+            if model in self.cannot_load_now():
+                continue
             if model in loaded or model not in self._others_loaded:
                 streams.append(stream)
                 continue
@@ -200,16 +221,54 @@ class RedisJobSource:
                     streams.append(stream)
         return streams
 
+    def _takeable(self, streams) -> list[str]:
+        """The streams of the models this worker may try now."""
+        skipped = self.cannot_load_now()
+        return [s for s in streams if keys.model_of_stream(s) not in skipped]
+
+    def cannot_load_now(self) -> list[str]:
+        """The models this worker failed to load lately: it takes none of their jobs."""
+        now = time.monotonic()
+        self.unloadable = {m: until for m, until in self.unloadable.items() if until > now}
+        return sorted(self.unloadable)
+
+    async def cannot_load(self, jobs: Sequence[Job], error: Exception) -> bool:
+        """This worker could not load the jobs' model. True when another live worker may
+        load it: the jobs then go back to the queue for it (Worker.finish hands them back),
+        and this worker takes none of the model's jobs for LOAD_RETRY_S (its facts say so
+        at once, for the others and /place_status). False when no other worker can: the
+        jobs fail, and the model's next job tries to load it again."""
+        model = jobs[0].render.model
+        try:
+            self._others = [w for w in await self.store.workers()
+                            if w.get("name") != self.name]
+        except UNREACHABLE as exc:
+            self.outage.lost(exc)
+        if not [w for w in self._others if model not in w.get("cannot_load", [])]:
+            return False  # the jobs fail; the next one of this model tries to load it again
+        self.unloadable[model] = time.monotonic() + LOAD_RETRY_S
+        log.error("worker %s cannot load model %s: %s; its %d job(s) go back to the queue "
+                  "for another worker, and this one takes no %s job for %g s", self.name,
+                  model, error, len(jobs), model, LOAD_RETRY_S, exc_info=error)
+        try:  # the others hear of it now, not at the next beat
+            if self._facts is not None:
+                await self.store.beat(self.name, self._facts())
+        except UNREACHABLE as exc:
+            self.outage.lost(exc)
+        return True
+
     # ----- background duties
     async def beat_forever(self, facts) -> None:
         """Heartbeat with this worker's facts; keep its held entries from looking abandoned;
         learn which models the other workers hold; schedule a look for abandoned jobs."""
+        self._facts = facts
         while True:
             try:
                 await self.store.beat(self.name, facts())
                 await self.store.keep_alive(self.name, [entry for _j, entry in
                                                         self.held.values()])
                 others = [w for w in await self.store.workers() if w.get("name") != self.name]
+                self._others = others
                 self._others_loaded = {m for w in others for m in w.get("loaded", [])}
                 self._claim_due = True
                 self.outage.back()

@@ -38,3 +38,16 @@ async def test_waiting_compatible_jobs_are_rendered_in_one_batch(fake, start_bot
         results = [await wait_result(fake, i) for i in (first, *waiting)]
     assert gated.calls == 2
     assert [embed_fields(r)["Seed"] for r in results[1:]] == ["2", "3", "4"]
+
+
+def test_a_worker_that_cannot_load_a_model_says_so_without_the_cause():
+    """/place_status's line for a render worker that failed to load SD 1.5 says it takes no
+    1.5 job for now; the cause (a path, a library's words) stays in that worker's log."""
+    from cogs.status import worker_line
+
+    facts = {"host": "gpu-box", "gpu": "cuda:1", "vram_mode": "full", "loaded": ["1.4"],
+             "jobs_done": 3, "beat": 100.0, "cannot_load": ["1.5"]}
+    title, line = worker_line(facts, now=101.0)
+    assert title == "Worker gpu-box"
+    assert line.endswith("cannot load SD 1.5 for now (its log says why)")
+    assert "cannot load" not in worker_line({**facts, "cannot_load": []}, now=101.0)[1]

@@ -10,6 +10,7 @@ import sys
 import threading
 from collections import defaultdict
 
+from pipeline.errors import ModelLoadError
 from pipeline.params import RenderJob, RenderRequest
 from placebot.jobqueue import Job
 from placebot.redisqueue import keys
@@ -19,6 +20,7 @@ from placebot.redisqueue.store import RedisJobStore
 from tests.support.patience import PATIENCE_S
 from tests.support.redis_harness import (
     TEST_TIMINGS,
+    ModelStoreFacts,
     RecordingReporter,
     TrackingRenderer,
     running_workers,
@@ -260,3 +262,74 @@ async def test_a_wedged_batch_runs_again_job_by_job_and_only_the_wedging_job_is_
     assert reporter.endings[poisoned.id] == ["failed"]
     assert "stopped responding" in reporter.errors[poisoned.id]
     assert all(reporter.endings[job.id] == ["finished"] for job in jobs if job is not poisoned)
+
+
+class BrokenModels(ModelStoreFacts):
+    """A worker's models, of which `broken` fail to load (a corrupt download, a full disk)."""
+
+    def __init__(self, loaded: list[str], broken: tuple[str, ...]):
+        super().__init__(loaded)
+        self.broken = broken
+        self.tries = 0
+
+    def get(self, key: str) -> str:
+        if key in self.broken:
+            self.tries += 1
+            raise ModelLoadError(key, f"/models/{key}", "the weights are corrupt")
+        return super().get(key)
+
+
+def broken_renderer(*broken: str, loaded: tuple[str, ...] = ()) -> TrackingRenderer:
+    renderer = TrackingRenderer(loaded)
+    renderer.store = BrokenModels(list(loaded), broken)
+    return renderer
+
+
+async def test_a_worker_that_cannot_load_a_model_leaves_its_jobs_to_one_that_can(valkey):
+    """One worker cannot load SD 1.5, the other can: every 1.5 job is rendered by the other
+    and none fails (3-4 of 6 failed); the failing worker says so in its facts, which
+    /place_status shows."""
+    reporter = RecordingReporter()
+    bot = await bot_process(valkey.url, reporter, user_max=1)
+    broken, able = broken_renderer("1.5"), TrackingRenderer(("1.4",))
+    try:
+        async with running_workers(valkey.url, [broken, able]):
+            await until_both_beat(bot.store)
+            jobs = [await submit(bot, user, user, model="1.5") for user in range(6)]
+            await reporter.wait_ended(6)
+            facts = {w["name"]: w for w in await bot.store.workers()}
+    finally:
+        await close(bot)
+    assert all(reporter.endings[job.id] == ["finished"] for job in jobs)
+    assert len(able.rendered) == 6 and broken.rendered == [] and broken.store.tries >= 1
+    assert facts["test-worker-0"]["cannot_load"] == ["1.5"]
+    assert facts["test-worker-1"]["cannot_load"] == []
+
+
+async def test_a_job_fails_for_its_model_only_when_no_worker_can_load_it(valkey):
+    """Neither worker can load SD 1.5: its job fails, once, with the reason users read for
+    a model that cannot be loaded."""
+    reporter = RecordingReporter()
+    bot = await bot_process(valkey.url, reporter, user_max=1)
+    try:
+        async with running_workers(valkey.url, [broken_renderer("1.5"),
+                                                broken_renderer("1.5")]):
+            await until_both_beat(bot.store)
+            job = await submit(bot, 1, 1, model="1.5")
+            await reporter.wait_ended(1)
+    finally:
+        await close(bot)
+    assert reporter.endings[job.id] == ["failed"]
+    assert "could not be loaded" in reporter.errors[job.id]
+
+
+async def until_both_beat(store) -> None:
+    """Until two workers are on the list (each knows of the other at its next beat)."""
+
+    async def listed() -> None:
+        while True:
+            if len(await store.workers()) >= 2:
+                return
+            await asyncio.sleep(0.05)
+
+    await asyncio.wait_for(listed(), PATIENCE_S)
