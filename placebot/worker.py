@@ -113,6 +113,7 @@ class Worker:
         # stop need not wait for a render that cannot be interrupted (a model download).
         self._render_thread = concurrent.futures.ThreadPoolExecutor(1, "render")
         self._progress: dict[str, list[concurrent.futures.Future]] = defaultdict(list)
+        self._endings: set[asyncio.Task] = set()  # endings being told (_in_background)
         self.idle = asyncio.Event()
         self.idle.set()
 
@@ -140,9 +141,13 @@ class Worker:
 
     async def stop(self, grace_s: float, interrupt_s: float = 2.0) -> None:
         """Stop taking batches; let the running one finish (its result delivered and
-        journalled) for grace_s, then interrupt it between two steps (it stays journalled)."""
+        journalled) for grace_s, then interrupt it between two steps (it stays journalled).
+        Endings still being told get what is left of grace_s; then they are cut (a result
+        stays kept by the reporter, for the next start to deliver)."""
         self._stopping = True
         self.queue.close()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace_s
         try:
             await asyncio.wait_for(self.idle.wait(), grace_s)
         except (TimeoutError, asyncio.TimeoutError):  # distinct classes before Python 3.11
@@ -153,6 +158,10 @@ class Worker:
             except (TimeoutError, asyncio.TimeoutError):
                 log.error("the running job did not stop within %g s; leaving it", interrupt_s)
                 await self._leave_running(notify_s=interrupt_s)
+        await self.settled(max(0.0, deadline - loop.time()))
+        for telling in list(self._endings):
+            telling.cancel()
+        await asyncio.gather(*self._endings, return_exceptions=True)
         if self._task:
             self._task.cancel()
         self._render_thread.shutdown(wait=False, cancel_futures=True)
@@ -372,32 +381,58 @@ class Worker:
             else:
                 await self._end_cancelled(job)
 
+    # ----- endings: recorded at once, told in the background
+    # A job's ending is recorded before the worker goes on, but told (a Discord upload, or
+    # a failure notice, retried through an outage until Discord takes it) in the background:
+    # the next batch renders meanwhile, so a Discord outage holds up no job behind it. A
+    # result is recorded done only once the reporter has it delivered (the reporter keeps it
+    # until then: the outbox); a stop cuts what is still being told (stop()).
     async def _deliver(self, job: Job, result: RenderResult) -> None:
         job.state = JobState.DONE
         self.queue.finish([job])  # no longer counts for its user: they may ask again at once
+        self._in_background(self._hand_over(job, result))
+
+    async def _hand_over(self, job: Job, result: RenderResult) -> None:
         await self._progress_done(job)
         try:
             await self.reporter.finished(job, result)
         except Exception as exc:
             log.exception("could not deliver the result of job %s", job.id)
-            await self._end_failed(job, exc)
+            job.state = JobState.FAILED
+            reason = str(exc)
+            await self._record(f"job {job.id}",
+                               lambda journal: journal.mark_failed(job.id, reason))
+            await self._safely(self.reporter.failed(job, exc))
             return
         await self._record(f"job {job.id}", lambda journal: journal.mark_done(job.id))
 
     async def _end_failed(self, job: Job, error: Exception) -> None:
         job.state = JobState.FAILED
         self.queue.finish([job])
-        await self._progress_done(job)
         await self._record(f"job {job.id}",
                            lambda journal: journal.mark_failed(job.id, str(error)))
-        await self._safely(self.reporter.failed(job, error))
+        self._in_background(self._tell(job, lambda: self.reporter.failed(job, error)))
 
     async def _end_cancelled(self, job: Job) -> None:
         job.state = JobState.CANCELLED
         self.queue.finish([job])
-        await self._progress_done(job)
         await self._record(f"job {job.id}", lambda journal: journal.mark_cancelled(job.id))
-        await self._safely(self.reporter.cancelled(job))
+        self._in_background(self._tell(job, lambda: self.reporter.cancelled(job)))
+
+    async def _tell(self, job: Job,
+                    ending: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        await self._progress_done(job)  # its progress lands before its ending, never after
+        await self._safely(ending())
+
+    def _in_background(self, telling: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(telling)
+        self._endings.add(task)
+        task.add_done_callback(self._endings.discard)
+
+    async def settled(self, timeout_s: float | None = None) -> None:
+        """Until every ending under way has been told (or timeout_s has passed)."""
+        if self._endings:
+            await asyncio.wait(list(self._endings), timeout=timeout_s)
 
     async def _record(self, what: str, write: Callable[[Journal], None]) -> None:
         """Record what became of jobs. A failing write is logged; the worker goes on (a job may

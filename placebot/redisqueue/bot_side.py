@@ -125,11 +125,17 @@ class RedisBotQueue:
             await asyncio.wait_for(asyncio.shield(reader), BLOCK_MS / 1000 + SOCKET_TIMEOUT_S)
         except (TimeoutError, asyncio.TimeoutError):
             reader.cancel()
-        pending = [f for f in self._chains.values() if not f.done()]
-        if pending:
-            await asyncio.wait(pending, timeout=10)
-        await self._flush_acks()
-        self._tasks[1].cancel()
+        try:
+            pending = [f for f in self._chains.values() if not f.done()]
+            if pending:
+                await asyncio.wait(pending, timeout=10)
+            await self._flush_acks()
+        finally:
+            # What is still being told (a result in a Discord outage) stays unacknowledged in
+            # Redis, kept for the next bot process, which takes it over and delivers it.
+            for chain in list(self._chains.values()):
+                chain.cancel()
+            self._tasks[1].cancel()
 
     async def _read_forever(self) -> None:
         while not self._stopping:
@@ -183,18 +189,31 @@ class RedisBotQueue:
                 await self._handle_in_order(event)
 
     async def _handle_in_order(self, event: Event) -> None:
+        """Handle the event after the job's earlier ones. At most CONCURRENT_EVENTS are
+        handled at once (the read waits for a slot), but a job's ending gives its slot back
+        before it is told: a result retried through a Discord outage (kept in Redis, pending,
+        until Discord has it) holds up no other job's events."""
         job_id = event.job_id
         await self._slots.acquire()
         self._in_hand.add(event.entry_id)
         before = self._chains.get(job_id)
+        holding = True
+
+        def give_slot_back() -> None:
+            nonlocal holding
+            if holding:
+                holding = False
+                self._slots.release()
 
         async def run() -> None:
             try:
                 if before is not None:
                     await asyncio.wait([before])
+                if event.ending:
+                    give_slot_back()
                 await self._handle(event)
             finally:
-                self._slots.release()
+                give_slot_back()
                 self._in_hand.discard(event.entry_id)
                 if self._chains.get(job_id) is task:
                     del self._chains[job_id]

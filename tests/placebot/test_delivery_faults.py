@@ -186,3 +186,31 @@ async def test_full_output_dir_costs_the_user_nothing(fake, start_bot, tmp_path,
         await fake.wait_for(lambda: status.callbacks)
     assert result.embeds and "failed" not in result.content
     assert "No space left on device" in str(status.callbacks[0]["data"])
+
+
+def _result_of(interaction):
+    """A request carrying the interaction's result (its embed)."""
+    return lambda rec: interaction.token in rec.path and isinstance(rec.json, dict) \
+        and bool(rec.json.get("embeds"))
+
+
+async def test_a_result_retried_through_an_outage_holds_up_no_job_behind_it(
+        fake, start_bot, gated):
+    """Discord refuses the first job's result (503, again and again) while a second job waits
+    behind it: the second is rendered and delivered during the outage (it waited until
+    Discord took the first), and the first is delivered once Discord is back."""
+    async with start_bot() as bot:
+        gated.close()
+        first = fake.slash("place", user_id=1)
+        assert await asyncio.to_thread(gated.entered.wait, PATIENCE_S)
+        outage = fake.outage("PATCH", r"/messages/@original$", when=_result_of(first))
+        second = fake.slash("place", user_id=2)
+        await fake.wait_for(lambda: "Queued" in (second.original.content or "")
+                            if second.original else False)
+        gated.open()
+        await wait_result(fake, second)
+        assert outage.hits >= 1 and not first.original.embeds  # still retried
+        outage.lift()
+        await wait_result(fake, first)
+        await bot.jobs.worker.settled(PATIENCE_S)
+    assert len([r for r in fake.requests if _result_of(first)(r) and r.status == 200]) == 1

@@ -346,3 +346,49 @@ def _strip_start(message) -> bytes:
     data = next(d for n, d in message.attachments if n.endswith("_strip.png"))
     image = Image.open(io.BytesIO(data)).convert("RGB")
     return image.crop((0, 0, image.height, image.height)).tobytes()
+
+
+def taken_results(fake, interaction) -> list:
+    """The result edits of the interaction's response that Discord took."""
+    return [r for r in result_edits(fake, interaction) if r.status == 200]
+
+
+def carries_result_of(interaction):
+    return lambda rec: interaction.token in rec.path and isinstance(rec.json, dict) \
+        and bool(rec.json.get("embeds"))
+
+
+async def test_a_result_retried_through_an_outage_holds_up_no_other_jobs_events(
+        fake, valkey, redis_bot, monkeypatch):
+    """Discord refuses one job's result again and again; another job's result is delivered
+    meanwhile. (The bot handles a bounded number of events at once, here one: a result being
+    retried held that slot, and every other job's events waited behind it.)"""
+    from placebot.redisqueue import bot_side
+
+    monkeypatch.setattr(bot_side, "CONCURRENT_EVENTS", 1)
+    async with running_workers(valkey.url, [TrackingRenderer()]), redis_bot("a"):
+        first = fake.slash("place", user_id=1)
+        outage = fake.outage("PATCH", r"/messages/@original$", when=carries_result_of(first))
+        await fake.wait_for(lambda: outage.hits >= 1)
+        second = fake.slash("place", user_id=2)
+        await wait_result(fake, second)
+        assert not first.original.embeds
+        outage.lift()
+        await wait_result(fake, first)
+    assert len(taken_results(fake, first)) == 1
+
+
+async def test_a_result_kept_through_an_outage_is_delivered_once_by_the_next_bot(
+        fake, valkey, redis_bot):
+    """A result is being retried through a Discord outage when its bot stops: it stays kept
+    in Redis, and once Discord is back the bot started next delivers it, once."""
+    async with running_workers(valkey.url, [TrackingRenderer()]):
+        async with redis_bot("stopping"):
+            interaction = fake.slash("place")
+            outage = fake.outage("PATCH", r"/messages/@original$",
+                                 when=carries_result_of(interaction))
+            await fake.wait_for(lambda: outage.hits >= 1)
+        outage.lift()
+        async with redis_bot("next"):
+            result = await wait_result(fake, interaction)
+    assert len(taken_results(fake, interaction)) == 1 and result.embeds
