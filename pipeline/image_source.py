@@ -1,10 +1,17 @@
 """A user's picture as the source of a dream: decoded safely, pixelated, squared, upscaled.
 
 The picture is untrusted. Its size is read from the header and refused above MAX_PIXELS before
-any pixel is decoded (a decompression bomb costs nothing); only PNG, JPEG, WebP and GIF are
-opened; an animation gives its first frame. Every colour mode comes out as RGB: CMYK and
-palettes are converted, 16-bit greys scaled to 8 bits (not clipped to white), and transparent
-areas composited on white (BACKGROUND), as a chat client shows them on its light theme.
+any pixel is decoded (a decompression bomb costs nothing), and so is a picture whose decoded
+form would take more than MAX_DECODED_BYTES of memory, counted as the decoder stores it (its
+colour mode's bytes per pixel, and a pointer per row: a 1x25,000,000 strip of 48 KB would take
+300 MB). A picture is decoded no larger than its dream needs where the format allows (a JPEG
+at 1/2, 1/4 or 1/8 of its size) and reduced to that at once otherwise, before any colour
+conversion copies it. Only PNG, JPEG, WebP and GIF are opened; an animation gives its first
+frame; a damaged file of any kind is an ImageSourceError, never another exception. Every
+colour mode comes out as RGB: CMYK and palettes are converted, 16-bit greys scaled to 8 bits
+(not clipped to white), and transparent areas (an alpha channel, or a PNG's transparent
+colour) composited on white (BACKGROUND), as a chat client shows them on its light theme. A
+photo's EXIF orientation is applied, so that it dreams the right way up.
 
 Then it is made to look like a canvas crop: the picture is reduced so its short side is `pixel`
 tiles (the default 32 is the r/Place look; 512 keeps the picture as it is), and one square of
@@ -18,7 +25,9 @@ from __future__ import annotations
 import base64
 import io
 import random
+import struct
 import warnings
+import zlib
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -28,19 +37,52 @@ from pipeline.errors import PipelineError
 
 FORMATS = ("PNG", "JPEG", "WEBP", "GIF")
 MAX_PIXELS = 25_000_000  # width x height, checked before decoding
+# The memory the decoded picture may take, as Pillow stores it: a 25-megapixel RGB or RGBA
+# picture (4 bytes a pixel) fits; a strip whose row pointers alone would outweigh it does not.
+MAX_DECODED_BYTES = 128 * 1024 * 1024
+ROW_OVERHEAD = 8  # bytes Pillow keeps for each row (its pointer)
 BACKGROUND = (255, 255, 255)  # transparent areas are composited on white
 DEFAULT_PIXEL = 32  # tiles on the short side: a canvas crop's 32
 MIN_PIXEL = 8
 MAX_PIXEL = OUTPUT_SIZE  # 512: the picture as it is
 MAX_SQUARES = 4  # the source keeps at most this many squares' length of the long side
+# A picture is reduced early to no less than this many times the tiles it becomes (the
+# pixelation averages blocks of what is left: the same look, from far less memory).
+REDUCE_MARGIN = 2
+DAMAGED = "the image file is truncated or damaged"
+# Why Pillow (or a plug-in of it) fails on a bad file: it has no single error type.
+DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, KeyError, TypeError,
+                 struct.error, zlib.error, Image.DecompressionBombWarning,
+                 Image.DecompressionBombError)
+_ORIENTATION = 0x0112  # the EXIF tag
+_TRANSPOSES = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
+               4: Image.Transpose.FLIP_TOP_BOTTOM, 5: Image.Transpose.TRANSPOSE,
+               6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
+               8: Image.Transpose.ROTATE_90}
 
 
 class ImageSourceError(PipelineError):
     """The picture cannot be used; the message says why, for the person who sent it."""
 
 
-def decode(data: bytes) -> Image.Image:
-    """The picture's first frame as RGB; ImageSourceError naming what is wrong otherwise."""
+def bytes_per_pixel(mode: str) -> int:
+    """How many bytes Pillow stores a pixel of this mode in."""
+    if mode in ("1", "L", "P"):
+        return 1
+    if mode.startswith("I;16"):
+        return 2
+    return 4  # RGB is stored as RGBX; LA, PA, RGBA, CMYK, I, F are 4 bytes too
+
+
+def decoded_bytes(mode: str, width: int, height: int) -> int:
+    """The memory Pillow takes for a decoded picture of this mode and size."""
+    return height * (width * bytes_per_pixel(mode) + ROW_OVERHEAD)
+
+
+def decode(data: bytes, min_short: int | None = None) -> Image.Image:
+    """The picture's first frame as RGB, the right way up; ImageSourceError naming what is
+    wrong otherwise. `min_short`: the dream needs no more than this many pixels on the short
+    side (a larger picture may come back reduced, never below it)."""
     try:
         image = Image.open(io.BytesIO(data), formats=FORMATS)
     except UnidentifiedImageError:
@@ -49,31 +91,89 @@ def decode(data: bytes) -> Image.Image:
     except Image.DecompressionBombError:  # Pillow's own limit, far above ours
         raise ImageSourceError(f"the image has more than {MAX_PIXELS / 1e6:.0f} megapixels, "
                                "which is the most allowed") from None
-    width, height = image.size
-    if width * height > MAX_PIXELS:
-        raise ImageSourceError(f"the image is {width}x{height} ({width * height / 1e6:.0f} "
-                               f"megapixels); at most {MAX_PIXELS / 1e6:.0f} are allowed")
-    if min(width, height) < 1:
-        raise ImageSourceError(f"the image is {width}x{height}: it has no pixels")
+    except DECODE_ERRORS:  # a truncated WebP, a PNG text chunk past Pillow's limit ...
+        raise ImageSourceError(DAMAGED) from None
     try:
+        width, height = image.size
+        if width * height > MAX_PIXELS:
+            raise ImageSourceError(f"the image is {width}x{height} ({width * height / 1e6:.0f} "
+                                   f"megapixels); at most {MAX_PIXELS / 1e6:.0f} are allowed")
+        if min(width, height) < 1:
+            raise ImageSourceError(f"the image is {width}x{height}: it has no pixels")
         image.seek(0)  # the first frame of an animation
+        if min_short is not None and image.format == "JPEG":  # decoded at 1/2, 1/4, 1/8
+            scale = min(width, height) / (REDUCE_MARGIN * min_short)
+            if scale >= 2:
+                image.draft("RGB", (int(width / scale), int(height / scale)))
+        if decoded_bytes(image.mode, *image.size) > MAX_DECODED_BYTES:
+            raise ImageSourceError(f"the image is {width}x{height} pixels of mode {image.mode}, "
+                                   "too large to decode within this bot's memory bounds "
+                                   f"({MAX_DECODED_BYTES // 2**20} MB); try a smaller picture")
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image.load()
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombWarning,
-            Image.DecompressionBombError):
-        raise ImageSourceError("the image file is truncated or damaged") from None
-    return to_rgb(image)
+            orientation = _orientation(image)  # after the load: a PNG's may follow its pixels
+            image = to_rgb(_reduced(image, min_short))
+    except ImageSourceError:
+        raise
+    except DECODE_ERRORS:
+        raise ImageSourceError(DAMAGED) from None
+    transpose = _TRANSPOSES.get(orientation)
+    return image if transpose is None else image.transpose(transpose)
+
+
+def _orientation(image: Image.Image) -> int:
+    """The EXIF orientation (1: as stored); an unreadable EXIF block counts as none."""
+    try:
+        return int(image.getexif().get(_ORIENTATION, 1))
+    except DECODE_ERRORS:
+        return 1
+
+
+def _has_alpha(image: Image.Image) -> bool:
+    return image.mode in ("PA", "LA", "La", "RGBA", "RGBa") or (
+        image.mode in ("P", "L", "RGB") and "transparency" in image.info)
+
+
+def _reduced(image: Image.Image, min_short: int | None) -> Image.Image:
+    """The picture reduced by a whole factor to no less than REDUCE_MARGIN x min_short on its
+    short side, before any colour conversion copies it at full size. Transparent pictures are
+    averaged premultiplied (RGBa), so that a transparent pixel's hidden colour does not bleed
+    into its neighbours."""
+    if min_short is None:
+        return image
+    factor = min(image.size) // (REDUCE_MARGIN * min_short)
+    if factor < 2:
+        return image
+    if image.mode.startswith("I;16") or image.mode == "I":
+        image = _grey_8_bit(image)
+    if _has_alpha(image):
+        if image.mode not in ("RGBA", "RGBa"):
+            image = image.convert("RGBA")
+        image = image.convert("RGBa")
+    elif image.mode in ("1", "P"):  # reduce() takes neither
+        image = image.convert("RGB" if image.mode == "P" else "L")
+    return image.reduce(factor)
+
+
+def _grey_8_bit(image: Image.Image) -> Image.Image:
+    """16- or 32-bit grey as 8-bit grey, scaled (65535 is white), not clipped; through a
+    table, so that no full-size temporary array is made."""
+    pixels = np.asarray(image)
+    sixteen = image.mode.startswith("I;16") or int(pixels.max()) > 255
+    peak = 65535 if sixteen else 255
+    table = np.minimum(np.arange(65536, dtype=np.uint32) * 255 // peak, 255).astype(np.uint8)
+    if pixels.dtype.kind != "u" or pixels.dtype.itemsize > 2:
+        pixels = np.clip(pixels, 0, 65535).astype(np.uint16)
+    return Image.fromarray(table[pixels], "L")
 
 
 def to_rgb(image: Image.Image) -> Image.Image:
-    """RGB whatever the mode: 16-bit scaled, palettes and CMYK converted, alpha composited."""
-    if image.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
-        pixels = np.asarray(image, dtype=np.uint32)
-        peak = 65535 if image.mode.startswith("I;16") or pixels.max() > 255 else 255
-        image = Image.fromarray((pixels * 255 // peak).astype(np.uint8), "L")
-    has_alpha = image.mode in ("PA", "LA", "La", "RGBa")
-    if has_alpha or (image.mode == "P" and "transparency" in image.info):
+    """RGB whatever the mode: 16-bit scaled, palettes and CMYK converted, transparency (an
+    alpha channel, or a PNG's transparent colour) composited on white."""
+    if image.mode.startswith("I;16") or image.mode == "I":
+        image = _grey_8_bit(image)
+    if _has_alpha(image):
         image = image.convert("RGBA")
     if image.mode == "RGBA":
         background = Image.new("RGBA", image.size, (*BACKGROUND, 255))

@@ -5,28 +5,44 @@ attachment or embedded image of the message "Dream on this" was used on. Its URL
 Discord's payload, never from text a user typed, and it must be on Discord's own media servers
 (is_discord_media): the bot never sends a request to a host a user chose. Its declared size
 is checked against PLACE_IMAGE_MAX_MB before any byte is downloaded, and the download stops as
-soon as it passes that size anyway (a declared size is a claim). Decoding runs in a thread
-with a timeout, so a slow or hostile file never holds the event loop.
+soon as it passes that size anyway (a declared size is a claim). No redirect is followed off
+Discord's media servers: each hop is checked as the first URL is. Decoding runs on
+MAX_DECODES threads of its own, so that pictures sent at once are decoded a few at a time
+(each bounded in memory by pipeline.image_source), with a timeout: a slow or hostile file
+never holds the event loop, and a decode given up on keeps its thread until it ends, so that
+abandoned decodes cannot pile up. Whatever a file holds, its user gets the picture or one
+line saying why.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import logging
 from dataclasses import dataclass
 from typing import Protocol
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import aiohttp
 import discord
 from PIL import Image
 
-from pipeline.image_source import decode, pixelate
+from pipeline.image_source import ImageSourceError, decode, pixelate
 from placebot.messages import UserFacingError
+
+log = logging.getLogger(__name__)
 
 MB = 1024 * 1024
 CHUNK = 64 * 1024
 DOWNLOAD_TIMEOUT_S = 30.0
-DECODE_TIMEOUT_S = 20.0
+MAX_REDIRECTS = 3  # hops followed, each one on Discord's media servers
+DECODE_TIMEOUT_S = 20.0  # for the decode itself, once it has a thread
+DECODE_LINE_S = 30.0  # the longest a picture waits for a thread, behind others
+# Pictures decoded at once: each takes up to ~2x pipeline.image_source.MAX_DECODED_BYTES at
+# its peak, so a burst of worst-case pictures stays well under a gigabyte.
+MAX_DECODES = 2
+_DECODERS = concurrent.futures.ThreadPoolExecutor(MAX_DECODES, thread_name_prefix="decode")
+REDIRECTS = (301, 302, 303, 307, 308)
 
 
 class AttachedFile(Protocol):
@@ -103,37 +119,95 @@ async def download(attachment: AttachedFile, max_mb: float, *,
     if not is_discord_media(attachment.url):
         raise AttachmentRefused(f"{attachment.filename} is not on Discord's media servers, the "
                                 "only place this bot fetches pictures from")
-    limit = int(max_mb * MB)
-    received = bytearray()
     timeout = aiohttp.ClientTimeout(total=timeout_s)
     try:
-        async with aiohttp.ClientSession(timeout=timeout) as session, \
-                session.get(attachment.url) as response:
-            if response.status != 200:
-                raise AttachmentRefused(f"{attachment.filename} could not be fetched from "
-                                        f"Discord (HTTP {response.status}); try again")
-            async for chunk in response.content.iter_chunked(CHUNK):
-                received += chunk
-                if len(received) > limit:
-                    raise AttachmentRefused(f"{attachment.filename} is larger than "
-                                            f"{max_mb:g} MB, the most this bot takes")
+        async with aiohttp.ClientSession(timeout=timeout) as session:
+            return await _fetch(session, attachment, max_mb)
     except (aiohttp.ClientError, TimeoutError, asyncio.TimeoutError):  # two classes before 3.11
         raise AttachmentRefused(f"{attachment.filename} could not be fetched from Discord; "
                                 "try again") from None
+
+
+async def _fetch(session: aiohttp.ClientSession, attachment: AttachedFile,
+                 max_mb: float) -> bytes:
+    """The bytes at the attachment's URL. Redirects are followed by hand, at most
+    MAX_REDIRECTS, each only to Discord's media servers (aiohttp would follow any)."""
+    url = attachment.url
+    for _hop in range(MAX_REDIRECTS + 1):
+        async with session.get(url, allow_redirects=False) as response:
+            if response.status in REDIRECTS:
+                url = urljoin(url, response.headers.get("Location", ""))
+                if not is_discord_media(url):
+                    log.warning("the download of %s was redirected off Discord's media "
+                                "servers, to %s; not followed", attachment.filename,
+                                urlsplit(url).hostname)
+                    raise AttachmentRefused(f"{attachment.filename} is not on Discord's media "
+                                            "servers, the only place this bot fetches "
+                                            "pictures from")
+                continue
+            if response.status != 200:
+                raise AttachmentRefused(f"{attachment.filename} could not be fetched from "
+                                        f"Discord (HTTP {response.status}); try again")
+            return await _read_within(response, attachment, max_mb)
+    raise AttachmentRefused(f"{attachment.filename} could not be fetched from Discord (more "
+                            f"than {MAX_REDIRECTS} redirects); try again")
+
+
+async def _read_within(response: aiohttp.ClientResponse, attachment: AttachedFile,
+                       max_mb: float) -> bytes:
+    limit = int(max_mb * MB)
+    received = bytearray()
+    async for chunk in response.content.iter_chunked(CHUNK):
+        received += chunk
+        if len(received) > limit:
+            raise AttachmentRefused(f"{attachment.filename} is larger than {max_mb:g} MB, "
+                                    "the most this bot takes")
     return bytes(received)
 
 
-async def picture_source(data: bytes, pixel: int, *,
-                         timeout_s: float = DECODE_TIMEOUT_S) -> Image.Image:
-    """The pixelated source of a downloaded picture (pipeline.image_source), decoded in a
-    thread. A decode past the timeout is abandoned (its thread finishes on its own)."""
+async def picture_source(data: bytes, pixel: int, *, timeout_s: float = DECODE_TIMEOUT_S,
+                         line_s: float = DECODE_LINE_S) -> Image.Image:
+    """The pixelated source of a downloaded picture (pipeline.image_source), decoded on one
+    of the MAX_DECODES decoding threads: it waits at most line_s for one, then decodes for
+    at most timeout_s. A decode past its timeout is abandoned (it keeps its thread until it
+    ends, so abandoned decodes never add threads)."""
+    loop = asyncio.get_running_loop()
+    started = asyncio.Event()
+
+    def decode_here() -> Image.Image:
+        loop.call_soon_threadsafe(started.set)
+        return _decode_and_pixelate(data, pixel)
+
+    decoding = loop.run_in_executor(_DECODERS, decode_here)
+    decoding.add_done_callback(_collect)
     try:
-        return await asyncio.wait_for(asyncio.to_thread(_decode_and_pixelate, data, pixel),
-                                      timeout_s)
+        await asyncio.wait_for(started.wait(), line_s)
     except (TimeoutError, asyncio.TimeoutError):  # two classes before Python 3.11
+        decoding.cancel()  # still in line: it never starts
+        raise AttachmentRefused("the bot is busy decoding other pictures; try again in a "
+                                "minute") from None
+    try:
+        return await asyncio.wait_for(asyncio.shield(decoding), timeout_s)
+    except (TimeoutError, asyncio.TimeoutError):
         raise AttachmentRefused(f"the image took more than {timeout_s:g} s to decode; "
                                 "try a smaller or simpler one") from None
 
 
+def _collect(decoding: asyncio.Future) -> None:
+    """Take the outcome of a decode nobody may be waiting for (one given up on)."""
+    if not decoding.cancelled():
+        decoding.exception()
+
+
 def _decode_and_pixelate(data: bytes, pixel: int) -> Image.Image:
-    return pixelate(decode(data), pixel)
+    """Any failure of a file is the user's line (ImageSourceError); one nobody foresaw is
+    also logged, for the owner."""
+    try:
+        return pixelate(decode(data, min_short=pixel), pixel)
+    except ImageSourceError:
+        raise
+    except MemoryError:
+        raise ImageSourceError("the image is too large to decode; try a smaller one") from None
+    except Exception as exc:
+        log.warning("a picture could not be decoded (%r); its user is told it is damaged", exc)
+        raise ImageSourceError("the image file is truncated or damaged") from None

@@ -19,7 +19,8 @@ class Timings:
     beat_s: float = 5.0  # worker heartbeat and refresh of its pending entries' idle time
     affinity_wait_s: float = 5.0  # a job waits this long for a worker that has its model
     # A bot's place held while it prepares a job: longer than a /dream picture's preparation
-    # can take (placebot/attachments.py: a download of up to 30 s, then a decode of up to 20).
+    # can take (placebot/attachments.py: a download of up to 30 s, up to 30 s in line for a
+    # decoding thread, then a decode of up to 20).
     reservation_s: float = 90.0
     keep_ended_s: float = 86400.0  # an ended job's hash stays this long (idempotency key)
     max_deliveries: int = 3  # a job handed out this many times without an ending is dropped

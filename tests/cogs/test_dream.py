@@ -6,11 +6,12 @@ import os
 import time
 
 import pytest
-from PIL import Image
+from PIL import Image, PngImagePlugin
 
 from pipeline.canvases import upscale
 from pipeline.errors import ModelLoadError
 from pipeline.image_source import centre_offset, decode, pixelate, square
+from tests.support import big_pictures
 from tests.support.bot_harness import custom_ids, embed_fields, wait_result
 from tests.support.fast_renderer import FastRenderer
 
@@ -85,16 +86,36 @@ def _too_many_megapixels() -> bytes:
     return _encoded(Image.new("1", (6000, 5000)), "PNG")  # 30 MP in a few KB
 
 
+def _huge_text_chunk() -> bytes:
+    """A PNG whose compressed comment unpacks past what Pillow reads (a few KB of file)."""
+    comment = PngImagePlugin.PngInfo()
+    comment.add_text("comment", "x" * 20_000_000, zip=True)
+    return _encoded(_photo(), "PNG", pnginfo=comment)
+
+
+def _cut(data: bytes, keep: float) -> bytes:
+    return data[:int(len(data) * keep)]
+
+
 REFUSED = {
     "not an image": ("notes.png", b"hello, this is text", "not an image this bot reads"),
     "truncated": ("cut.png", _encoded(_photo((300, 300)), "PNG")[:3000], "truncated"),
     "too many megapixels": ("huge.png", _too_many_megapixels(), "at most 25 are allowed"),
+    "truncated webp": ("cut.webp", _cut(_encoded(_photo((300, 300)), "WEBP"), 0.5),
+                       "truncated or damaged"),
+    "truncated jpeg": ("cut.jpg", _cut(_encoded(_photo((300, 300)), "JPEG"), 0.3),
+                       "truncated or damaged"),
+    "png with a huge text chunk": ("said.png", _huge_text_chunk(), "truncated or damaged"),
+    "a 1x25,000,000 strip": ("strip.png", big_pictures.strip_png(),
+                             "too large to decode within this bot's memory bounds"),
 }
 
 
 @pytest.mark.parametrize("case", list(REFUSED))
 async def test_an_unusable_file_gets_one_clear_ephemeral_line(fake, start_bot, case):
-    """The thinking message goes away; one ephemeral line says what was wrong; no job."""
+    """The thinking message goes away; one ephemeral line says what was wrong; no job (a
+    truncated WebP or a PNG with a huge text chunk got the public "something went wrong on
+    our side")."""
     name, data, expected = REFUSED[case]
     async with start_bot(renderer=FastRenderer()) as bot:
         interaction = fake.slash("dream", {"image": fake.user_attachment(name, data)})

@@ -18,6 +18,7 @@ from pipeline.image_source import (
     square,
     square_count,
 )
+from tests.support import big_pictures
 
 
 def _encode(image, fmt="PNG", **options):
@@ -146,3 +147,61 @@ def test_a_jobs_square_round_trips_as_text_and_is_bounded():
         tiles_from_text(tiles_text(Image.new("RGB", (32, 16))))
     with pytest.raises(ImageSourceError, match="not valid base64"):
         tiles_from_text("!!!")
+
+
+def test_a_transparent_colour_in_an_rgb_png_is_composited_on_white():
+    """An RGB PNG whose tRNS chunk makes black transparent: black comes out white (it came
+    out black), other colours stay."""
+    image = Image.new("RGB", (16, 16), (0, 0, 0))
+    image.putpixel((0, 0), (200, 0, 0))
+    decoded = decode(_encode(image, transparency=(0, 0, 0)))
+    assert decoded.getpixel((8, 8)) == BACKGROUND
+    assert decoded.getpixel((0, 0)) == (200, 0, 0)
+
+
+def test_a_photos_exif_orientation_is_applied():
+    """A JPEG stored sideways with EXIF orientation 6 (rotate 90 degrees clockwise to show)
+    comes out upright: its stored 40x20 is shown 20x40, its stored top on the right."""
+    stored = Image.new("RGB", (40, 20), (0, 0, 255))
+    stored.paste((255, 0, 0), (0, 0, 40, 5))  # the stored top rows are red
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    decoded = decode(_encode(stored, "JPEG", exif=exif, quality=95))
+    assert decoded.size == (20, 40)
+    red, _green, blue = decoded.getpixel((18, 20))
+    assert red > 200 and blue < 60
+
+
+def test_a_picture_whose_rows_would_outweigh_the_memory_bound_is_refused_before_decoding():
+    """A 1x25,000,000 strip (25 megapixels, a 97 KB file) would take 300 MB as Pillow
+    stores it (a pointer per row): refused by its shape, in one line, before any row."""
+    with pytest.raises(ImageSourceError, match=r"1x25000000 .* too large to decode"):
+        decode(big_pictures.strip_png())
+
+
+def test_a_large_picture_is_decoded_no_larger_than_its_dream_needs():
+    """A 5000x5000 picture for a 32-tile source comes back reduced, never below twice the
+    tiles; its colours (transparency on white, premultiplied) as at full size."""
+    decoded = decode(big_pictures.rgba_png(), min_short=32)
+    assert 64 <= min(decoded.size) < 5000 / 2
+    assert decoded.getpixel((10, 10)) == (135, 191, 247)  # 50% (16, 128, 240) on white
+    grey = decode(big_pictures.grey16_png(), min_short=32)
+    assert 64 <= min(grey.size) < 2500 and grey.getpixel((0, 0)) == (127, 127, 127)
+
+
+def test_a_large_jpeg_is_decoded_at_a_fraction_of_its_size():
+    """A 5000x5000 JPEG is drafted at 1/8 before its pixels are read."""
+    decoded = decode(big_pictures.large_jpeg(), min_short=32)
+    assert 64 <= min(decoded.size) <= 5000 // 8
+
+
+def test_pixelating_a_reduced_picture_looks_the_same():
+    """The early reduction changes nothing a user sees: the source from a picture reduced
+    while decoded matches the one from the whole picture, within a few levels of 255 (its
+    blocks fall a pixel apart), even on noise."""
+    image = Image.effect_noise((1600, 1200), 60).convert("RGB")
+    data = _encode(image)
+    whole, reduced = pixelate(decode(data), 32), pixelate(decode(data, min_short=32), 32)
+    assert whole.size == reduced.size
+    difference = np.abs(np.asarray(whole, np.int16) - np.asarray(reduced, np.int16))
+    assert difference.max() <= 8 and difference.mean() < 2

@@ -40,10 +40,14 @@ def _png(size=(64, 48)) -> bytes:
 async def cdn(monkeypatch):
     """A stand-in for Discord's CDN on 127.0.0.1: serves `files`, counts requests and bytes.
     discord.py is pointed at it, as at a fake Discord: only Discord's hosts are fetched from."""
-    state = {"files": {}, "requests": 0, "sent": 0, "stall": None}  # stall: an asyncio.Event
+    # stall: an asyncio.Event; redirects: a name → the URL it is redirected to
+    state = {"files": {}, "requests": 0, "sent": 0, "stall": None, "redirects": {}}
 
     async def serve(request):
         state["requests"] += 1
+        state.setdefault("paths", []).append(request.path)
+        if request.match_info["name"] in state["redirects"]:
+            raise web.HTTPFound(state["redirects"][request.match_info["name"]])
         body = state["files"].get(request.match_info["name"])
         if body is None:
             return web.Response(status=404)
@@ -173,3 +177,39 @@ async def test_a_decode_past_its_timeout_is_refused_as_on_python_3_10(monkeypatc
     monkeypatch.setattr(attachments, "_decode_and_pixelate", time_out)
     with pytest.raises(AttachmentRefused, match=r"took more than 5 s"):
         await picture_source(b"", 32, timeout_s=5)
+
+
+async def test_a_redirect_off_discords_media_servers_is_not_followed(cdn):
+    """The CDN answers with a redirect to another host: the bot does not go there (it
+    followed any redirect; only the first URL was checked) and refuses in one line."""
+    data = cdn["files"]["a.png"] = _png()
+    cdn["redirects"]["moved.png"] = cdn["url"]("a.png").replace("127.0.0.1", "localhost")
+    with pytest.raises(AttachmentRefused, match="not on Discord's media servers"):
+        await download(Attached("moved.png", len(data), cdn["url"]("moved.png")), 8)
+    assert cdn["paths"] == ["/attachments/moved.png"]
+
+
+async def test_a_redirect_within_discords_media_servers_is_followed(cdn):
+    """A redirect to another path on Discord's servers is followed, and checked the same."""
+    data = cdn["files"]["a.png"] = _png()
+    cdn["redirects"]["moved.png"] = cdn["url"]("a.png")
+    assert await download(Attached("moved.png", len(data), cdn["url"]("moved.png")), 8) == data
+    assert cdn["paths"] == ["/attachments/moved.png", "/attachments/a.png"]
+
+
+async def test_decodes_given_up_on_do_not_pile_up_threads(monkeypatch):
+    """Eight decodes that never end, each abandoned after its timeout: they occupy at most
+    MAX_DECODES threads (each took a thread of its own), and the later ones are refused
+    from the line without a thread."""
+    release = threading.Event()
+    monkeypatch.setattr(attachments, "_decode_and_pixelate", lambda data, pixel: release.wait())
+    before = threading.active_count()
+    try:
+        outcomes = await asyncio.gather(*(picture_source(b"", 32, timeout_s=0.05, line_s=0.2)
+                                          for _ in range(8)), return_exceptions=True)
+        grown = threading.active_count() - before
+    finally:
+        release.set()
+    assert all(isinstance(o, AttachmentRefused) for o in outcomes)
+    assert grown <= attachments.MAX_DECODES
+    assert sum("busy decoding other pictures" in str(o) for o in outcomes) >= 8 - 2
