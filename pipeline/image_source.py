@@ -84,7 +84,7 @@ def decode(data: bytes, min_short: int | None = None) -> Image.Image:
     wrong otherwise. `min_short`: the dream needs no more than this many pixels on the short
     side (a larger picture may come back reduced, never below it)."""
     try:
-        image = Image.open(io.BytesIO(data), formats=FORMATS)
+        image: Image.Image = Image.open(io.BytesIO(data), formats=FORMATS)
     except UnidentifiedImageError:
         raise ImageSourceError("that file is not an image this bot reads "
                                f"({', '.join(FORMATS)})") from None

@@ -40,7 +40,7 @@ async def check_login(client: redis.Redis) -> None:
     """SettingsError when the server answers but refuses this client's login or rights;
     nothing when it lets us in, or cannot be reached (that is retried, as an outage)."""
     try:
-        await client.ping()
+        await client.ping()  # type: ignore[misc]  # redis-py types ping for both clients
     except REFUSED as exc:
         raise refused_setting(exc) from None
     except UNREACHABLE:
