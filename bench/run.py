@@ -893,7 +893,7 @@ def main(argv=None) -> int:
                "model": str(args.model or "random SD v1.5 weights (bench/sd15.py)")
                if not args.smoke else "tiny random model",
                "job": job_kwargs(args), "default_variant": args.variant,
-               "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+               "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")}
     wanted = args.only.split(",") if args.only else list(ORDER)
     out_path = args.out or (CACHE / "smoke.json" if args.smoke else RESULTS / (
         results["environment"]["device"].replace(" ", "-").lower() + ".json"))

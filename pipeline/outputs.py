@@ -50,7 +50,7 @@ def png_bytes(image: Image.Image, metadata: dict | None = None, *, optimize=Fals
 def read_metadata(data: bytes) -> dict:
     """The parameters stored by png_bytes(); {} when the PNG has none."""
     with Image.open(io.BytesIO(data)) as image:
-        text = image.text.get(METADATA_KEY)
+        text = getattr(image, "text", {}).get(METADATA_KEY)  # PNG text chunks; none elsewhere
     return json.loads(text) if text else {}
 
 

@@ -123,7 +123,7 @@ async def download(attachment: AttachedFile, max_mb: float, *,
     try:
         async with aiohttp.ClientSession(timeout=timeout) as session:
             return await _fetch(session, attachment, max_mb)
-    except (aiohttp.ClientError, TimeoutError, asyncio.TimeoutError):  # two classes before 3.11
+    except (aiohttp.ClientError, TimeoutError):
         raise AttachmentRefused(f"{attachment.filename} could not be fetched from Discord; "
                                 "try again") from None
 
@@ -182,13 +182,13 @@ async def picture_source(data: bytes, pixel: int, *, timeout_s: float = DECODE_T
     decoding.add_done_callback(_collect)
     try:
         await asyncio.wait_for(started.wait(), line_s)
-    except (TimeoutError, asyncio.TimeoutError):  # two classes before Python 3.11
+    except TimeoutError:
         decoding.cancel()  # still in line: it never starts
         raise AttachmentRefused("the bot is busy decoding other pictures; try again in a "
                                 "minute") from None
     try:
         return await asyncio.wait_for(asyncio.shield(decoding), timeout_s)
-    except (TimeoutError, asyncio.TimeoutError):
+    except TimeoutError:
         raise AttachmentRefused(f"the image took more than {timeout_s:g} s to decode; "
                                 "try a smaller or simpler one") from None
 

@@ -266,7 +266,7 @@ class DiscordReporter:
                 if exc.status < 500:
                     raise
                 problem: Exception = exc
-            except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            except (TimeoutError, aiohttp.ClientError) as exc:
                 problem = exc
             delay = next(delays)
             log.warning("Discord did not take the %s of job %s (%s); trying again in %.1f s",

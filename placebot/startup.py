@@ -85,7 +85,7 @@ async def login_with_retries(client: discord.Client, token: str) -> bool:
         try:
             if not await _login_unless_closed(client, token):
                 return False
-        except (aiohttp.ClientConnectionError, asyncio.TimeoutError, discord.DiscordServerError,
+        except (TimeoutError, aiohttp.ClientConnectionError, discord.DiscordServerError,
                 RuntimeError) as exc:
             if client.is_closed():  # stopped mid-try: its session was closed under it
                 return False

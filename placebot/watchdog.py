@@ -69,7 +69,7 @@ async def wait_for_engine(executor: concurrent.futures.Executor, work: Callable[
     try:
         # shield: a timeout must not mark the future cancelled while its thread still runs
         return await asyncio.wait_for(asyncio.shield(future), limit_s)
-    except (TimeoutError, asyncio.TimeoutError):  # distinct classes before Python 3.11
+    except TimeoutError:
         future.add_done_callback(_note_late_end)
         raise EngineStuck(doing, limit_s) from None
     except asyncio.CancelledError:  # the worker is stopping; the thread may end later

@@ -150,12 +150,12 @@ class Worker:
         deadline = loop.time() + grace_s
         try:
             await asyncio.wait_for(self.idle.wait(), grace_s)
-        except (TimeoutError, asyncio.TimeoutError):  # distinct classes before Python 3.11
+        except TimeoutError:
             log.info("interrupting the running job for shutdown")
             self._interrupt_for_shutdown = True
             try:
                 await asyncio.wait_for(self.idle.wait(), interrupt_s)
-            except (TimeoutError, asyncio.TimeoutError):
+            except TimeoutError:
                 log.error("the running job did not stop within %g s; leaving it", interrupt_s)
                 await self._leave_running(notify_s=interrupt_s)
         await self.settled(max(0.0, deadline - loop.time()))

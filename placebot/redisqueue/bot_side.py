@@ -123,7 +123,7 @@ class RedisBotQueue:
         claimer.cancel()
         try:
             await asyncio.wait_for(asyncio.shield(reader), BLOCK_MS / 1000 + SOCKET_TIMEOUT_S)
-        except (TimeoutError, asyncio.TimeoutError):
+        except TimeoutError:
             reader.cancel()
         try:
             pending = [f for f in self._chains.values() if not f.done()]

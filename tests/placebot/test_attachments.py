@@ -151,34 +151,6 @@ def test_discords_cdn_and_media_proxy_are_its_media_servers():
     assert not is_discord_media("http://media.discordapp.net/a.png")
 
 
-class Python310Timeout(Exception):
-    """asyncio.TimeoutError before Python 3.11: not the built-in TimeoutError."""
-
-
-async def test_a_download_past_its_timeout_is_refused_as_on_python_3_10(cdn, monkeypatch):
-    """aiohttp's asyncio.TimeoutError, its own class on 3.10, is the plain refusal too."""
-    cdn["files"]["slow.png"] = _png()
-    cdn["stall"] = stalled = asyncio.Event()
-    monkeypatch.setattr(asyncio, "TimeoutError", Python310Timeout)
-    try:
-        with pytest.raises(AttachmentRefused, match="could not be fetched from Discord; try"):
-            await download(Attached("slow.png", 10, cdn["url"]("slow.png")), 8, timeout_s=0.2)
-    finally:
-        stalled.set()
-
-
-async def test_a_decode_past_its_timeout_is_refused_as_on_python_3_10(monkeypatch):
-    """asyncio.wait_for's timeout, its own class on 3.10, is the plain refusal too."""
-
-    def time_out(data, pixel):
-        raise Python310Timeout()  # what wait_for raises on 3.10 (stood in for: 3.11 runs this)
-
-    monkeypatch.setattr(asyncio, "TimeoutError", Python310Timeout)
-    monkeypatch.setattr(attachments, "_decode_and_pixelate", time_out)
-    with pytest.raises(AttachmentRefused, match=r"took more than 5 s"):
-        await picture_source(b"", 32, timeout_s=5)
-
-
 async def test_a_redirect_off_discords_media_servers_is_not_followed(cdn):
     """The CDN answers with a redirect to another host: the bot does not go there (it
     followed any redirect; only the first URL was checked) and refuses in one line."""

@@ -377,7 +377,7 @@ async def test_bot_py_restarts_its_process_for_a_new_engine_and_resumes_the_othe
         process.send_signal(signal.SIGTERM)
         try:
             await asyncio.wait_for(process.wait(), 30)
-        except (TimeoutError, asyncio.TimeoutError):
+        except TimeoutError:
             process.kill()
             await process.wait()
         print((tmp_path / "bot.log").read_text()[-3000:])
