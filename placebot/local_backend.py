@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -15,6 +16,7 @@ from pipeline.params import RenderJob
 from placebot.backend import (
     CANCELLED_BY_USER,
     CancelOutcome,
+    DuplicateInteraction,
     QueueStatus,
     Reporter,
     Reservation,
@@ -32,6 +34,7 @@ if TYPE_CHECKING:  # the engine imports torch; only its type is needed here
 log = logging.getLogger(__name__)
 
 RESTART_NOTICE_S = 2.0  # the waiting users' notices share this, inside Docker's 10 s
+ADMITTED_KEPT = 10_000  # interaction ids remembered (a duplicate comes within seconds)
 
 
 class LocalBackend:
@@ -47,6 +50,8 @@ class LocalBackend:
         self._last_accepted: dict[int, float] = {}
         self._accepted_before: dict[int, float | None] = {}  # restored if a reservation goes
         self._kept: set[asyncio.Task] = set()  # deliveries of results kept over a restart
+        # the interactions admitted lately, so that one delivered twice is admitted once
+        self._admitted: OrderedDict[str, None] = OrderedDict()
 
     @classmethod
     def from_settings(cls, settings: Settings, renderer: Renderer, journal: Journal,
@@ -60,8 +65,14 @@ class LocalBackend:
         return cls(queue, worker, journal, reporter, user_cooldown_s=settings.user_cooldown_s)
 
     # ----- admission
-    async def reserve(self, user_id: int) -> Reservation:
+    async def reserve(self, user_id: int, key: str | None = None) -> Reservation:
         """No await before the place is taken: the checks and the place are one step."""
+        if key is not None:
+            if key in self._admitted:
+                raise DuplicateInteraction(key)
+            self._admitted[key] = None
+            while len(self._admitted) > ADMITTED_KEPT:
+                self._admitted.popitem(last=False)
         self._check_cooldown(user_id)
         self.queue.reserve(user_id)
         if self.user_cooldown_s:  # the cooldown runs from now: a /place in the same moment waits

@@ -73,13 +73,13 @@ class RedisBackend:
                    user_cooldown_s=settings.user_cooldown_s)
 
     # ----- admission
-    async def reserve(self, user_id: int) -> Reservation:
+    async def reserve(self, user_id: int, key: str | None = None) -> Reservation:
         job_id = new_job_id()
         try:
             await self._give_back_released()
             position = await self.store.reserve(job_id, user_id, user_max=self.user_max,
                                                 queue_max=self.queue_max,
-                                                cooldown_s=self.queue.cooldown_s)
+                                                cooldown_s=self.queue.cooldown_s, key=key)
         except UNREACHABLE as exc:
             self.queue.outage.lost(exc)
             raise QueueUnavailable() from None

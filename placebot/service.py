@@ -14,7 +14,7 @@ import discord
 
 from pipeline.errors import ParamError, PipelineError
 from pipeline.params import RenderRequest
-from placebot.backend import JobBackend
+from placebot.backend import DuplicateInteraction, JobBackend
 from placebot.delivery import Delivery
 from placebot.jobqueue import Job, QueueRefusal
 from placebot.messages import UserFacingError, user_message
@@ -56,9 +56,12 @@ class PlaceService:
         try:
             request.validate()
             self._check_prompt(request, kept_prompt)
-            reservation = await self._jobs.reserve(interaction.user.id)
+            reservation = await self._jobs.reserve(interaction.user.id, str(interaction.id))
         except (ParamError, PromptsOff, QueueRefusal) as exc:
             await interaction.response.send_message(user_message(exc), ephemeral=True)
+            return None
+        except DuplicateInteraction:  # another bot process has it: it answers
+            log.info("interaction %s was admitted already; left to its bot", interaction.id)
             return None
         try:
             await interaction.response.defer(thinking=True)
