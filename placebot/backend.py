@@ -9,11 +9,13 @@ and delivery do not know which.
 
 A job's life, as both sides see it:
 
-1. `reserve(user_id, limits)` admits a job atomically: queue bound, per-user limit and
-   cooldown (the owner's, or `limits` where a server sets stricter ones) are checked and a
+1. `reserve(user_id, limits, key=...)` admits a job atomically: queue bound, per-user limit
+   and cooldown (the owner's, or `limits` where a server sets stricter ones) are checked and a
    place is held in one step, or a QueueRefusal (message for the user) is raised. The bot
    answers Discord (defer) only after it, so two quick clicks by one person cannot both slip
-   under the limit.
+   under the limit. `key` is the interaction's id: a second reserve under the same key (the
+   same interaction delivered twice, to two bot processes) raises DuplicateInteraction, and
+   its bot leaves the interaction to the one that reserved first.
 2. `submit(reservation, render, delivery)` makes the job durable (it survives a restart from
    here on), queues it, and emits `Reporter.acknowledge` with its place: durable first, so
    that nobody is told "Queued" of a job a restart could lose. A backend that cannot keep
@@ -58,6 +60,11 @@ class QueuePlace:
 
     position: int
     eta_s: float | None = None  # seconds until it is done; None before any job was timed
+
+
+class DuplicateInteraction(Exception):
+    """This interaction was admitted already (by this or another bot process): whoever did
+    answers it; this delivery of it must say nothing."""
 
 
 @dataclass(frozen=True)
@@ -150,7 +157,8 @@ class JobBackend(Protocol):
 
     async def start(self) -> None: ...
 
-    async def reserve(self, user_id: int, limits: UserLimits | None = None) -> Reservation:
+    async def reserve(self, user_id: int, limits: UserLimits | None = None,
+                      key: str | None = None) -> Reservation:
         """None: the owner's limits (PLACE_USER_MAX, PLACE_USER_COOLDOWN)."""
 
     async def release(self, reservation: Reservation) -> None: ...

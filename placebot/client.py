@@ -287,10 +287,13 @@ class ShardedPlaceBot(PlaceBot, commands.AutoShardedBot):
 
 
 def build_bot(settings: Settings, **options) -> PlaceBot:
-    """PlaceBot, or ShardedPlaceBot when PLACE_SHARDS is set ("auto": Discord's count)."""
+    """PlaceBot, or ShardedPlaceBot when PLACE_SHARDS is set ("auto": Discord's count), on
+    the shards of PLACE_SHARD_IDS only when that is set (one bot process of several)."""
     if settings.shards is None:
         return PlaceBot(settings, **options)
     count = None if settings.shards == "auto" else int(settings.shards)
+    if settings.shard_ids is not None:
+        options["shard_ids"] = list(settings.shard_ids)
     return ShardedPlaceBot(settings, shard_count=count, **options)
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -15,6 +16,7 @@ from pipeline.params import RenderJob
 from placebot.backend import (
     CANCELLED_BY_USER,
     CancelOutcome,
+    DuplicateInteraction,
     QueueStatus,
     Reporter,
     Reservation,
@@ -35,6 +37,7 @@ log = logging.getLogger(__name__)
 RESTART_NOTICE_S = 2.0  # the waiting users' notices share this, inside Docker's 10 s
 MAX_COOLDOWN_S = 86400.0  # the longest cooldown: PLACE_USER_COOLDOWN's bound, a server's too
 FORGET_ACCEPTANCES_PAST = 10_000  # users remembered before the old ones are dropped
+ADMITTED_KEPT = 10_000  # interaction ids remembered (a duplicate comes within seconds)
 
 
 class LocalBackend:
@@ -50,6 +53,8 @@ class LocalBackend:
         self._last_accepted: dict[int, float] = {}
         self._accepted_before: dict[int, float | None] = {}  # restored if a reservation goes
         self._kept: set[asyncio.Task] = set()  # deliveries of results kept over a restart
+        # the interactions admitted lately, so that one delivered twice is admitted once
+        self._admitted: OrderedDict[str, None] = OrderedDict()
 
     @classmethod
     def from_settings(cls, settings: Settings, renderer: Renderer, journal: Journal,
@@ -63,8 +68,15 @@ class LocalBackend:
         return cls(queue, worker, journal, reporter, user_cooldown_s=settings.user_cooldown_s)
 
     # ----- admission
-    async def reserve(self, user_id: int, limits: UserLimits | None = None) -> Reservation:
+    async def reserve(self, user_id: int, limits: UserLimits | None = None,
+                      key: str | None = None) -> Reservation:
         """No await before the place is taken: the checks and the place are one step."""
+        if key is not None:
+            if key in self._admitted:
+                raise DuplicateInteraction(key)
+            self._admitted[key] = None
+            while len(self._admitted) > ADMITTED_KEPT:
+                self._admitted.popitem(last=False)
         cooldown_s = self.user_cooldown_s if limits is None else limits.cooldown_s
         self._check_cooldown(user_id, cooldown_s)
         self.queue.reserve(user_id, None if limits is None else limits.user_max)

@@ -74,14 +74,15 @@ class RedisBackend:
                    user_cooldown_s=settings.user_cooldown_s)
 
     # ----- admission
-    async def reserve(self, user_id: int, limits: UserLimits | None = None) -> Reservation:
+    async def reserve(self, user_id: int, limits: UserLimits | None = None,
+                      key: str | None = None) -> Reservation:
         job_id = new_job_id()
         limits = limits or UserLimits(self.user_max, self.queue.cooldown_s)
         try:
             await self._give_back_released()
             position = await self.store.reserve(job_id, user_id, user_max=limits.user_max,
                                                 queue_max=self.queue_max,
-                                                cooldown_s=limits.cooldown_s)
+                                                cooldown_s=limits.cooldown_s, key=key)
         except UNREACHABLE as exc:
             self.queue.outage.lost(exc)
             raise QueueUnavailable() from None

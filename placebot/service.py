@@ -19,7 +19,7 @@ import discord
 from pipeline.atlas import Atlas
 from pipeline.errors import ParamError, PipelineError
 from pipeline.params import RenderRequest
-from placebot.backend import JobBackend, UserLimits
+from placebot.backend import DuplicateInteraction, JobBackend, UserLimits
 from placebot.channels import AgeRestriction, channel_and_parent
 from placebot.delivery import Delivery
 from placebot.jobqueue import Job, QueueRefusal
@@ -86,9 +86,13 @@ class PlaceService:
                 request = replace(request, model=rules.default_model)
             self._check_prompt(request, rules, kept_prompt)
             reservation = await self._jobs.reserve(
-                interaction.user.id, UserLimits(rules.user_max, rules.cooldown_s))
+                interaction.user.id, UserLimits(rules.user_max, rules.cooldown_s),
+                str(interaction.id))
         except (ParamError, UserFacingError, QueueRefusal) as exc:
             await interaction.response.send_message(user_message(exc), ephemeral=True)
+            return None
+        except DuplicateInteraction:  # another bot process has it: it answers
+            log.info("interaction %s was admitted already; left to its bot", interaction.id)
             return None
         try:
             await interaction.response.defer(thinking=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -76,6 +77,9 @@ class Settings:
     # The PLACE_* variables set that no setting reads (misspelt?), found by load_settings:
     # warned of by warn_of_ignored_variables once logging is set up. Not a setting itself.
     ignored_variables: tuple[str, ...] = field(default=(), compare=False)
+    # The shards this process runs (PLACE_SHARD_IDS), of the PLACE_SHARDS count: several bot
+    # processes sharing one Redis each take their own. None: all of them.
+    shard_ids: tuple[int, ...] | None = None
 
     def __repr__(self) -> str:  # never show the token, even by accident in a traceback
         return f"Settings(guild={self.discord_guild_id}, models={dict(self.model_ids)}, ...)"
@@ -126,6 +130,28 @@ def _shards(env) -> str | None:
                         "1-10000, or nothing for one connection")
 
 
+SHARD_IDS_ACCEPTS = ("shard numbers and ranges below PLACE_SHARDS, such as 0,1 or 0-3 "
+                     "(each bot process sharing one Redis its own), or nothing for all")
+
+
+def _shard_ids(env, shards: str | None) -> tuple[int, ...] | None:
+    value = text(env, "PLACE_SHARD_IDS", None)
+    if value is None:
+        return None
+    if shards is None or not shards.isdigit():
+        raise SettingsError("PLACE_SHARD_IDS", "needs PLACE_SHARDS set to the number of shards "
+                            "of all the bot processes together (not auto)")
+    count, ids = int(shards), set[int]()
+    for part in value.replace(" ", "").split(","):
+        match = re.fullmatch(r"(\d{1,5})(?:-(\d{1,5}))?", part)
+        low, high = (int(match[1]), int(match[2] or match[1])) if match else (1, 0)
+        if low > high or high >= count:
+            raise SettingsError("PLACE_SHARD_IDS", f"{value!r} is not valid; accepts "
+                                f"{SHARD_IDS_ACCEPTS} ({count})")
+        ids.update(range(low, high + 1))
+    return tuple(sorted(ids))
+
+
 def settings_from_env(env: Mapping[str, str], *, need_token: bool = True) -> Settings:
     """Build Settings from an environment mapping, validating every value. A render worker
     (need_token=False) never talks to Discord and needs no token."""
@@ -160,6 +186,7 @@ def settings_from_env(env: Mapping[str, str], *, need_token: bool = True) -> Set
         log_level=choice(env, "PLACE_LOG_LEVEL", defaults.log_level, LOG_LEVELS),
         redis_url=_redis_url(env),
         shards=_shards(env),
+        shard_ids=_shard_ids(env, _shards(env)),
     )
 
 

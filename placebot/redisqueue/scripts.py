@@ -40,11 +40,17 @@ local function forget(job_id, user_id)
 end
 """
 
-# ARGV: prefix, job id, user id, user max, queue max, reservation ms, cooldown ms, and how
-# long the time of a user's last accepted job is kept (ms: the longest cooldown there is)
-# → {'ok', the place the job will take} or {'user'|'full'|'cooldown', number}
+# ARGV: prefix, job id, user id, user max, queue max, reservation ms, cooldown ms, how long
+#       the time of a user's last accepted job is kept (ms: the longest cooldown there is),
+#       interaction id ('' for none), how long it is remembered (ms)
+# → {'ok', the place the job will take}, {'user'|'full'|'cooldown', number}, or
+#   {'duplicate', 0}: that interaction was admitted already (delivered to two bots)
 RESERVE = _COMMON + """
 local job_id, user_id = ARGV[2], ARGV[3]
+if ARGV[9] ~= '' and not redis.call('SET', P .. 'interaction:' .. ARGV[9], job_id, 'NX',
+    'PX', tonumber(ARGV[10])) then
+  return {'duplicate', 0}
+end
 local now = now_ms()
 local user_key = P .. 'user:' .. user_id
 redis.call('ZREMRANGEBYSCORE', P .. 'reserved', '-inf', now)

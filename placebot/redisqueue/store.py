@@ -16,6 +16,7 @@ from redis.exceptions import ResponseError
 from redis.typing import StreamIdT
 
 from pipeline.params import MODEL_KEYS, RenderJob
+from placebot.backend import DuplicateInteraction
 from placebot.jobqueue import CooldownActive, QueueFull, QueueRefusal, UserLimitReached
 from placebot.redisqueue import keys, scripts
 from placebot.redisqueue.codec import (
@@ -65,6 +66,9 @@ class Taken:
     alone: bool = False  # to be rendered in a batch of its own (its last batch wedged)
 
 
+# An interaction's id is remembered this long (its token lives 15 minutes; a duplicate
+# delivery comes within seconds)
+INTERACTION_KEPT_S = 15 * 60.0
 DEAD_LETTERS_KEPT = 10_000  # the dead-letter stream is trimmed to about this many entries
 ACK_CHUNK = 1000  # entries acknowledged in one script call (Lua's unpack has a limit)
 
@@ -114,17 +118,21 @@ class RedisJobStore:
 
     # ----- admission (bot side)
     async def reserve(self, job_id: str, user_id: int, *, user_max: int, queue_max: int,
-                      cooldown_s: float = 0.0) -> int:
+                      cooldown_s: float = 0.0, key: str | None = None) -> int:
         """Hold a place for a job being prepared, or raise the QueueRefusal that applies;
         return the 1-based place it will take in the line, as of now. `cooldown_s` counts from
         the user's last accepted job, whichever cooldown that one had (a server may set a
         longer one than the owner); this one counts as accepted from here (given back with
-        the place if the job never comes)."""
+        the place if the job never comes). `key` (the interaction's id) is admitted once
+        across every bot: DuplicateInteraction after."""
         reply = await self._run("RESERVE", job_id, user_id, user_max, queue_max,
                                 int(self.timings.reservation_s * 1000), int(cooldown_s * 1000),
-                                int(keys.KEEP_ACCEPTED_S * 1000))
+                                int(keys.KEEP_ACCEPTED_S * 1000), key or "",
+                                int(INTERACTION_KEPT_S * 1000))
         status, number = cast("tuple[bytes, int]", reply)  # {status, number}
         outcome = text(status)
+        if outcome == "duplicate":
+            raise DuplicateInteraction(key)
         if outcome == "user":
             raise UserLimitReached(user_max)
         if outcome == "full":

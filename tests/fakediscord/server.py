@@ -260,7 +260,12 @@ class FakeDiscord:
         self._routes = [(m, re.compile(p), getattr(self, h)) for m, p, h in ROUTES]
         self._runner: web.AppRunner | None = None
         self._sockets: set[web.WebSocketResponse] = set()
-        self._bot_ws: web.WebSocketResponse | None = None
+        self._bot_ws: web.WebSocketResponse | None = None  # the session identified last
+        # Every identified session and its shard (id, count): Discord sends an interaction to
+        # each session of the shard its guild falls in (DMs: shard 0), so two processes
+        # without disjoint shards both receive it.
+        self.sessions: dict[web.WebSocketResponse, tuple[int, int]] = {}
+        self._session_ids: dict[str, tuple[int, int]] = {}  # session id -> its shard
         self._ready = asyncio.Event()
         self._send_lock = asyncio.Lock()
         self._seq = 0
@@ -609,11 +614,21 @@ class FakeDiscord:
             options = [{"name": node["name"], "type": node["type"], "options": options}]
         return options
 
+    def shard_of_guild(self, count: int) -> int:
+        """The shard (of `count`) that Discord sends this guild's events to."""
+        return (self.guild_id >> 22) % count
+
+    def _receivers(self, guild: bool) -> list[web.WebSocketResponse]:
+        return [ws for ws, (shard, count) in self.sessions.items()
+                if shard == (self.shard_of_guild(count) if guild else 0)]
+
     def _interact(self, kind: int, data: Json, user_id: int, guild: bool,
                   channel_id: int | str | None, size_limit: int, permissions: int | None,
                   message: Message | None = None) -> Interaction:
-        if self._bot_ws is None:
-            raise RuntimeError("no bot connected: start one and await wait_ready() first")
+        receivers = self._receivers(guild)
+        if not receivers:
+            raise RuntimeError("no bot connected (for this shard): start one and await "
+                               "wait_ready() first")
         iid = self._new_id()
         user = _user(user_id)
         payload: Json = {
@@ -642,9 +657,10 @@ class FakeDiscord:
             dispatched_at=asyncio.get_running_loop().time(), payload=payload, fake=self)
         self.interactions.append(interaction)
         self._by_token[interaction.token] = interaction
-        task = asyncio.create_task(self._dispatch(self._bot_ws, "INTERACTION_CREATE", payload))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        for ws in receivers:
+            task = asyncio.create_task(self._dispatch(ws, "INTERACTION_CREATE", payload))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
         return interaction
 
     def forget_uploads(self) -> None:
@@ -717,9 +733,15 @@ class FakeDiscord:
         ws = self._bot_ws
         if ws is None:
             raise RuntimeError("no bot connected")
-        self._bot_ws = None
-        self._ready.clear()
+        self._forget_session(ws)
         await ws.close(code=4000, message=b"fakediscord dropped the connection")
+
+    def _forget_session(self, ws: web.WebSocketResponse) -> None:
+        self.sessions.pop(ws, None)
+        if ws is self._bot_ws:
+            self._bot_ws = next(reversed(self.sessions), None)
+        if not self.sessions:
+            self._ready.clear()
 
     def _take_fault(self, rec: Recorded) -> Fault | None:
         now = asyncio.get_running_loop().time()
@@ -1025,9 +1047,7 @@ class FakeDiscord:
                     await self._on_gateway_message(ws, json.loads(frame.data))
         finally:
             self._sockets.discard(ws)
-            if ws is self._bot_ws:
-                self._bot_ws = None
-                self._ready.clear()
+            self._forget_session(ws)
         return ws
 
     async def _on_gateway_message(self, ws: web.WebSocketResponse, msg: Json) -> None:
@@ -1037,24 +1057,26 @@ class FakeDiscord:
             await self._send(ws, {"op": 11})
         elif op == 2:  # identify
             self.identifies += 1
-            self._seq, self._session_id = 0, f"session-{self.identifies}"
+            self._session_id = f"session-{self.identifies}"
+            shard, count = d.get("shard") or (0, 1)
+            self._session_ids[self._session_id] = (shard, count)
+            ours = shard == self.shard_of_guild(count)  # the guild is on this shard
             await self._dispatch(ws, "READY", {
                 "v": 10, "user": self._bot_user(), "session_id": self._session_id,
-                "guilds": [{"id": str(self.guild_id), "unavailable": True}],
-                "resume_gateway_url": self.gateway_url, "shard": [0, 1],
+                "guilds": [{"id": str(self.guild_id), "unavailable": True}] if ours else [],
+                "resume_gateway_url": self.gateway_url, "shard": [shard, count],
                 "application": {"id": str(self.app_id), "flags": 0},
                 "private_channels": [], "relationships": []})
-            await self._dispatch(ws, "GUILD_CREATE", self._guild_payload())
-            self._bot_ws = ws
-            self._ready.set()
+            if ours:
+                await self._dispatch(ws, "GUILD_CREATE", self._guild_payload())
+            self._enter_session(ws, (shard, count))
         elif op == 6:  # resume: nothing was missed, so nothing is replayed
-            if d.get("session_id") != self._session_id:
+            if d.get("session_id") not in self._session_ids:
                 await self._send(ws, {"op": 9, "d": False})  # invalid session
                 return
             self.resumes += 1
             await self._dispatch(ws, "RESUMED", {})
-            self._bot_ws = ws
-            self._ready.set()
+            self._enter_session(ws, self._session_ids[d["session_id"]])
         elif op == 3:
             self.presences.append(d)
         elif op == 8:  # request guild members (members intent): the bot is the only one
@@ -1063,6 +1085,11 @@ class FakeDiscord:
                 "chunk_index": 0, "chunk_count": 1, "nonce": d.get("nonce")})
         else:
             log.warning("fakediscord ignores gateway op %s: %s", op, d)
+
+    def _enter_session(self, ws: web.WebSocketResponse, shard: tuple[int, int]) -> None:
+        self.sessions[ws] = shard
+        self._bot_ws = ws
+        self._ready.set()
 
     async def _dispatch(self, ws: web.WebSocketResponse, event: str, data: Json) -> None:
         async with self._send_lock:  # keeps sequence numbers in sending order

@@ -27,7 +27,7 @@ from dataclasses import replace
 import pytest
 
 from pipeline.params import RenderJob, RenderRequest
-from placebot.backend import CancelOutcome, JobBackend, QueuePlace
+from placebot.backend import CancelOutcome, DuplicateInteraction, JobBackend, QueuePlace
 from placebot.delivery import Delivery
 from placebot.jobqueue import (
     CooldownActive,
@@ -379,6 +379,19 @@ async def test_the_cooldown_refuses_the_users_next_job_and_a_released_place_give
         held = await backend.reserve(9)
         await backend.release(held)
         assert (await backend.reserve(9)).user_id == 9
+
+
+async def test_an_interaction_delivered_twice_is_admitted_once(side, reporter):
+    """reserve() under an interaction's id a second time (the interaction reached two bot
+    processes) raises DuplicateInteraction and holds nothing; another interaction of the
+    same user is judged on its own."""
+    async with backend_of(side, reporter, user_max=2) as backend:
+        await backend.reserve(7, "1001")
+        with pytest.raises(DuplicateInteraction):
+            await backend.reserve(7, "1001")
+        assert (await backend.reserve(7, "1002")).user_id == 7
+        with pytest.raises(UserLimitReached):  # two places held, not three
+            await backend.reserve(7, "1003")
 
 
 # ----- durable before acknowledged

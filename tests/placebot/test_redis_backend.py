@@ -392,3 +392,39 @@ async def test_a_result_kept_through_an_outage_is_delivered_once_by_the_next_bot
         async with redis_bot("next"):
             result = await wait_result(fake, interaction)
     assert len(taken_results(fake, interaction)) == 1 and result.embeds
+
+
+async def test_an_interaction_delivered_to_two_bot_processes_is_admitted_once(
+        fake, valkey, redis_bot):
+    """Two bot processes without shards of their own both receive every interaction: a
+    /place of a user allowed one job is admitted once (one "thinking", one job, its result),
+    and nobody is told "you already have 1 job waiting" of a job that does not exist."""
+    async with (running_workers(valkey.url, [TrackingRenderer()]), redis_bot("a") as a,
+                redis_bot("b")):
+        assert len(fake.sessions) == 2 and set(fake.sessions.values()) == {(0, 1)}
+        interaction = fake.slash("place")
+        result = await wait_result(fake, interaction)
+        jobs = await a.jobs.store.redis.keys(keys.job("*"))
+    assert interaction.callbacks == [{"type": 5}] and interaction.ephemeral_texts == []
+    assert len(jobs) == 1 and len(taken_results(fake, interaction)) == 1 and result.embeds
+
+
+async def test_bot_processes_with_their_own_shards_each_receive_their_guilds_only(
+        fake, valkey, tmp_path, tiny_model_dir):
+    """PLACE_SHARDS=2 with PLACE_SHARD_IDS=0 in one process and 1 in the other: each
+    connects with its own shard, and the guild's /place reaches the one whose shard holds
+    the guild, which answers it."""
+    from placebot.client import build_bot
+
+    owner = fake.shard_of_guild(2)
+    bots = [build_bot(bot_settings(tmp_path / f"shard{n}", tiny_model_dir, shards="2",
+                                   shard_ids=(n,), redis_url=valkey.url),
+                      guild_ready_timeout=0.05) for n in (0, 1)]
+    async with (running_workers(valkey.url, [TrackingRenderer()]),
+                fake.running(bots[0]), fake.running(bots[1])):
+        assert sorted(fake.sessions.values()) == [(0, 2), (1, 2)]
+        interaction = fake.slash("place")
+        result = await wait_result(fake, interaction)
+        answered = [bot for bot in bots if bot.get_guild(fake.guild_id) is not None]
+    assert answered == [bots[owner]] and result.embeds
+    assert interaction.callbacks == [{"type": 5}]
