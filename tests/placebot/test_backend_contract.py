@@ -386,12 +386,12 @@ async def test_an_interaction_delivered_twice_is_admitted_once(side, reporter):
     processes) raises DuplicateInteraction and holds nothing; another interaction of the
     same user is judged on its own."""
     async with backend_of(side, reporter, user_max=2) as backend:
-        await backend.reserve(7, "1001")
+        await backend.reserve(7, key="1001")
         with pytest.raises(DuplicateInteraction):
-            await backend.reserve(7, "1001")
-        assert (await backend.reserve(7, "1002")).user_id == 7
+            await backend.reserve(7, key="1001")
+        assert (await backend.reserve(7, key="1002")).user_id == 7
         with pytest.raises(UserLimitReached):  # two places held, not three
-            await backend.reserve(7, "1003")
+            await backend.reserve(7, key="1003")
 
 
 # ----- durable before acknowledged
