@@ -12,6 +12,7 @@ every parameter needed to reproduce its image.
 
 from __future__ import annotations
 
+import math
 import random
 import re
 from collections.abc import Iterable, Mapping
@@ -133,6 +134,9 @@ class Param:
             if value not in self.choices:
                 raise ParamError(f"{name} {value!r} is unknown; choose one of {self.bounds_text()}")
             return
+        if isinstance(value, str) and not _is_text(value):
+            raise ParamError(f"{name} holds a character that is not text (half of a UTF-16 "
+                             "pair); write it again")
         if self.pattern is not None and not re.fullmatch(self.pattern, value):
             raise ParamError(f"{name} {value[:40]!r} is not valid")
         if self.max_length is not None and len(value) > self.max_length:
@@ -141,7 +145,8 @@ class Param:
         if self.low is None or self.high is None:
             return
         below = value <= self.low if self.low_open else value < self.low
-        if below or value > self.high:
+        # NaN compares false to everything: it would pass both bounds
+        if below or value > self.high or (isinstance(value, float) and math.isnan(value)):
             allowed = self.bounds_text()
             raise ParamError(f"{name} must be {'in ' if self.kind is float else ''}{allowed} "
                              f"but is {value}")
@@ -193,6 +198,16 @@ def _parse_bool(name: str, raw: Any, accepts: str) -> bool:
         if lowered in ("false", "no", "off", "0"):
             return False
     raise ParamError(f"{name} {raw!r} is not {accepts}")
+
+
+def _is_text(value: str) -> bool:
+    """Whether the string can be written as UTF-8: a lone surrogate (half of a UTF-16 pair,
+    which JSON can carry) cannot, and would fail later, deep in the tokenizer or a file."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def param(default: Any, **spec: Any) -> Any:

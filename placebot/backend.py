@@ -9,13 +9,16 @@ and delivery do not know which.
 
 A job's life, as both sides see it:
 
-1. `reserve(user_id, limits, key=...)` admits a job atomically: queue bound, per-user limit
-   and cooldown (the owner's, or `limits` where a server sets stricter ones) are checked and a
-   place is held in one step, or a QueueRefusal (message for the user) is raised. The bot
-   answers Discord (defer) only after it, so two quick clicks by one person cannot both slip
-   under the limit. `key` is the interaction's id: a second reserve under the same key (the
-   same interaction delivered twice, to two bot processes) raises DuplicateInteraction, and
-   its bot leaves the interaction to the one that reserved first.
+1. `reserve(user_id, limits, key=..., delivery=...)` admits a job atomically: queue bound,
+   per-user limit and cooldown (the owner's, or `limits` where a server sets stricter ones)
+   are checked and a place is held in one step, or a QueueRefusal (message for the user) is
+   raised. The bot answers Discord (defer) only after it, so two quick clicks by one person
+   cannot both slip under the limit. `key` is the interaction's id: a second reserve under the
+   same key (the same interaction delivered twice, to two bot processes) raises
+   DuplicateInteraction, and its bot leaves the interaction to the one that reserved first.
+   `delivery`, where the answer goes, is kept with the reservation: should the bot stop
+   before step 2 (killed while it defers, say), the user is told after the restart that
+   nothing was queued, instead of "thinking..." forever.
 2. `submit(reservation, render, delivery)` makes the job durable (it survives a restart from
    here on), queues it, and emits `Reporter.acknowledge` with its place: durable first, so
    that nobody is told "Queued" of a job a restart could lose. A backend that cannot keep
@@ -82,6 +85,20 @@ class Reservation:
     """A place held by reserve() for one user's job until submit() or release()."""
 
     user_id: int
+    job_id: str = ""  # the id its job will have
+
+
+NOT_QUEUED = ("the bot restarted before your dream was queued, so nothing was started; "
+              "try again")
+# What a job that never got its render stands on, in the one message it gets (a failure
+# notice needs only where to answer): no render is made of it.
+_NEVER_RENDERED = RenderJob(canvas="2023", x=0, y=0, seed=0)
+
+
+def unqueued_job(job_id: str, delivery: Delivery) -> Job:
+    """A job reserved and never submitted (its bot stopped in between), as the Reporter's
+    `failed` takes it: its id, its user and where the answer goes."""
+    return Job(user_id=delivery.user_id, render=_NEVER_RENDERED, context=delivery, id=job_id)
 
 
 @dataclass(frozen=True)
@@ -158,7 +175,8 @@ class JobBackend(Protocol):
     async def start(self) -> None: ...
 
     async def reserve(self, user_id: int, limits: UserLimits | None = None,
-                      key: str | None = None) -> Reservation:
+                      key: str | None = None,
+                      delivery: Delivery | None = None) -> Reservation:
         """None: the owner's limits (PLACE_USER_MAX, PLACE_USER_COOLDOWN)."""
 
     async def release(self, reservation: Reservation) -> None: ...

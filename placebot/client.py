@@ -20,7 +20,7 @@ import discord
 from discord.ext import commands
 
 from pipeline.atlas import Atlas
-from placebot import health
+from placebot import health, journal
 from placebot.backend import JobBackend
 from placebot.command_tree import PlaceCommandTree
 from placebot.discord_reporter import DiscordReporter
@@ -32,7 +32,7 @@ from placebot.server_settings import ServerSettingsStore, SqliteServerSettings
 from placebot.service import PlaceService
 from placebot.settings import Settings
 from placebot.source_store import FolderSourceStore, SourceStore
-from placebot.startup import StartupError
+from placebot.startup import COMMAND_SYNC_FILE, StartupError
 from placebot.stopping import STOP_GRACE_S
 from placebot.transport import DiscordTransport
 from placebot.views import BUTTONS, refuse_unknown_button
@@ -107,7 +107,7 @@ class PlaceBot(commands.Bot):
             safety_checker=settings.safety_checker, compile=settings.compile,
         ))
         return (LocalBackend.from_settings(
-                    settings, renderer, Journal(settings.data_dir / "jobs.sqlite3"),
+                    settings, renderer, Journal(settings.data_dir / journal.FILENAME),
                     self.reporter, on_engine_stuck=self.restart_for_fresh_engine),
                 FolderSourceStore(settings.data_dir / "sources"),
                 SqliteServerSettings(settings.data_dir / "servers.sqlite3"))
@@ -205,7 +205,7 @@ class PlaceBot(commands.Bot):
         # The application too: another bot token with the same data folder must sync anew.
         synced_as = [self.application_id, target, payload]
         digest = hashlib.sha256(json.dumps(synced_as, sort_keys=True).encode()).hexdigest()
-        marker = self.settings.data_dir / "commands.sha256"
+        marker = self.settings.data_dir / COMMAND_SYNC_FILE
         last_digest, last_guild = await asyncio.to_thread(_read_marker, marker)
         if last_digest == digest:
             log.info("slash commands unchanged (%s); not syncing", target)

@@ -31,6 +31,7 @@ from placebot.journal_salvage import copy_readable_rows, set_aside
 log = logging.getLogger(__name__)
 
 MAX_TRIES = 3
+FILENAME = "jobs.sqlite3"  # in PLACE_DATA_DIR
 KEEP_FINISHED_S = 7 * 86400  # finished jobs are kept a week (to look into), then pruned
 COLUMNS = ("seq", "job_id", "user_id", "render", "context", "state", "tries", "error",
            "created", "updated")
@@ -75,6 +76,8 @@ class Recovery(Generic[T]):
     retry: list[T] = field(default_factory=list)
     give_up: list[T] = field(default_factory=list)
     skipped: list[SkippedRow] = field(default_factory=list)
+    # reservations whose job never came (the bot stopped in between): (job id, context)
+    unqueued: list[tuple[str, dict]] = field(default_factory=list)
 
 
 class Journal:
@@ -108,13 +111,32 @@ class Journal:
             self._db.close()
 
     def add(self, job_id: str, user_id: int, render: dict, context: dict) -> None:
+        """The job, queued (its held reservation, if one was written, becomes it)."""
         now = time.time()
         with self._lock:
             self._db.execute(
                 "INSERT INTO jobs (job_id, user_id, render, context, created, updated)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
+                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(job_id) DO UPDATE SET"
+                " render = excluded.render, context = excluded.context, state = 'queued',"
+                " updated = excluded.updated WHERE state = 'held'",
                 (job_id, user_id, json.dumps(render), json.dumps(context), now, now),
             )
+
+    def hold(self, job_id: str, user_id: int, context: dict) -> None:
+        """A reservation, with where its answer goes, before its job exists: a restart
+        before add() or drop_held() finds it (recover: `unqueued`) and its user is told."""
+        now = time.time()
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO jobs (job_id, user_id, render, context, state, created, updated)"
+                " VALUES (?, ?, '{}', ?, 'held', ?, ?)",
+                (job_id, user_id, json.dumps(context), now, now),
+            )
+
+    def drop_held(self, job_id: str) -> None:
+        """The reservation was given back: its user was answered by its bot."""
+        with self._lock:
+            self._db.execute("DELETE FROM jobs WHERE job_id = ? AND state = 'held'", (job_id,))
 
     def _set_state(self, job_id: str, state: str, error: str | None = None) -> None:
         with self._lock:
@@ -180,6 +202,15 @@ class Journal:
                 " WHERE state = 'queued' ORDER BY seq"
             ).fetchall()
         recovery: Recovery = Recovery()
+        with self._lock:
+            held = self._db.execute(
+                "SELECT job_id, context FROM jobs WHERE state = 'held' ORDER BY seq").fetchall()
+        for job_id, context in held:
+            self.mark_failed(str(job_id), "the bot stopped before the job was queued")
+            try:
+                recovery.unqueued.append((str(job_id), json.loads(context)))
+            except ValueError:
+                log.warning("journal: the held reservation %s cannot be decoded", job_id)
         for row in rows:
             try:
                 entry = _entry(row)

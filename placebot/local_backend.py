@@ -15,15 +15,17 @@ from pipeline.errors import PipelineError
 from pipeline.params import RenderJob
 from placebot.backend import (
     CANCELLED_BY_USER,
+    NOT_QUEUED,
     CancelOutcome,
     DuplicateInteraction,
     QueueStatus,
     Reporter,
     Reservation,
     UserLimits,
+    unqueued_job,
 )
 from placebot.delivery import Delivery
-from placebot.jobqueue import CooldownActive, Job, JobQueue, JobState
+from placebot.jobqueue import CooldownActive, Job, JobQueue, JobState, new_job_id
 from placebot.journal import MAX_TRIES, Journal, JournalEntry
 from placebot.settings import Settings
 from placebot.watchdog import EngineStuck
@@ -69,8 +71,11 @@ class LocalBackend:
 
     # ----- admission
     async def reserve(self, user_id: int, limits: UserLimits | None = None,
-                      key: str | None = None) -> Reservation:
-        """No await before the place is taken: the checks and the place are one step."""
+                      key: str | None = None,
+                      delivery: Delivery | None = None) -> Reservation:
+        """No await before the place is taken: the checks and the place are one step. The
+        delivery is journalled with the reservation (a failure to is logged: only the notice
+        after a restart in the next moments depends on it)."""
         if key is not None:
             if key in self._admitted:
                 raise DuplicateInteraction(key)
@@ -85,7 +90,15 @@ class LocalBackend:
         self._forget_old_acceptances()
         self._accepted_before[user_id] = self._last_accepted.get(user_id)
         self._last_accepted[user_id] = time.monotonic()
-        return Reservation(user_id)
+        reservation = Reservation(user_id, new_job_id())
+        if delivery is not None:
+            try:
+                await asyncio.to_thread(self.journal.hold, reservation.job_id, user_id,
+                                        delivery.to_dict())
+            except Exception:
+                log.exception("journal: could not hold the reservation of job %s",
+                              reservation.job_id)
+        return reservation
 
     def _forget_old_acceptances(self) -> None:
         """Past the longest cooldown an acceptance matters no more: keep the record small."""
@@ -97,6 +110,12 @@ class LocalBackend:
 
     async def release(self, reservation: Reservation) -> None:
         user_id = reservation.user_id
+        if reservation.job_id:
+            try:
+                await asyncio.to_thread(self.journal.drop_held, reservation.job_id)
+            except Exception:
+                log.exception("journal: could not drop the reservation of job %s",
+                              reservation.job_id)
         self.queue.release(user_id)
         if user_id in self._accepted_before:  # the job never came: its cooldown goes too
             previous = self._accepted_before.pop(user_id)
@@ -108,7 +127,8 @@ class LocalBackend:
     async def submit(self, reservation: Reservation, render: RenderJob,
                      delivery: Delivery) -> Job:
         user_id = reservation.user_id
-        job = Job(user_id=user_id, render=render, context=delivery)
+        job = Job(user_id=user_id, render=render, context=delivery,
+                  id=reservation.job_id or new_job_id())
         try:  # written down before the user is told: a restart from here on loses nothing
             await asyncio.to_thread(self.journal.add, job.id, user_id, render.to_dict(),
                                     delivery.to_dict())
@@ -179,10 +199,25 @@ class LocalBackend:
             except Exception:
                 log.exception("could not tell user %s that job %s was dropped",
                               job.user_id, job.id)
+        for job_id, context in recovery.unqueued:  # in the background, as kept results
+            task = asyncio.create_task(self._tell_not_queued(job_id, context))
+            self._kept.add(task)
+            task.add_done_callback(self._kept.discard)
         if recovery.retry or recovery.give_up:
             log.info("recovered %d job(s) from the journal, gave up on %d",
                      len(recovery.retry), len(recovery.give_up))
         return len(recovery.retry)
+
+    async def _tell_not_queued(self, job_id: str, context: dict) -> None:
+        """A reservation whose job never came: the bot stopped between the two (killed while
+        it answered Discord, say). Its user, left with "thinking...", is told."""
+        try:
+            job = unqueued_job(job_id, Delivery.from_dict(context))
+            log.warning("job %s was reserved but never queued before the restart; telling "
+                        "user %s", job_id, job.user_id)
+            await self.reporter.failed(job, PipelineError(NOT_QUEUED))
+        except Exception:
+            log.exception("could not tell the user of job %s that it was never queued", job_id)
 
     async def _deliver_kept(self, job: Job) -> None:
         """A result kept from before the restart: delivered, not rendered again. In the

@@ -14,15 +14,18 @@ import contextlib
 import logging
 from dataclasses import dataclass
 
+from pipeline.errors import PipelineError
 from pipeline.params import RenderJob
 from placebot.backend import (
     CANCELLED_BY_USER,
+    NOT_QUEUED,
     CancelOutcome,
     QueuePlace,
     QueueStatus,
     Reporter,
     Reservation,
     UserLimits,
+    unqueued_job,
 )
 from placebot.delivery import Delivery
 from placebot.jobqueue import Job, JobState, QueueRefusal, new_job_id
@@ -46,7 +49,6 @@ class QueueUnavailable(QueueRefusal):
 
 @dataclass(frozen=True)
 class RedisReservation(Reservation):
-    job_id: str = ""
     position: int = 0  # the place the job will take, as of the reservation
 
 
@@ -65,6 +67,7 @@ class RedisBackend:
         self._workers: list[dict] = []
         self._positions: asyncio.Task | None = None
         self._released: list[RedisReservation] = []  # given back once Redis answers
+        self._telling: set[asyncio.Task] = set()  # users told their job was never queued
 
     @classmethod
     def from_settings(cls, settings: Settings, reporter: Reporter) -> RedisBackend:
@@ -75,14 +78,16 @@ class RedisBackend:
 
     # ----- admission
     async def reserve(self, user_id: int, limits: UserLimits | None = None,
-                      key: str | None = None) -> Reservation:
+                      key: str | None = None,
+                      delivery: Delivery | None = None) -> Reservation:
         job_id = new_job_id()
         limits = limits or UserLimits(self.user_max, self.queue.cooldown_s)
         try:
             await self._give_back_released()
-            position = await self.store.reserve(job_id, user_id, user_max=limits.user_max,
-                                                queue_max=self.queue_max,
-                                                cooldown_s=limits.cooldown_s, key=key)
+            position = await self.store.reserve(
+                job_id, user_id, user_max=limits.user_max, queue_max=self.queue_max,
+                cooldown_s=limits.cooldown_s, key=key,
+                delivery=delivery.to_dict() if delivery is not None else None)
         except UNREACHABLE as exc:
             self.queue.outage.lost(exc)
             raise QueueUnavailable() from None
@@ -188,11 +193,30 @@ class RedisBackend:
             await asyncio.sleep(POSITIONS_EVERY_S)
             try:
                 await self._give_back_released()
+                await self._tell_abandoned()
                 await self._refresh_places()
             except UNREACHABLE:
                 continue  # the event reader reports the outage
             except Exception:  # the next round tries again
                 log.exception("could not refresh the queue positions")
+
+    async def _tell_abandoned(self) -> None:
+        """Reservations that ran out with no job queued: their bot stopped before it queued
+        it (killed while it answered Discord, say). Their users, left with "thinking...", are
+        told, in the background (a Discord outage must not hold up the positions)."""
+        for job_id, delivery in await self.store.abandoned():
+            log.warning("job %s was reserved but never queued (its bot stopped); telling its "
+                        "user", job_id)
+            task = asyncio.create_task(self._tell_not_queued(job_id, delivery))
+            self._telling.add(task)
+            task.add_done_callback(self._telling.discard)
+
+    async def _tell_not_queued(self, job_id: str, delivery: dict) -> None:
+        try:
+            job = unqueued_job(job_id, Delivery.from_dict(delivery))
+            await self.reporter.failed(job, PipelineError(NOT_QUEUED))
+        except Exception:
+            log.exception("could not tell the user of job %s that it was never queued", job_id)
 
     async def _refresh_places(self) -> None:
         """Tell this process's waiting users their places; forget the jobs that another bot
@@ -229,6 +253,8 @@ class RedisBackend:
         the workers go on, and any bot process delivers them, this one after a restart."""
         if self._positions is not None:
             self._positions.cancel()
+        for telling in self._telling:
+            telling.cancel()
         with contextlib.suppress(*UNREACHABLE):
             await asyncio.wait_for(self.queue.stop(), grace_s)
         await self.store.redis.aclose()

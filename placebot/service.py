@@ -85,9 +85,12 @@ class PlaceService:
             if "model" in defaulted:
                 request = replace(request, model=rules.default_model)
             self._check_prompt(request, rules, kept_prompt)
+            # where the answer goes, kept from the reservation on: a bot stopped before the
+            # job is queued (killed while it defers) tells its user after the restart
+            delivery = Delivery.from_interaction(interaction, reply_to=reply_to)
             reservation = await self._jobs.reserve(
                 interaction.user.id, UserLimits(rules.user_max, rules.cooldown_s),
-                str(interaction.id))
+                str(interaction.id), delivery)
         except (ParamError, UserFacingError, QueueRefusal) as exc:
             await interaction.response.send_message(user_message(exc), ephemeral=True)
             return None
@@ -105,7 +108,6 @@ class PlaceService:
                                                                   age_restricted))
             # may decode a canvas (~0.1 s) or read a year's atlas (its first artwork)
             render = await asyncio.to_thread(request.resolve, None, self._atlas)
-            delivery = Delivery.from_interaction(interaction, reply_to=reply_to)
         except REFUSALS as exc:
             await self._jobs.release(reservation)
             await self._refuse_after_defer(interaction, exc)

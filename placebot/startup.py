@@ -17,6 +17,8 @@ from pathlib import Path
 import aiohttp
 import discord
 
+from placebot import health, journal
+
 log = logging.getLogger(__name__)
 
 # Discord out of reach at start (a machine that just booted, an outage): tried again 5, 10,
@@ -25,6 +27,10 @@ CONNECT_FIRST_RETRY_S = 5.0
 CONNECT_MAX_RETRY_S = 120.0
 STOP_CHECK_S = 0.2  # how soon a stop signal ends the wait between two tries
 _PROBE = ".write-check"
+# The files the bot keeps in PLACE_DATA_DIR: a folder in the place of one is a setting to fix.
+COMMAND_SYNC_FILE = "commands.sha256"  # the last command sync (placebot.client)
+_DATA_FILES = {journal.FILENAME: "its job journal", health.FILENAME: "its health heartbeat",
+               COMMAND_SYNC_FILE: "its record of the last command sync"}
 
 
 class StartupError(Exception):
@@ -44,6 +50,10 @@ def check_data_dir(data_dir: Path) -> None:
     if reason is not None:
         raise StartupError("PLACE_DATA_DIR", f"{data_dir} cannot be written ({reason}): give "
                            "the bot a folder it can write to, with free space")
+    for name, what in _DATA_FILES.items():
+        if (Path(data_dir) / name).is_dir():
+            raise StartupError("PLACE_DATA_DIR", f"{Path(data_dir) / name} is a folder where "
+                               f"the bot keeps a file ({what}): move that folder away")
 
 
 def warn_if_output_dir_unwritable(output_dir: Path | None) -> None:

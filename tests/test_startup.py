@@ -212,3 +212,13 @@ async def test_a_bot_whose_redis_refuses_the_login_does_not_start(tmp_path, tiny
             with pytest.raises(StartupError, match="PLACE_REDIS_URL: the Redis server refused"):
                 async with fake.running(PlaceBot(settings, guild_ready_timeout=0.05)):
                     pass
+
+
+def test_a_folder_where_the_journal_should_be_stops_the_start_in_one_line(tmp_path):
+    """PLACE_DATA_DIR/jobs.sqlite3 is a folder: one line naming the setting and the path,
+    exit 2 (it ended in a traceback, exit 1)."""
+    (tmp_path / "data" / "jobs.sqlite3").mkdir(parents=True)
+    done = _bot_py("", tmp_path, PLACE_DATA_DIR=str(tmp_path / "data"))
+    assert done.returncode == 2, done.stderr
+    [line] = done.stderr.strip().splitlines()
+    assert "PLACE_DATA_DIR" in line and "jobs.sqlite3 is a folder" in line

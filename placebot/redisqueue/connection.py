@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Awaitable
+from typing import cast
 
 import redis.asyncio as redis
 from redis.exceptions import AuthenticationError, AuthorizationError, NoPermissionError
@@ -40,7 +42,8 @@ async def check_login(client: redis.Redis) -> None:
     """SettingsError when the server answers but refuses this client's login or rights;
     nothing when it lets us in, or cannot be reached (that is retried, as an outage)."""
     try:
-        await client.ping()  # type: ignore[misc]  # redis-py types ping for both clients
+        # redis-py's stubs type a command for both clients; this one is the asyncio client's
+        await cast("Awaitable[bool]", client.ping())
     except REFUSED as exc:
         raise refused_setting(exc) from None
     except UNREACHABLE:

@@ -33,6 +33,11 @@ local function drop_cooldown(job_id, user_id)
     redis.call('DEL', key)
   end
 end
+-- A reservation's delivery, kept until its job is queued or the reservation given back.
+local function unhold(job_id)
+  redis.call('ZREM', P .. 'holding', job_id)
+  redis.call('HDEL', P .. 'held', job_id)
+end
 local function forget(job_id, user_id)
   redis.call('ZREM', P .. 'waiting', job_id)
   redis.call('ZREM', P .. 'running', job_id)
@@ -42,7 +47,8 @@ end
 
 # ARGV: prefix, job id, user id, user max, queue max, reservation ms, cooldown ms, how long
 #       the time of a user's last accepted job is kept (ms: the longest cooldown there is),
-#       interaction id ('' for none), how long it is remembered (ms)
+#       interaction id ('' for none), how long it is remembered (ms), delivery json ('' for
+#       none: kept while the job is prepared, for a bot to answer if none queues the job)
 # → {'ok', the place the job will take}, {'user'|'full'|'cooldown', number}, or
 #   {'duplicate', 0}: that interaction was admitted already (delivered to two bots)
 RESERVE = _COMMON + """
@@ -69,6 +75,10 @@ redis.call('ZADD', P .. 'reserved', expiry, job_id)
 redis.call('ZADD', user_key, expiry, job_id)
 redis.call('HSET', accepted_key, 'at', now, 'job', job_id, 'before', last or '')
 redis.call('PEXPIRE', accepted_key, tonumber(ARGV[8]))
+if ARGV[11] ~= '' then
+  redis.call('ZADD', P .. 'holding', expiry, job_id)
+  redis.call('HSET', P .. 'held', job_id, ARGV[11])
+end
 return {'ok', redis.call('ZCARD', P .. 'waiting') + 1}
 """
 
@@ -80,6 +90,7 @@ local job_id, user_id = ARGV[2], ARGV[3]
 local now = now_ms()
 local reserved = redis.call('ZSCORE', P .. 'reserved', job_id)
 redis.call('ZREM', P .. 'reserved', job_id)
+unhold(job_id)
 if not reserved or tonumber(reserved) < now then
   redis.call('ZREM', P .. 'user:' .. user_id, job_id)
   drop_cooldown(job_id, user_id)
@@ -106,6 +117,7 @@ local job_id, user_id = ARGV[2], ARGV[3]
 local key = P .. 'job:' .. job_id
 redis.call('ZREM', P .. 'user:' .. user_id, job_id)
 drop_cooldown(job_id, user_id)
+unhold(job_id)
 if redis.call('HGET', key, 'state') == 'queued' and redis.call('HEXISTS', key, 'shown') == 0
     and redis.call('HGET', key, 'user') == user_id then
   local stream, entry = redis.call('HGET', key, 'stream'), redis.call('HGET', key, 'entry')
@@ -305,4 +317,22 @@ redis.call('XADD', P .. 'dead', 'MAXLEN', '~', ARGV[6], '*', unpack(copy))
 redis.call('XACK', stream, group, entry)
 redis.call('XDEL', stream, entry)
 return 1
+"""
+
+# Reservations that ran out with their delivery still kept: their bot stopped before it
+# queued the job (killed while it answered Discord, say). Each is handed to one bot, to tell
+# its user that nothing was queued.
+# ARGV: prefix, at most this many → {job id, delivery json} pairs, flat
+ABANDONED = _COMMON + """
+local out = {}
+for _, job_id in ipairs(redis.call('ZRANGEBYSCORE', P .. 'holding', '-inf', now_ms(), 'LIMIT',
+    0, tonumber(ARGV[2]))) do
+  local delivery = redis.call('HGET', P .. 'held', job_id)
+  unhold(job_id)
+  if delivery then
+    table.insert(out, job_id)
+    table.insert(out, delivery)
+  end
+end
+return out
 """

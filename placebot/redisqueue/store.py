@@ -93,7 +93,7 @@ class RedisJobStore:
         self.timings = timings or keys.Timings()
         self.pipe = AutoPipeline(client, {name: getattr(scripts, name) for name in (
             "RESERVE", "ENQUEUE", "RELEASE", "TAKE", "FINISH", "REQUEUE", "CANCEL",
-            "PUBLISH", "APPLY", "APPLIED", "ACK_EVENTS", "DEAD_LETTER")})
+            "PUBLISH", "APPLY", "APPLIED", "ACK_EVENTS", "DEAD_LETTER", "ABANDONED")})
 
     async def _run(self, name: str, *args) -> object:
         """The script's reply as redis-py gives it: a Lua string as bytes, a number as int,
@@ -118,17 +118,20 @@ class RedisJobStore:
 
     # ----- admission (bot side)
     async def reserve(self, job_id: str, user_id: int, *, user_max: int, queue_max: int,
-                      cooldown_s: float = 0.0, key: str | None = None) -> int:
+                      cooldown_s: float = 0.0, key: str | None = None,
+                      delivery: dict | None = None) -> int:
         """Hold a place for a job being prepared, or raise the QueueRefusal that applies;
         return the 1-based place it will take in the line, as of now. `cooldown_s` counts from
         the user's last accepted job, whichever cooldown that one had (a server may set a
         longer one than the owner); this one counts as accepted from here (given back with
         the place if the job never comes). `key` (the interaction's id) is admitted once
-        across every bot: DuplicateInteraction after."""
+        across every bot: DuplicateInteraction after. `delivery` is kept until the job is
+        queued or the place given back; should neither come, a bot answers it (abandoned)."""
         reply = await self._run("RESERVE", job_id, user_id, user_max, queue_max,
                                 int(self.timings.reservation_s * 1000), int(cooldown_s * 1000),
                                 int(keys.KEEP_ACCEPTED_S * 1000), key or "",
-                                int(INTERACTION_KEPT_S * 1000))
+                                int(INTERACTION_KEPT_S * 1000),
+                                json.dumps(delivery) if delivery is not None else "")
         status, number = cast("tuple[bytes, int]", reply)  # {status, number}
         outcome = text(status)
         if outcome == "duplicate":
@@ -154,6 +157,18 @@ class RedisJobStore:
         if text(status) != "ok":
             raise ReservationExpired(self.timings.reservation_s)
         return int(position)
+
+    async def abandoned(self, count: int = 20) -> list[tuple[str, dict]]:
+        """Reservations that ran out, their job never queued, each with its delivery: now
+        this bot's to answer (no other bot gets them)."""
+        flat = cast("list[bytes]", await self._run("ABANDONED", count))
+        found = []
+        for job_id, delivery in zip(flat[::2], flat[1::2], strict=True):
+            try:
+                found.append((text(job_id), json.loads(text(delivery))))
+            except ValueError:
+                log.warning("the kept delivery of reservation %r cannot be read", job_id)
+        return found
 
     async def shown(self, job_id: str) -> None:
         """The job's user has read that it was accepted (or never will: its bot gave up)."""

@@ -116,3 +116,32 @@ async def test_an_option_of_the_wrong_type_gets_the_same_clear_error(
     assert callback["type"] == 4 and callback["data"]["flags"] & 64
     assert name in callback["data"]["content"]
     assert "went wrong" not in callback["data"]["content"]
+
+
+@pytest.mark.parametrize("strength", [float("nan"), None, ""], ids=["NaN", "null", "empty"])
+async def test_a_forged_strength_that_is_no_number_gets_a_line_naming_it(
+        fake, start_bot, strength):
+    """A strength of NaN (or null or "", which discord.py turns into NaN) is refused in one
+    ephemeral line naming strength and what it accepts, not "something went wrong"."""
+    async with start_bot() as bot:
+        interaction = fake.slash("place", {"strength": strength}, check_types=False)
+        await fake.wait_for(lambda: interaction.callbacks)
+        assert len(bot.jobs.queue) == 0
+    callback = interaction.callbacks[0]
+    assert callback["type"] == 4 and callback["data"]["flags"] & 64
+    assert "strength must be in (0, 1] but is" in callback["data"]["content"]
+    assert "went wrong" not in callback["data"]["content"]
+
+
+async def test_a_prompt_with_a_lone_surrogate_is_refused_up_front(fake, start_bot):
+    """A prompt holding half of a UTF-16 pair (not text: it cannot be encoded) is refused in
+    one ephemeral line naming the prompt, before anything is queued (it failed later with the
+    generic error)."""
+    async with start_bot() as bot:
+        interaction = fake.slash("place", {"prompt": "a cat \ud800 in space"})
+        await fake.wait_for(lambda: interaction.callbacks)
+        assert len(bot.jobs.queue) + len(bot.jobs.queue.running) == 0
+    callback = interaction.callbacks[0]
+    assert callback["type"] == 4 and callback["data"]["flags"] & 64
+    assert "prompt" in callback["data"]["content"] and "went wrong" not in \
+        callback["data"]["content"]

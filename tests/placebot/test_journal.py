@@ -144,3 +144,20 @@ def test_a_journal_from_before_tries_were_counted_opens_and_recovers(tmp_path):
                                                                                  {"n": 1})]
     journal.mark_taken(["old"])
     assert journal.tries("old") == 1 and journal.damage is None
+
+
+def test_a_held_reservation_becomes_its_job_or_is_recovered_as_never_queued(tmp_path):
+    """hold() writes a reservation with where its answer goes; add() turns it into the job;
+    drop_held() forgets it; one left held is recovered as never queued (and marked failed),
+    never run."""
+    journal = Journal(tmp_path / "jobs.sqlite3")
+    journal.hold("queued-one", 1, {"channel_id": 5})
+    journal.add("queued-one", 1, {"model": "1.4"}, {"channel_id": 5})
+    journal.hold("given-back", 2, {"channel_id": 6})
+    journal.drop_held("given-back")
+    journal.hold("orphan", 3, {"channel_id": 7})
+    recovery = journal.recover()
+    assert [entry.job_id for entry in recovery.retry] == ["queued-one"]
+    assert recovery.unqueued == [("orphan", {"channel_id": 7})]
+    assert journal.state("given-back") is None and journal.state("orphan") == "failed"
+    assert journal.recover().unqueued == []

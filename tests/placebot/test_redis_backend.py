@@ -428,3 +428,26 @@ async def test_bot_processes_with_their_own_shards_each_receive_their_guilds_onl
         answered = [bot for bot in bots if bot.get_guild(fake.guild_id) is not None]
     assert answered == [bots[owner]] and result.embeds
     assert interaction.callbacks == [{"type": 5}]
+
+
+async def test_a_bot_killed_on_its_defer_has_the_thinking_message_answered_by_a_bot(
+        fake, valkey, redis_bot):
+    """The bot dies while its "thinking..." is on the way, before the job is stored: the
+    reservation kept where its answer goes, and once it runs out a bot tells the user that
+    nothing was queued (it stayed "thinking..." forever)."""
+    defer = fake.hold("POST", r"/callback$")
+    brief = dataclasses.replace(TEST_TIMINGS, reservation_s=1.0)
+    async with redis_bot("dying", timings=brief) as dying:
+        die_on_close(dying)
+        interaction = fake.slash("place")
+        await asyncio.wait_for(defer.reached.wait(), PATIENCE_S)
+
+        async def dead(reservation):  # a killed process gives nothing back
+            return None
+
+        dying.jobs.release = dead  # type: ignore[method-assign]
+    defer.release()  # Discord had it: the user sees "thinking..."
+    async with redis_bot("next"):
+        told = await fake.wait_for(lambda: interaction.original and "queued" in
+                                   (interaction.original.content or "") and interaction.original)
+    assert "the bot restarted before your dream was queued" in told.content

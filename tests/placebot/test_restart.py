@@ -405,3 +405,26 @@ async def test_messages_left_from_before_a_restart_are_updated_when_their_job_re
     for interaction in (running, waiting):
         assert "Cancel" not in str(interaction.original.components)
     assert not _channel_results(fake)  # each result went to its own message
+
+
+async def test_a_bot_killed_on_its_defer_answers_the_thinking_message_after_the_restart(
+        fake, start_bot, tmp_path):
+    """The bot dies while its "thinking..." (the defer) is on the way, before the job is
+    queued: the reservation was journalled with where its answer goes, and the bot started
+    next tells the user that nothing was queued (it stayed "thinking..." forever)."""
+    data = tmp_path / "data"
+    defer = fake.hold("POST", r"/callback$")
+    async with start_bot(data_dir=data) as bot:
+        interaction = fake.slash("place")
+        await asyncio.wait_for(defer.reached.wait(), PATIENCE_S)
+
+        async def dead(reservation):  # a killed process gives nothing back
+            return None
+
+        bot.jobs.release = dead  # type: ignore[method-assign]
+    defer.release()  # Discord had it: the user sees "thinking..."
+    async with start_bot(data_dir=data):
+        told = await fake.wait_for(lambda: interaction.original and "queued" in
+                                   (interaction.original.content or "") and interaction.original)
+    assert told.content == ("Sorry, your dream failed: the bot restarted before your dream was "
+                            "queued, so nothing was started; try again.")
