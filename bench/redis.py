@@ -2,7 +2,13 @@
 
     python -m bench.redis overhead               # CPU: the plumbing's jobs/s, fast renderer
     python -m bench.redis scaling                # 2 GPUs: 32 jobs with one worker, then two
+    python -m bench.redis scaling --devices cuda:0,cuda:0   # two workers sharing one GPU
     python -m bench.redis scaling --smoke        # the same on the CPU with a tiny model
+
+Every run's JSON holds its timeline (bench/timeline.py): for each batch, when its worker read
+and took it, when its render started and ended, when its results were stored, received by the
+bot and delivered; and a summary that splits the run's seconds into the queue's round trips,
+rendering, waiting (an idle worker) and the tail (one worker done, another still rendering).
 
 `overhead` times jobs from the bot's submit to the result reaching the bot's reporter, with
 per-pass progress, through a render worker in its own process; once with 32x32 frames (the
@@ -27,6 +33,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench import timeline as where
 from pipeline.config import COMPILE_CHOICES
 from pipeline.params import RenderRequest
 from placebot.jobqueue import Job
@@ -39,11 +46,25 @@ RESULTS = Path(__file__).resolve().parent / "results"
 ROOT = Path(__file__).resolve().parents[1]
 
 
+class TimedBotQueue(RedisBotQueue):
+    """The bot's queue, noting when each job's ending was read from Redis (wall clock)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.received: dict[str, float] = {}
+
+    async def _handle_in_order(self, event) -> None:
+        if event.ending:
+            self.received.setdefault(event.job_id, time.time())
+        await super()._handle_in_order(event)
+
+
 class TimingReporter:
     """Counts the reporter calls and the time from each submit to its result."""
 
     def __init__(self):
         self.submitted: dict[str, float] = {}
+        self.delivered: dict[str, float] = {}  # wall clock, for the timeline
         self.latency: dict[str, float] = {}
         self.endings: dict[str, list[str]] = {}
         self.progress_count = 0
@@ -56,6 +77,7 @@ class TimingReporter:
             self.foreign += 1
             return
         self.endings.setdefault(job.id, []).append(kind)
+        self.delivered.setdefault(job.id, time.time())
         self.latency[job.id] = time.perf_counter() - self.submitted.get(job.id, 0.0)
         if len(self.endings) >= self.expected:
             self.all_ended.set()
@@ -106,18 +128,20 @@ async def wait_for_workers(url: str, workers: list[subprocess.Popen],
         await store.redis.aclose()
 
 
-async def submit_and_wait(url: str, jobs: list, timeout: float, others: tuple = ()) -> dict:
+async def submit_and_wait(url: str, jobs: list, timeout: float, others: tuple = (),
+                          workers: int = 1) -> dict:
     """Submit every job at once through a bot's queue; wait until each has ended. `others`:
-    the process ids (render workers, the server) whose CPU time counts too."""
+    the process ids (render workers, the server) whose CPU time counts too; `workers`: how
+    many render workers serve the run (for its summary)."""
     reporter = TimingReporter()
     reporter.expected = len(jobs)
     store = RedisJobStore(connect(url))
     await store.ensure_groups()
-    bot = RedisBotQueue(store, reporter, user_max=len(jobs), queue_max=len(jobs) + 1)
+    bot = TimedBotQueue(store, reporter, user_max=len(jobs), queue_max=len(jobs) + 1)
     bot.start()
     before = {pid: cpu_seconds(pid) for pid in others}
     bot_cpu = time.process_time()
-    started = time.perf_counter()
+    started, started_wall = time.perf_counter(), time.time()
 
     async def one(index, render):
         job = Job(user_id=index % 500, render=render)
@@ -134,10 +158,14 @@ async def submit_and_wait(url: str, jobs: list, timeout: float, others: tuple = 
         now = cpu_seconds(pid)
         cpu[str(pid)] = None if now is None or then is None else now - then
     await bot.stop()
+    ours = {job.id for job in submitted}
+    batches = [b for b in await store.batch_timelines() if ours.intersection(b["jobs"])]
     await store.redis.aclose()
+    rows = where.timeline(batches, started_wall, bot.received, reporter.delivered)
     once = all(reporter.endings.get(job.id) == ["finished"] for job in submitted)
     latencies = sorted(reporter.latency.values())
     return {"jobs": len(jobs), "seconds": round(elapsed, 3), "submit_s": round(submit_s, 3),
+            "summary": where.summary(rows, elapsed, workers), "timeline": rows,
             "jobs_per_s": round(len(jobs) / elapsed, 1), "progress_events": reporter.progress_count,
             "each_answered_once": once and not reporter.foreign,
             "latency_p50_s": round(latencies[len(latencies) // 2], 4),
@@ -145,6 +173,11 @@ async def submit_and_wait(url: str, jobs: list, timeout: float, others: tuple = 
             "cpu_ms_per_job": {who: None if seconds is None else round(seconds / len(jobs) * 1e3, 3)
                                for who, seconds in cpu.items()},
             "load_average_1min": round(os.getloadavg()[0], 2)}
+
+
+def brief(run: dict) -> dict:
+    """A run as printed: its timeline (one row a batch) stays in the JSON."""
+    return {key: value for key, value in run.items() if key != "timeline"}
 
 
 def jobs_for(count: int, **params) -> list:
@@ -201,7 +234,7 @@ def overhead(args) -> dict:
             if None not in run["cpu_ms_per_job"].values():
                 run["cpu_ms_per_job"]["total"] = round(sum(run["cpu_ms_per_job"].values()), 3)
             results[f"{frames}_frames"] = run
-            print(frames, run, flush=True)
+            print(frames, brief(run), flush=True)
     results["target_jobs_per_s"] = 500
     results["target_met"] = results["small_frames"]["jobs_per_s"] >= 500
     results["appendfsync"] = "always"
@@ -227,8 +260,10 @@ def scaling(args) -> dict:
            "PLACE_DATA_DIR": str(Path(args.cache) / "data"), "PLACE_LOG_LEVEL": "WARNING"}
     if args.smoke:  # two CPU workers: each its share of the cores, not all of them
         env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 2) // 2))
-    devices = ["cpu", "cpu"] if args.smoke else ["cuda:0", "cuda:1"]
-    results: dict = {"jobs": jobs, "max_batch": max_batch, "model": size,
+    devices = ["cpu", "cpu"] if args.smoke else args.devices.split(",")
+    if len(devices) != 2:
+        raise SystemExit(f"--devices names the two workers' devices, not {args.devices!r}")
+    results: dict = {"jobs": jobs, "max_batch": max_batch, "model": size, "devices": devices,
                      "compile": args.compile, "job": params or "the original's (defaults)",
                      "smoke": args.smoke}
     with tempfile.TemporaryDirectory() as data, ValkeyProcess(Path(data)) as valkey:
@@ -240,13 +275,14 @@ def scaling(args) -> dict:
                 # each worker loads its model (and compiles) on its first batch: not timed
                 warm = jobs_for(max_batch * count * (1 if args.smoke else 2), model="1.5",
                                 **params)
-                results[f"warmup_{count}"] = asyncio.run(submit_and_wait(valkey.url, warm, 1800))
+                results[f"warmup_{count}"] = asyncio.run(submit_and_wait(
+                    valkey.url, warm, 1800, workers=count))
                 timed = jobs_for(jobs, model="1.5", **params)
-                results[f"workers_{count}"] = asyncio.run(submit_and_wait(valkey.url, timed,
-                                                                          1800))
+                results[f"workers_{count}"] = asyncio.run(submit_and_wait(
+                    valkey.url, timed, 1800, workers=count))
             finally:
                 stop_workers(workers)
-            print(count, results[f"workers_{count}"], flush=True)
+            print(count, brief(results[f"workers_{count}"]), flush=True)
     one, two = results["workers_1"], results["workers_2"]
     results["speedup"] = round(one["seconds"] / two["seconds"], 3)
     results["each_answered_once"] = all(
@@ -287,6 +323,8 @@ def main(argv=None) -> int:
     scale.add_argument("--jobs", type=int, default=None, help="timed jobs (32; smoke: 4)")
     scale.add_argument("--max-batch", type=int, default=None, help="PLACE_MAX_BATCH (8; smoke: 2)")
     scale.add_argument("--compile", default="off", choices=COMPILE_CHOICES)
+    scale.add_argument("--devices", default="cuda:0,cuda:1",
+                       help="the two workers' PLACE_DEVICE (cuda:0,cuda:0: both on one GPU)")
     scale.add_argument("--cache", default=str(Path.home() / ".cache" / "place-bench"))
     scale.add_argument("--out", default=str(RESULTS / "redis-scaling.json"))
     args = parser.parse_args(argv)

@@ -18,6 +18,8 @@ class Timings:
     claim_idle_s: float = 30.0  # a job unacknowledged this long, its worker silent: take it over
     beat_s: float = 5.0  # worker heartbeat and refresh of its pending entries' idle time
     affinity_wait_s: float = 5.0  # a job waits this long for a worker that has its model
+    # A worker that wakes to fewer jobs than a batch waits this long for the rest of the burst
+    batch_gather_s: float = 0.02
     # A bot's place held while it prepares a job: longer than a /dream picture's preparation
     # can take (placebot/attachments.py: a download of up to 30 s, up to 30 s in line for a
     # decoding thread, then a decode of up to 20).
@@ -49,6 +51,7 @@ def model_of_stream(name: str) -> str:
 
 STREAMS = tuple(stream(model) for model in MODEL_KEYS)
 EVENTS = f"{PREFIX}events"
+TIMELINE = f"{PREFIX}timeline"  # stream: each batch's moments on its worker (timeline.py)
 DEAD = f"{PREFIX}dead"  # stream: malformed entries, moved here with where they were and why
 WAITING = f"{PREFIX}waiting"  # zset: job id -> admission sequence (positions, queue bound)
 RUNNING = f"{PREFIX}running"  # zset: job id -> time taken

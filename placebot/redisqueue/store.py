@@ -29,6 +29,7 @@ from placebot.redisqueue.codec import (
     text,
 )
 from placebot.redisqueue.pipelining import AutoPipeline
+from placebot.redisqueue.timeline import TIMELINE_KEPT
 
 log = logging.getLogger(__name__)
 
@@ -335,6 +336,16 @@ class RedisJobStore:
         for name, value in (fields or {}).items():
             flat += [name, value]
         return bool(await self._run("PUBLISH", job_id, worker, kind, *flat))
+
+    async def note_batch(self, moments: str) -> None:
+        """Keep a batch's timeline (placebot/redisqueue/timeline.py), the latest ones only."""
+        await self.pipe.command("XADD", keys.TIMELINE, "MAXLEN", "~", TIMELINE_KEPT, "*",
+                                "batch", moments)
+
+    async def batch_timelines(self) -> list[dict]:
+        """Every batch's timeline kept (oldest first)."""
+        return [json.loads(text(fields[b"batch"]))
+                for _id, fields in await self.redis.xrange(keys.TIMELINE)]
 
     async def cancel_requests(self, job_ids: Sequence[str]) -> dict[str, str]:
         answers = await asyncio.gather(*(self.pipe.command("HGET", keys.job(job_id), "cancel")

@@ -40,6 +40,7 @@ from placebot.redisqueue.connection import (
     refused_setting,
 )
 from placebot.redisqueue.store import Entry, RedisJobStore
+from placebot.redisqueue.timeline import Timeline
 
 if TYPE_CHECKING:  # the engine imports torch; only its type is needed here
     from pipeline.engine import Renderer
@@ -76,6 +77,7 @@ class RedisJobSource:
         # models this worker failed to load: not taken again until then (monotonic time)
         self.unloadable: dict[str, float] = {}
         self._facts = None  # what beat_forever publishes (set there)
+        self.timeline = Timeline(name, self._note_batch)
         self._claim_due = True
         self._pending: set[asyncio.Task] = set()
 
@@ -98,7 +100,9 @@ class RedisJobSource:
         while True:
             self._hand_on_unloadable()
             if self._buffer:
-                return take_batch(self._buffer, max_batch)
+                batch = take_batch(self._buffer, max_batch)
+                self.timeline.taken(batch)
+                return batch
             if self._closed:
                 return []
             self._buffer += await self._pull(max_batch)
@@ -138,8 +142,18 @@ class RedisJobSource:
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
 
+    def _note_batch(self, moments: str) -> None:
+        self.spawn(self._store_moments(moments))
+
+    async def _store_moments(self, moments: str) -> None:
+        try:
+            await self.store.note_batch(moments)
+        except Exception as exc:  # a measurement, never a job's trouble
+            log.debug("could not keep a batch's timeline: %s", exc)
+
     async def give_back(self, job: Job) -> None:
         """Back to the queue for another worker (to run alone, if it must)."""
+        self.timeline.dropped(job)
         if await until_reachable(self.outage, self.store.requeue, job.id, job.alone):
             log.info("job %s given back to the queue", job.id)
         self.held.pop(job.id, None)
@@ -155,8 +169,7 @@ class RedisJobSource:
                 if entries:
                     log.warning("took over %d job(s) from a silent worker", len(entries))
             if not entries:
-                entries = await self.store.read(self.name, await self._eligible_streams(),
-                                                count, BLOCK_MS)
+                entries = await self._gathered(count)
             taken = await self.store.take(self.name, entries)
             self.outage.back()
         except UNREACHABLE as exc:
@@ -179,8 +192,20 @@ class RedisJobSource:
             if job is not None:
                 self.held[job.id] = (job, item.entry)
                 jobs.append(job)
+        self.timeline.read(jobs)
         loaded = set(self._loaded())  # the loaded model's jobs first: no switch before them
         return sorted(jobs, key=lambda job: job.render.model not in loaded)
+
+    async def _gathered(self, count: int) -> list[Entry]:
+        """New entries, up to `count` a stream. A read that finds fewer than a batch (the
+        first of a burst of jobs wakes it) waits batch_gather_s for the rest of the burst:
+        a batch of one and then one of seven take a GPU far longer than one of eight."""
+        streams = await self._eligible_streams()
+        entries = await self.store.read(self.name, streams, count, BLOCK_MS)
+        if 0 < len(entries) < count and self.store.timings.batch_gather_s > 0:
+            await asyncio.sleep(self.store.timings.batch_gather_s)
+            entries += await self.store.read(self.name, streams, count - len(entries), None)
+        return entries
 
     async def _checked(self, item) -> Job | None:
         """The job as the bot would accept it, or None (failed, and its user told)."""
@@ -348,6 +373,7 @@ class RedisReporter:
         await self._publish(jobs, "loading")
 
     async def started(self, jobs: Sequence[Job]) -> None:
+        self.source.timeline.started(jobs)
         await self._publish(jobs, "started")
 
     async def progress(self, job: Job, pass_number: int, frames: list) -> None:
@@ -366,18 +392,22 @@ class RedisReporter:
             self.source.held.pop(job.id, None)
             return
         self.source.held.pop(job.id, None)
+        self.source.timeline.stored(job)
         if not ended:
             log.info("job %s had already ended elsewhere; its %s is not sent", job.id, outcome)
         elif outcome == "done":
             self.jobs_done += 1
 
     async def finished(self, job: Job, result: RenderResult) -> None:
+        self.source.timeline.rendered(job)
         self.source.spawn(self._end(job, "done", encode_result(result)))
 
     async def failed(self, job: Job, error: Exception) -> None:
+        self.source.timeline.rendered(job)
         self.source.spawn(self._end(job, "failed", {"error": user_message(error)}))
 
     async def cancelled(self, job: Job) -> None:
+        self.source.timeline.rendered(job)
         self.source.spawn(self._end(job, "cancelled", {}))
 
     async def restarting(self, job: Job) -> None:

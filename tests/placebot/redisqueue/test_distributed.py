@@ -4,6 +4,7 @@ accepted job answered exactly once, through worker deaths, bot deaths and a serv
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import random
 import sys
@@ -325,11 +326,77 @@ async def test_a_job_fails_for_its_model_only_when_no_worker_can_load_it(valkey)
 
 async def until_both_beat(store) -> None:
     """Until two workers are on the list (each knows of the other at its next beat)."""
+    await until_listed(store, 2)
+
+
+async def until_listed(store, workers: int) -> None:
+    """Until that many workers are on the list (each beats once it waits for jobs)."""
 
     async def listed() -> None:
         while True:
-            if len(await store.workers()) >= 2:
+            if len(await store.workers()) >= workers:
                 return
             await asyncio.sleep(0.05)
 
     await asyncio.wait_for(listed(), PATIENCE_S)
+
+
+class BatchSizes(TrackingRenderer):
+    """Notes the size of each batch it renders."""
+
+    def __init__(self):
+        super().__init__()
+        self.sizes: list[int] = []
+
+    def render(self, jobs, on_pass=None, should_stop=None):
+        self.sizes.append(len(jobs))
+        return super().render(jobs, on_pass=on_pass, should_stop=should_stop)
+
+
+async def test_a_burst_of_jobs_is_taken_as_full_batches_and_each_batch_timed(valkey):
+    """The first job of a burst wakes the waiting worker; the rest land while it gathers:
+    it renders one batch of four (it rendered a batch of one, then one of three), and keeps
+    the batch's moments in Redis, in order."""
+    reporter = RecordingReporter()
+    bot = await bot_process(valkey.url, reporter, user_max=1)
+    renderer = BatchSizes()
+    gathering = dataclasses.replace(TEST_TIMINGS, batch_gather_s=1.0)  # a busy machine's burst
+    try:
+        async with running_workers(valkey.url, [renderer], timings=gathering, max_batch=4):
+            first = await submit(bot, 0, 0)
+            await until_read(bot.store, first)
+            for user in range(1, 4):
+                await submit(bot, user, user)
+            await reporter.wait_ended(4)
+            await until_timed(bot.store, 1)
+        [moments] = await bot.store.batch_timelines()
+    finally:
+        await close(bot)
+    assert renderer.sizes == [4]
+    assert len(moments["jobs"]) == 4 and moments["jobs"][0] == first.id
+    assert moments["read"] <= moments["taken"] <= moments["render_start"] \
+        <= moments["render_end"] <= min(moments["stored"].values())
+
+
+async def until_read(store, job: Job) -> None:
+    """Until a worker has read the job's entry (it is pending in the workers' group)."""
+
+    async def read() -> None:
+        while True:
+            pending = await store.redis.xpending(keys.stream(job.render.model),
+                                                 keys.WORKER_GROUP)
+            if pending["pending"] >= 1:
+                return
+            await asyncio.sleep(0.01)
+
+    await asyncio.wait_for(read(), PATIENCE_S)
+
+
+async def until_timed(store, batches: int) -> None:
+    async def timed() -> None:
+        while True:
+            if len(await store.batch_timelines()) >= batches:
+                return
+            await asyncio.sleep(0.05)
+
+    await asyncio.wait_for(timed(), PATIENCE_S)
