@@ -43,6 +43,7 @@ class Timeline:
         self._count = 0
         self._read: dict[str, float] = {}  # job id → when it was read
         self._batches: dict[str, BatchMoments] = {}  # job id → its batch
+        self.render_s_per_job: float | None = None  # of the last batch rendered
 
     def read(self, jobs: Sequence[Job]) -> None:
         now = time.time()
@@ -69,6 +70,8 @@ class Timeline:
         if moments is not None and moments.render_start is not None \
                 and moments.render_end is None:
             moments.render_end = time.time()
+            self.render_s_per_job = ((moments.render_end - moments.render_start)
+                                     / max(1, len(moments.jobs)))
 
     def stored(self, job: Job) -> None:
         moments = self._batches.pop(job.id, None)

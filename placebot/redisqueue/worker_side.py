@@ -51,6 +51,7 @@ CANCEL_POLL_S = 0.25  # a Cancel reaches a running render within this, plus one 
 # A worker that failed to load a model takes none of its jobs for this long (other workers
 # take them), then tries again: a full disk or a download that failed may have passed.
 LOAD_RETRY_S = 120.0
+PREFETCH_AT = 0.8  # of a batch's expected render time: the next batch is read then
 RETRY_S = 1.0  # between attempts while Redis is unreachable
 
 
@@ -80,6 +81,9 @@ class RedisJobSource:
         self.timeline = Timeline(name, self._note_batch)
         self._claim_due = True
         self._pending: set[asyncio.Task] = set()
+        self._batch_size = 1
+        self._prefetch: asyncio.Future | None = None  # the next batch's read, under way
+        self._prefetch_timer: asyncio.TimerHandle | None = None
 
     @property
     def closed(self) -> bool:
@@ -97,6 +101,7 @@ class RedisJobSource:
         return list(self.renderer.store.describe()["loaded"])
 
     async def next_batch(self, max_batch: int) -> list[Job]:
+        self._batch_size = max_batch
         while True:
             self._hand_on_unloadable()
             if self._buffer:
@@ -105,7 +110,34 @@ class RedisJobSource:
                 return batch
             if self._closed:
                 return []
+            if self._prefetch is not None:  # read while the last batch rendered
+                prefetch, self._prefetch = self._prefetch, None
+                self._buffer += await prefetch
+                continue
             self._buffer += await self._pull(max_batch)
+
+    def rendering(self, jobs: Sequence[Job]) -> None:
+        """A batch's render starts: the next batch is read towards its end (PREFETCH_AT of
+        the time the last batch took a job), so that it is in hand when the render ends and
+        the GPU does not wait for the queue's round trips. Not earlier: until then the jobs
+        stay in the stream for any worker that becomes free."""
+        per_job = self.timeline.render_s_per_job
+        if per_job is None or self._closed:
+            return
+        if self._prefetch_timer is not None:
+            self._prefetch_timer.cancel()
+        self._prefetch_timer = asyncio.get_running_loop().call_later(
+            PREFETCH_AT * per_job * len(jobs), self._prefetch_now)
+
+    def _prefetch_now(self) -> None:
+        self._prefetch_timer = None
+        if self._closed or self._buffer or self._prefetch is not None:
+            return
+        self._prefetch = asyncio.ensure_future(self._pull(self._batch_size))
+
+    async def _give_back_prefetched(self, prefetch: asyncio.Future) -> None:
+        for job in await prefetch:
+            await self.give_back(job)
 
     def _hand_on_unloadable(self) -> None:
         """Jobs read before their model failed to load here go back for another worker."""
@@ -117,15 +149,24 @@ class RedisJobSource:
             self.spawn(self.give_back(job))
 
     def finish(self, jobs: Sequence[Job]) -> None:
-        """The Worker is done with these jobs. One left QUEUED (the worker is stopping) goes
-        back to the stream for another worker; the others ended through the reporter."""
+        """The Worker is done with these jobs (it says so the moment their render returns).
+        One left QUEUED (the worker is stopping) goes back to the stream for another worker;
+        the others ended through the reporter."""
         for job in jobs:
             if job.state is JobState.QUEUED:
                 self.spawn(self.give_back(job))
+            else:
+                self.timeline.rendered(job)
 
     def close(self) -> list[Job]:
-        """Take nothing more; the jobs read but not started go back to the stream."""
+        """Take nothing more; the jobs read but not started go back to the stream (those of
+        a read under way once it returns)."""
         self._closed = True
+        if self._prefetch_timer is not None:
+            self._prefetch_timer.cancel()
+        if self._prefetch is not None:
+            self.spawn(self._give_back_prefetched(self._prefetch))
+            self._prefetch = None
         left, self._buffer = self._buffer, []
         for job in left:
             self.spawn(self.give_back(job))
@@ -373,8 +414,12 @@ class RedisReporter:
         await self._publish(jobs, "loading")
 
     async def started(self, jobs: Sequence[Job]) -> None:
+        """Sent in the background: the render starts at once instead of after a round trip
+        (and after the last batch's endings the loop runs meanwhile); the batch's progress
+        and endings are queued after it, so they still come after it."""
         self.source.timeline.started(jobs)
-        await self._publish(jobs, "started")
+        self.source.rendering(jobs)
+        self.source.spawn(self._publish(jobs, "started"))
 
     async def progress(self, job: Job, pass_number: int, frames: list) -> None:
         if needs_shrinking(frames):
@@ -399,15 +444,12 @@ class RedisReporter:
             self.jobs_done += 1
 
     async def finished(self, job: Job, result: RenderResult) -> None:
-        self.source.timeline.rendered(job)
         self.source.spawn(self._end(job, "done", encode_result(result)))
 
     async def failed(self, job: Job, error: Exception) -> None:
-        self.source.timeline.rendered(job)
         self.source.spawn(self._end(job, "failed", {"error": user_message(error)}))
 
     async def cancelled(self, job: Job) -> None:
-        self.source.timeline.rendered(job)
         self.source.spawn(self._end(job, "cancelled", {}))
 
     async def restarting(self, job: Job) -> None:

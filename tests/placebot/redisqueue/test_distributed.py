@@ -9,6 +9,7 @@ import logging
 import random
 import sys
 import threading
+import time
 from collections import defaultdict
 
 from pipeline.errors import ModelLoadError
@@ -400,3 +401,34 @@ async def until_timed(store, batches: int) -> None:
             await asyncio.sleep(0.05)
 
     await asyncio.wait_for(timed(), PATIENCE_S)
+
+
+class SteadyRenderer(TrackingRenderer):
+    """Each batch takes `seconds` (a GPU's steady work), then renders as the fast one."""
+
+    def __init__(self, seconds: float):
+        super().__init__()
+        self.seconds = seconds
+
+    def render(self, jobs, on_pass=None, should_stop=None):
+        time.sleep(self.seconds)
+        return super().render(jobs, on_pass=on_pass, should_stop=should_stop)
+
+
+async def test_a_worker_reads_its_next_batch_while_the_last_renders(valkey):
+    """Three jobs waiting, batches of one: from the second batch on (once a batch's time is
+    known), the next batch is read before the render ends, so the GPU does not wait for the
+    queue's round trips (it sat idle between batches)."""
+    reporter = RecordingReporter()
+    bot = await bot_process(valkey.url, reporter, user_max=1)
+    try:
+        for user in range(3):
+            await submit(bot, user, user)
+        async with running_workers(valkey.url, [SteadyRenderer(1.0)], max_batch=1):
+            await reporter.wait_ended(3)
+            await until_timed(bot.store, 3)
+        moments = sorted(await bot.store.batch_timelines(), key=lambda m: m["taken"])
+    finally:
+        await close(bot)
+    assert moments[2]["read"] < moments[1]["render_end"]
+    assert moments[2]["render_start"] >= moments[1]["render_end"]
