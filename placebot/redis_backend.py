@@ -28,7 +28,7 @@ from placebot.backend import (
     unqueued_job,
 )
 from placebot.delivery import Delivery
-from placebot.jobqueue import Job, JobState, QueueRefusal, new_job_id
+from placebot.jobqueue import Job, JobState, QueueClosed, QueueRefusal, new_job_id
 from placebot.redisqueue.bot_side import RedisBotQueue
 from placebot.redisqueue.codec import decode_context, decode_render
 from placebot.redisqueue.connection import REFUSED, UNREACHABLE, connect, refused_message
@@ -68,6 +68,9 @@ class RedisBackend:
         self._positions: asyncio.Task | None = None
         self._released: list[RedisReservation] = []  # given back once Redis answers
         self._telling: set[asyncio.Task] = set()  # users told their job was never queued
+        # Set by shutdown: redis-py would connect again at the next command, so admission
+        # itself must say no (as the local queue does once closed).
+        self._closed = False
 
     @classmethod
     def from_settings(cls, settings: Settings, reporter: Reporter) -> RedisBackend:
@@ -80,6 +83,8 @@ class RedisBackend:
     async def reserve(self, user_id: int, limits: UserLimits | None = None,
                       key: str | None = None,
                       delivery: Delivery | None = None) -> Reservation:
+        if self._closed:
+            raise QueueClosed()
         job_id = new_job_id()
         limits = limits or UserLimits(self.user_max, self.queue.cooldown_s)
         try:
@@ -120,6 +125,8 @@ class RedisBackend:
         record says it was shown (store.shown). A job that cannot be stored is refused
         (QueueRefusal) and its reservation given back: its user was told nothing."""
         assert isinstance(reservation, RedisReservation)
+        if self._closed:  # stopping since the reservation: it runs out by itself in Redis
+            raise QueueClosed()
         job = Job(user_id=reservation.user_id, render=render, context=delivery,
                   id=reservation.job_id)
         try:
@@ -250,7 +257,9 @@ class RedisBackend:
 
     async def shutdown(self, grace_s: float) -> None:
         """Stop reading events (those in hand are delivered first). The jobs stay in Redis:
-        the workers go on, and any bot process delivers them, this one after a restart."""
+        the workers go on, and any bot process delivers them, this one after a restart.
+        Nothing new is admitted from here on."""
+        self._closed = True
         if self._positions is not None:
             self._positions.cancel()
         for telling in self._telling:

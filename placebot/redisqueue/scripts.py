@@ -177,12 +177,19 @@ return out
 """
 
 # ARGV: prefix, group, job id, outcome (done|failed|cancelled), keep ms, then the event's
-# field/value pairs → 1 if the job ended now, 0 if it had already ended (nothing sent).
+# field/value pairs → the outcome stored if the job ended now, '' if it had already ended
+# (nothing sent). A result that comes back after its user's Cancel was answered "stopping"
+# (the worker had not heard of it yet) ends the job `cancelled`: the user was told it stops.
 FINISH = _COMMON + """
 local group, job_id, outcome, keep = ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
 local key = P .. 'job:' .. job_id
 local state = redis.call('HGET', key, 'state')
-if state ~= 'queued' and state ~= 'running' then return 0 end
+if state ~= 'queued' and state ~= 'running' then return '' end
+local first_field = 6
+if outcome == 'done' then
+  local cancel = redis.call('HGET', key, 'cancel')
+  if cancel and cancel ~= '' then outcome, first_field = 'cancelled', #ARGV + 1 end
+end
 local stream, entry = redis.call('HGET', key, 'stream'), redis.call('HGET', key, 'entry')
 redis.call('HSET', key, 'state', outcome, 'ended', now_ms())
 redis.call('PEXPIRE', key, keep)
@@ -190,9 +197,9 @@ redis.call('XACK', stream, group, entry)
 redis.call('XDEL', stream, entry)
 forget(job_id, redis.call('HGET', key, 'user'))
 local fields = {}
-for i = 6, #ARGV do table.insert(fields, ARGV[i]) end
+for i = first_field, #ARGV do table.insert(fields, ARGV[i]) end
 event(job_id, outcome, unpack(fields))
-return 1
+return outcome
 """
 
 # A worker stopping gracefully gives its running job back: a fresh stream entry (its

@@ -314,14 +314,17 @@ class RedisJobStore:
         return [Taken(entry, text(row[1]), row[2], row[3], row[4], int(row[5]), bool(row[6]))
                 for entry, row in zip(entries, rows, strict=True)]
 
-    async def finish(self, job_id: str, outcome: str, fields: dict[str, bytes | str]) -> bool:
-        """End a job and store its event for delivery, acknowledging its entry, atomically."""
+    async def finish(self, job_id: str, outcome: str,
+                     fields: dict[str, bytes | str]) -> str | None:
+        """End a job and store its event for delivery, acknowledging its entry, atomically.
+        Returns the outcome stored (`cancelled` for a result whose user cancelled it while
+        it ran), or None if the job had already ended."""
         flat: list[bytes | str] = []
         for name, value in fields.items():
             flat += [name, value]
-        ended = await self._run("FINISH", keys.WORKER_GROUP, job_id, outcome,
-                                self._keep_ms, *flat)
-        return bool(ended)
+        stored = await self._run("FINISH", keys.WORKER_GROUP, job_id, outcome,
+                                 self._keep_ms, *flat)
+        return text(stored) or None
 
     async def requeue(self, job_id: str, alone: bool = False) -> bool:
         """A running job back to the queue (its delivery count starts again); `alone`: it

@@ -438,9 +438,9 @@ class RedisReporter:
             return
         self.source.held.pop(job.id, None)
         self.source.timeline.stored(job)
-        if not ended:
+        if ended is None:
             log.info("job %s had already ended elsewhere; its %s is not sent", job.id, outcome)
-        elif outcome == "done":
+        elif ended == "done":
             self.jobs_done += 1
 
     async def finished(self, job: Job, result: RenderResult) -> None:

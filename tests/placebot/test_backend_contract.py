@@ -461,14 +461,9 @@ def late_cancel_poll(monkeypatch):
 
 
 async def test_a_running_job_answered_stopping_never_ends_finished(
-        late_cancel_poll, side, reporter, request):
+        late_cancel_poll, side, reporter):
     """cancel() said STOPPING, then the render came back before it could stop (its batch
     mates went on, or it was on its last step): the job's one ending is still `cancelled`."""
-    if side.name == "redis":
-        request.applymarker(pytest.mark.xfail(
-            strict=True, reason="the Redis worker hears of a Cancel only at its next poll "
-            "(worker_side.CANCEL_POLL_S) and stores a result that came back before it as "
-            "`finished`, though cancel() had answered STOPPING"))
     side.renderer.close()
     async with backend_of(side, reporter) as backend:
         job = await place(backend, 1)
@@ -511,12 +506,8 @@ async def test_jobs_kept_over_a_restart_end_once_after_it(side, reporter):
 
 
 async def test_a_shutdown_accepts_nothing_new_and_the_next_process_admits_again(
-        side, reporter, request):
+        side, reporter):
     """After shutdown() no job is accepted by that process; the next one admits."""
-    if side.name == "redis":
-        request.applymarker(pytest.mark.xfail(
-            strict=True, reason="RedisBackend.shutdown closes its Redis client, but redis-py "
-            "connects again at the next command: reserve() and submit() still admit"))
     first = await side.open(reporter)
     await first.shutdown(0.2)
     with pytest.raises(QueueRefusal):
