@@ -25,7 +25,7 @@ if str(ROOT) not in sys.path:
 
 from bench.run import CACHE  # noqa: E402
 from bench.sd15 import build_pipeline  # noqa: E402
-from pipeline.accel import GraphedCall, GraphPool  # noqa: E402
+from pipeline.cuda_graphs import GraphedCall, GraphPool  # noqa: E402
 
 ROWS: list[dict] = []
 OUT: list[Path] = []  # where each row is also written at once (a call may time out)

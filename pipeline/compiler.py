@@ -49,7 +49,7 @@ class Outcome:
 class BackgroundCompiler:
     """One daemon thread working through compile requests in the order they arrive.
 
-    Anything with `.fn`, `.name` and `.promote(key, fn)` can ask (accel.GraphedCall does).
+    Anything with `.fn`, `.name` and `.promote(key, fn)` can ask (cuda_graphs.GraphedCall does).
     """
 
     def __init__(self, compile_fn: Callable[[Callable], Callable] = torch_compile, *,

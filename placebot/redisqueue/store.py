@@ -324,7 +324,7 @@ class RedisJobStore:
             flat += [name, value]
         stored = await self._run("FINISH", keys.WORKER_GROUP, job_id, outcome,
                                  self._keep_ms, *flat)
-        return text(stored) or None
+        return text(cast("bytes", stored)) or None
 
     async def requeue(self, job_id: str, alone: bool = False) -> bool:
         """A running job back to the queue (its delivery count starts again); `alone`: it

@@ -10,7 +10,7 @@ KEY = (((1, 4), torch.float32), True)
 
 
 class Call:
-    """Stands in for accel.GraphedCall: an eager fn, and a record of promotions."""
+    """Stands in for cuda_graphs.GraphedCall: an eager fn, and a record of promotions."""
 
     def __init__(self, fn):
         self.fn = fn
