@@ -71,12 +71,8 @@ async def run_worker(settings: Settings, *, renderer=None, timings=None, name=No
     from placebot.redisqueue import keys
     from placebot.redisqueue.connection import UNREACHABLE, Outage, connect
     from placebot.redisqueue.store import RedisJobStore
-    from placebot.redisqueue.worker_side import (
-        RedisJobSource,
-        RedisReporter,
-        until_reachable,
-        worker_name,
-    )
+    from placebot.redisqueue.worker_reporter import RedisReporter
+    from placebot.redisqueue.worker_side import RedisJobSource, until_reachable, worker_name
 
     name = name or worker_name()
     uninstall_handlers = None

@@ -8,7 +8,6 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Iterable, Sequence
-from dataclasses import dataclass
 from typing import cast
 
 import redis.asyncio as redis
@@ -17,7 +16,7 @@ from redis.typing import StreamIdT
 
 from pipeline.params import MODEL_KEYS, RenderJob
 from placebot.backend import DuplicateInteraction
-from placebot.jobqueue import CooldownActive, QueueFull, QueueRefusal, UserLimitReached
+from placebot.jobqueue import CooldownActive, QueueFull, UserLimitReached
 from placebot.redisqueue import keys, scripts
 from placebot.redisqueue.codec import (
     Event,
@@ -28,6 +27,7 @@ from placebot.redisqueue.codec import (
     parse_event,
     text,
 )
+from placebot.redisqueue.entries import Entry, Malformed, ReservationExpired, Taken
 from placebot.redisqueue.pipelining import AutoPipeline
 from placebot.redisqueue.timeline import TIMELINE_KEPT
 
@@ -36,53 +36,12 @@ log = logging.getLogger(__name__)
 DROPPED = "it stopped a render worker {n} times in a row and was dropped"
 
 
-class ReservationExpired(QueueRefusal):
-    """The place held while a job was prepared ran out before the job was stored (a refusal,
-    not an outage: Redis answered)."""
-
-    def __init__(self, held_s: float):
-        super().__init__(f"your place in the queue ran out while your dream was prepared (it "
-                         f"is held {held_s:.0f} s); try again")
-
-
-@dataclass(frozen=True)
-class Entry:
-    """One job's entry in a model's stream, as a worker read it."""
-
-    stream: str
-    entry_id: str
-    job_id: str
-
-
-@dataclass(frozen=True)
-class Taken:
-    """The outcome of taking one entry: 'take' (render it), 'skip' or 'dropped'."""
-
-    entry: Entry
-    status: str
-    render: bytes
-    context: bytes
-    user_id: bytes  # as stored: checked, with the rest, by whoever renders it
-    deliveries: int
-    alone: bool = False  # to be rendered in a batch of its own (its last batch wedged)
-
-
 # An interaction's id is remembered this long (its token lives 15 minutes; a duplicate
 # delivery comes within seconds)
 INTERACTION_KEPT_S = 15 * 60.0
 DEAD_LETTERS_KEPT = 10_000  # the dead-letter stream is trimmed to about this many entries
 ACK_CHUNK = 1000  # entries acknowledged in one script call (Lua's unpack has a limit)
 
-
-@dataclass(frozen=True)
-class Malformed:
-    """An entry no reader can use, and why."""
-
-    stream: str
-    group: str
-    entry_id: str
-    fields: dict
-    reason: str
 
 
 class RedisJobStore:

@@ -1,7 +1,8 @@
 """A GPU worker process's end of the Redis queue, behind the same two faces the in-process
 Worker already uses: a job source with JobQueue's consumer methods (next_batch, finish,
-close) and a Reporter. So the worker process runs placebot.worker.Worker unchanged: same
-batching, timeouts, out-of-memory retry, progress and cancellation between steps.
+close), here, and a Reporter (worker_reporter.py). So the worker process runs
+placebot.worker.Worker unchanged: same batching, timeouts, out-of-memory retry, progress and
+cancellation between steps.
 """
 
 from __future__ import annotations
@@ -18,8 +19,6 @@ from typing import TYPE_CHECKING
 from redis.exceptions import ResponseError
 
 from pipeline.params import MODEL_KEYS
-from pipeline.results import RenderResult
-from placebot.backend import QueuePlace
 from placebot.jobqueue import Job, JobState, take_batch
 from placebot.messages import user_message
 from placebot.redisqueue import keys
@@ -27,9 +26,6 @@ from placebot.redisqueue.codec import (
     InvalidJob,
     decode_context,
     decode_render,
-    encode_progress,
-    encode_result,
-    needs_shrinking,
     text,
 )
 from placebot.redisqueue.connection import (
@@ -39,7 +35,8 @@ from placebot.redisqueue.connection import (
     Outage,
     refused_setting,
 )
-from placebot.redisqueue.store import Entry, RedisJobStore
+from placebot.redisqueue.entries import Entry
+from placebot.redisqueue.store import RedisJobStore
 from placebot.redisqueue.timeline import Timeline
 
 if TYPE_CHECKING:  # the engine imports torch; only its type is needed here
@@ -386,74 +383,3 @@ async def until_reachable(outage: Outage, call, *args, give_up_s: float = 600.0,
             if time.monotonic() > deadline:
                 raise
             await asyncio.sleep(RETRY_S)
-
-
-class RedisReporter:
-    """The Worker's Reporter in a worker process: every word goes to the events stream, and
-    an ending acknowledges the job in the same script that stores it.
-
-    An ending is stored in the background: the Worker goes on to the batch's next job at
-    once, so a batch's endings share round trips (the store pipelines them). Until it is
-    stored the job stays held (kept alive, never taken over), and a stopping worker waits for
-    it (RedisJobSource.drain). A job's progress is stored before its ending: the Worker
-    waits for its progress calls before it reports the ending.
-    """
-
-    def __init__(self, source: RedisJobSource):
-        self.source = source
-        self.store = source.store
-        self.jobs_done = 0
-
-    async def _publish(self, jobs: Sequence[Job], kind: str, fields: dict | None = None):
-        """A word on jobs this worker holds; none is sent for a job that ended meanwhile or
-        was taken over by another worker (its events would come after that one's)."""
-        await asyncio.gather(*(self.store.publish(job.id, kind, fields, worker=self.source.name)
-                               for job in jobs))
-
-    async def loading(self, jobs: Sequence[Job]) -> None:
-        await self._publish(jobs, "loading")
-
-    async def started(self, jobs: Sequence[Job]) -> None:
-        """Sent in the background: the render starts at once instead of after a round trip
-        (and after the last batch's endings the loop runs meanwhile); the batch's progress
-        and endings are queued after it, so they still come after it."""
-        self.source.timeline.started(jobs)
-        self.source.rendering(jobs)
-        self.source.spawn(self._publish(jobs, "started"))
-
-    async def progress(self, job: Job, pass_number: int, frames: list) -> None:
-        if needs_shrinking(frames):
-            fields = await asyncio.to_thread(encode_progress, pass_number, frames)
-        else:  # a copy of small frames: cheaper than a trip to a thread
-            fields = encode_progress(pass_number, frames)
-        await self._publish([job], "progress", fields)
-
-    async def _end(self, job: Job, outcome: str, fields: dict) -> None:
-        try:
-            ended = await until_reachable(self.source.outage, self.store.finish, job.id,
-                                          outcome, fields)
-        except Exception:  # held no longer: the entry is taken over after the idle bound
-            log.exception("could not store the %s of job %s", outcome, job.id)
-            self.source.held.pop(job.id, None)
-            return
-        self.source.held.pop(job.id, None)
-        self.source.timeline.stored(job)
-        if ended is None:
-            log.info("job %s had already ended elsewhere; its %s is not sent", job.id, outcome)
-        elif ended == "done":
-            self.jobs_done += 1
-
-    async def finished(self, job: Job, result: RenderResult) -> None:
-        self.source.spawn(self._end(job, "done", encode_result(result)))
-
-    async def failed(self, job: Job, error: Exception) -> None:
-        self.source.spawn(self._end(job, "failed", {"error": user_message(error)}))
-
-    async def cancelled(self, job: Job) -> None:
-        self.source.spawn(self._end(job, "cancelled", {}))
-
-    async def restarting(self, job: Job) -> None:
-        await self.source.give_back(job)
-
-    async def queue_moved(self, waiting: Sequence[tuple[Job, QueuePlace]]) -> None:
-        """Nothing to send: the bots refresh their users' positions from Redis themselves."""

@@ -12,7 +12,7 @@ from placebot.attachments import DECODE_LINE_S, DECODE_TIMEOUT_S, DOWNLOAD_TIMEO
 from placebot.jobqueue import CooldownActive, QueueFull, QueueRefusal, UserLimitReached, new_job_id
 from placebot.redisqueue import keys
 from placebot.redisqueue.codec import Event
-from placebot.redisqueue.store import ReservationExpired
+from placebot.redisqueue.entries import ReservationExpired
 
 RENDER = RenderRequest(steps=4, strength=0.5, recursions=1).resolve(random.Random(7))
 
