@@ -57,6 +57,9 @@ def resolve_device(requested: str) -> str:
     return requested
 
 
+NO_VRAM = "none (CPU)"  # what a status shows as the VRAM mode of a CPU render
+
+
 def choose_vram_mode(requested: str, device: str, free_bytes: int | None = None) -> str:
     """The VRAM mode to load in. On the CPU there is no VRAM: always 'full'."""
     if device != "cuda":
@@ -197,10 +200,14 @@ class ModelStore:
         (a first download) and the status is read from the event loop."""
         loaded = tuple(self._loaded.values())  # a snapshot; the dict may change meanwhile
         current = loaded[0] if loaded else None
+        device = current.device if current else self.requested_device
+        # a VRAM mode means nothing on the CPU: saying "full" there misled owners
+        on_cpu = str(device).startswith("cpu")
         return {
             "loaded": [model.key for model in loaded],
-            "device": current.device if current else self.requested_device,
-            "vram_mode": current.vram_mode if current else self.requested_vram_mode,
+            "device": device,
+            "vram_mode": NO_VRAM if on_cpu else (current.vram_mode if current
+                                                 else self.requested_vram_mode),
         }
 
     def checks(self, job: RenderJob) -> bool:

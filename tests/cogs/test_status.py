@@ -12,7 +12,7 @@ async def test_place_status_shows_queue_model_device_mode_and_average(fake, star
     assert callback["type"] == 4 and callback["data"]["flags"] & 64
     fields = {f["name"]: f["value"] for f in callback["data"]["embeds"][0]["fields"]}
     assert fields["Waiting"] == "0" and fields["Device"] == "cpu"
-    assert "SD 1.4" in fields["Loaded model"] and fields["VRAM mode"] == "full"
+    assert "SD 1.4" in fields["Loaded model"] and fields["VRAM mode"] == "none (CPU)"
     assert fields["Average job time"].endswith(" s")
 
 
