@@ -87,11 +87,20 @@ class Param:
     scope: str = "any"
     shown: bool = True  # a field of the result's embed
     # A person's own words (a prompt): blank means None; offered, and accepted, only where
-    # prompts are allowed (PLACE_PROMPTS, a server's /place_admin prompts).
+    # prompts are allowed (PLACE_PROMPTS, a server's /place_admin prompts). Always kept.
     free_text: bool = False
     # Too long for a button's custom_id (100 characters): the bot keeps it beside the result
     # and the button names what it kept by a content key (kept_values). Never has a tag.
     kept: bool = False
+
+    def __post_init__(self) -> None:
+        """A definition that could not travel is refused when the module loads."""
+        if self.kept and self.tag is not None:
+            raise ValueError(f"{self.label}: a kept parameter travels beside the result, not "
+                             "in a button's payload, so it has no tag")
+        if self.free_text and not (self.kept and self.kind is str):
+            raise ValueError(f"{self.label}: free text is text, and a custom_id never carries "
+                             "a person's words, so it is kept")
 
     def bounds_text(self) -> str:
         """What is allowed, as a person reads it: '0-5', '(0, 1]', '1.4, 1.5'."""

@@ -71,6 +71,16 @@ def test_a_result_without_a_prompt_keeps_nothing():
     assert kept_values(job) is None and ":q" not in reroll_id(job)
 
 
+@pytest.mark.parametrize(("spec", "message"), [
+    ({"kind": str, "kept": True, "tag": "n"}, "a kept parameter .* has no tag"),
+    ({"kind": str, "free_text": True}, "free text .* is kept"),
+])
+def test_a_parameter_that_could_not_travel_is_refused_where_it_is_defined(spec, message):
+    """Free text in a custom_id, or a kept value also in the payload, fails at import."""
+    with pytest.raises(ValueError, match=message):
+        Param(label="Scratch", help="a scratch parameter", **spec)
+
+
 # One more parameter, as an engineer would add it: this field in pipeline/params.py, nothing else
 NEGATIVE_PROMPT = '''    negative_prompt: str | None = param(
         None, label="Negative prompt", help="Words to steer the dream away from", kind=str,
