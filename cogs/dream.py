@@ -15,7 +15,7 @@ import discord
 from discord import Interaction, app_commands
 from discord.ext import commands
 
-from cogs.place import build_render_command
+from cogs.place import build_render_command, offered
 from pipeline.params import PARAMS, RenderRequest
 from placebot.attachments import (
     AttachedFile,
@@ -50,8 +50,7 @@ class DreamCog(commands.Cog, name="Dream"):
         self._tree = tree
         self._max_mb = settings.image_max_mb
         self._defaults = settings.render_defaults
-        # PLACE_PROMPTS=false: the prompt option is not offered at all
-        options = tuple(name for name in DREAM_OPTIONS if settings.prompts or name != "prompt")
+        options = offered(DREAM_OPTIONS, settings.prompts)
         self.command = build_render_command(
             "dream", DESCRIPTION, self._defaults, self._dream, options,
             leading=(("image", discord.Attachment, IMAGE_HELP),))

@@ -38,6 +38,11 @@ DESCRIPTION = "Dream on a random 32x32 patch of r/Place with Stable Diffusion."
 SLASH_OPTIONS = tuple(name for name, spec in PARAMS.items()
                       if spec.slash and spec.scope != "picture")
 
+
+def offered(options: tuple[str, ...], prompts: bool) -> tuple[str, ...]:
+    """The options a command offers: PLACE_PROMPTS=false leaves out every free-text one."""
+    return tuple(name for name in options if prompts or not PARAMS[name].free_text)
+
 # submit(interaction, request, defaulted=...): `defaulted` names the options left out
 Submit = Callable[..., Awaitable[Any]]
 
@@ -107,11 +112,13 @@ def build_render_command(name: str, description: str, defaults: Mapping[str, Any
     async def command(interaction: Interaction, **values: Any) -> None:
         given = {key: value for key, value in values.items()
                  if value is not None and key not in leading_names}
-        # PLACE_PROMPTS=false leaves the prompt option out, but a client still holding the
-        # command as declared before can send one: it is passed on, not dropped in silence,
-        # and the service refuses the job (placebot.service.PromptsOff).
-        if "prompt" not in values and (prompt := getattr(interaction.namespace, "prompt", None)):
-            given["prompt"] = prompt
+        # PLACE_PROMPTS=false leaves the free-text options out, but a client still holding
+        # the command as declared before can send one: it is passed on, not dropped in
+        # silence, and the service refuses the job (placebot.service.PromptsOff).
+        for name, spec in PARAMS.items():
+            if (spec.free_text and spec.slash and name not in values
+                    and (text := getattr(interaction.namespace, name, None))):
+                given[name] = text
         extra = {key: values[key] for key in leading_names}
         defaulted = frozenset(name for name in options if name not in given)
         await submit(interaction, RenderRequest(**{**defaults, **given}), defaulted=defaulted,
@@ -181,8 +188,7 @@ class PlaceCog(commands.Cog, name="Place"):
         self._tree = tree
         self._service = service
         self._atlas = atlas
-        # PLACE_PROMPTS=false: the prompt option is not offered at all
-        options = tuple(name for name in SLASH_OPTIONS if settings.prompts or name != "prompt")
+        options = offered(SLASH_OPTIONS, settings.prompts)
         descriptions = {} if atlas.downloaded() else {"artwork": NOT_DOWNLOADED_HELP}
         self.command = build_place_command(settings.render_defaults, self._place, options,
                                            descriptions=descriptions)

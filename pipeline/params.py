@@ -3,8 +3,9 @@
 Every render parameter is defined once, as a field of RenderRequest whose Param says its
 bounds, choices, help text and how it travels. Everything else is derived from that one
 definition: the /place options, the CLI flags, the owner's PLACE_* defaults, the journal row,
-the button payload, the embed fields and the PNG metadata. Adding a parameter means adding
-one field here, plus the logic that uses it.
+the button payload (or, for a long text, what the bot keeps beside the result), the embed
+fields and the PNG metadata. Adding a parameter means adding one field here, plus the logic
+that uses it (the engine): nothing that carries or offers parameters names one.
 
 A request may leave the crop and the seed open; resolving fixes both, so that a RenderJob holds
 every parameter needed to reproduce its image.
@@ -86,6 +87,21 @@ class Param:
     # "canvas": only a canvas crop has it; "picture": only a user's picture (/dream); "any": both
     scope: str = "any"
     shown: bool = True  # a field of the result's embed
+    # A person's own words (a prompt): blank means None; offered, and accepted, only where
+    # prompts are allowed (PLACE_PROMPTS, a server's /place_admin prompts). Always kept.
+    free_text: bool = False
+    # Too long for a button's custom_id (100 characters): the bot keeps it beside the result
+    # and the button names what it kept by a content key (kept_values). Never has a tag.
+    kept: bool = False
+
+    def __post_init__(self) -> None:
+        """A definition that could not travel is refused when the module loads."""
+        if self.kept and self.tag is not None:
+            raise ValueError(f"{self.label}: a kept parameter travels beside the result, not "
+                             "in a button's payload, so it has no tag")
+        if self.free_text and not (self.kept and self.kind is str):
+            raise ValueError(f"{self.label}: free text is text, and a custom_id never carries "
+                             "a person's words, so it is kept")
 
     def bounds_text(self) -> str:
         """What is allowed, as a person reads it: '0-5', '(0, 1]', '1.4, 1.5'."""
@@ -286,13 +302,13 @@ class RenderRequest:
     # holds 100 characters); the bot keeps it beside the result instead.
     prompt: str | None = param(
         None, label="Prompt", help="Words to steer the dream", kind=str, unset="none",
-        max_length=MAX_PROMPT_CHARS)
+        max_length=MAX_PROMPT_CHARS, free_text=True, kept=True)
     # with a prompt, classifier-free guidance at this scale; without one resolve() turns it
     # off (on the empty prompt it computes the same image at twice the cost)
     guidance: float = param(
         7.5, label="Guidance", help="How strongly a prompt steers the picture (1: not at all)",
         kind=float, low=NO_GUIDANCE, high=30.0, setting="PLACE_GUIDANCE", slash=False,
-        batches=True)
+        batches=True, kept=True)
     # Whether Stable Diffusion's NSFW checker screens this job's passes (a flagged one comes
     # back black). Decided per job by whoever accepts it (the bot: by the channel and the
     # server's settings, placebot/server_rules.py); a job that does not say is checked. Jobs
@@ -323,9 +339,9 @@ class RenderRequest:
         self.validate()
         rng = rng or random.Random()
         seed = self.seed if self.seed is not None else rng.randint(0, MAX_SEED)
-        prompt = (self.prompt or "").strip() or None
+        fixed = {**self.values(), **self.texts(), "seed": seed}
         if self.picture is not None:  # its square is chosen by whoever holds the picture
-            return RenderJob(**{**self.values(), "seed": seed, "prompt": prompt})
+            return RenderJob(**fixed)
         if self.x is not None:
             # validate() checked it: x comes with y and a canvas
             assert self.canvas is not None and self.y is not None
@@ -336,13 +352,19 @@ class RenderRequest:
             crop = atlas.crop_in(self.artwork, rng)
         else:
             crop = random_crop(rng, self.canvas)
-        values = {**self.values(), "canvas": crop.canvas, "x": crop.x, "y": crop.y, "seed": seed,
-                  "prompt": prompt}
-        return RenderJob(**values)
+        return RenderJob(**{**fixed, "canvas": crop.canvas, "x": crop.x, "y": crop.y})
 
     def values(self, names: Iterable[str] | None = None) -> dict[str, Any]:
         """{name: value} of the named parameters (all by default), in definition order."""
         return {name: getattr(self, name) for name in (PARAMS if names is None else names)}
+
+    def texts(self) -> dict[str, str | None]:
+        """{name: text} of the free-text parameters, stripped; blank is None (not given)."""
+        return {name: (getattr(self, name) or "").strip() or None for name in FREE_TEXT}
+
+    def has_text(self) -> bool:
+        """Whether a person's own words (a prompt) steer this request."""
+        return any(self.texts().values())
 
 
 PARAMS: dict[str, Param] = {f.name: f.metadata[_PARAM] for f in fields(RenderRequest)}
@@ -352,6 +374,10 @@ RENDER_DEFAULTS: dict[str, Any] = {f.name: f.default for f in fields(RenderReque
 # draws both anew.
 RESEED_FIELDS = tuple(name for name, p in PARAMS.items() if p.tag and name != "seed")
 RECROP_FIELDS = tuple(name for name in RESEED_FIELDS if not PARAMS[name].source)
+# A person's own words (PLACE_PROMPTS switches them off), and what the bot keeps beside a
+# result for its buttons because a custom_id cannot hold it.
+FREE_TEXT = tuple(name for name, p in PARAMS.items() if p.free_text)
+KEPT_FIELDS = tuple(name for name, p in PARAMS.items() if p.kept)
 
 SCHEMA_VERSION = 2  # of RenderJob.to_dict; 1 had no "schema" key and stored passes, not recursions
 
@@ -428,6 +454,23 @@ def encode_payload(request: RenderRequest, names: Iterable[str]) -> str:
 def payload_pattern(names: Iterable[str]) -> str:
     """A regex fragment, with one named group per parameter, matching encode_payload's text."""
     return "".join(f"(?::{PARAMS[n].tag}(?P<{n}>{PARAMS[n].value_pattern()}))?" for n in names)
+
+
+def kept_values(request: RenderRequest) -> dict[str, Any] | None:
+    """What a result's buttons need kept beside it ({name: value} of its kept parameters, None
+    left out), or None when it has nothing to keep: kept values other than text (guidance)
+    only matter beside a text (without one there is no guidance), so they travel with it."""
+    if not request.has_text():
+        return None
+    values = {**request.values(KEPT_FIELDS), **request.texts()}
+    return {name: values[name] for name in KEPT_FIELDS if values[name] is not None}
+
+
+def decode_kept(row: Mapping[str, Any]) -> dict[str, Any]:
+    """Kept values read back, typed (bounds are checked when the request is validated); a
+    key that is not a kept parameter (one since removed) is ignored."""
+    return {name: PARAMS[name].parse(name, raw) for name, raw in row.items()
+            if name in KEPT_FIELDS and raw is not None}
 
 
 def decode_payload(groups: Mapping[str, str | None]) -> RenderRequest:

@@ -1,4 +1,4 @@
-"""A render request on a user's picture, and the prompt a result's buttons keep beside it.
+"""A render request on a user's picture, and what a result's buttons keep beside it (a prompt).
 
 /dream and "Dream on this" make the source from the uploaded file (placebot/attachments.py),
 keep it (placebot/source_store.py) and dream on its centre square; Re-roll takes the same
@@ -23,7 +23,7 @@ from pipeline.image_source import (
     square_count,
     tiles_text,
 )
-from pipeline.params import RenderRequest
+from pipeline.params import RenderRequest, kept_values
 from placebot.attachments import picture_source
 from placebot.source_store import SourceStore
 
@@ -62,15 +62,15 @@ async def from_kept(store: SourceStore, request: RenderRequest,
     return await asyncio.to_thread(on_square, request, key, source, offset)
 
 
-async def with_kept_prompt(store: SourceStore, request: RenderRequest,
-                           key: str) -> RenderRequest:
-    """The request with the prompt and guidance kept under `key` (SourceExpired if gone)."""
-    kept = await store.load_prompt(key)
-    return replace(request, prompt=kept.prompt, guidance=kept.guidance)
+async def with_kept(store: SourceStore, request: RenderRequest, key: str) -> RenderRequest:
+    """The request with the values kept under `key` (its prompt and guidance; SourceExpired if
+    gone)."""
+    return replace(request, **await store.load_kept(key))
 
 
-async def keep_prompt(store: SourceStore, request: RenderRequest) -> None:
-    """Keep a prompted request's prompt for its result's Re-roll."""
-    prompt = (request.prompt or "").strip()
-    if prompt:
-        await store.save_prompt(prompt, request.guidance)
+async def keep(store: SourceStore, request: RenderRequest) -> None:
+    """Keep what the result's Re-roll and New crop cannot carry (pipeline.params.kept_values:
+    a prompted request's prompt and guidance), under the key its buttons name."""
+    values = kept_values(request)
+    if values is not None:
+        await store.save_kept(values)

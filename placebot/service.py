@@ -24,7 +24,7 @@ from placebot.channels import AgeRestriction, channel_and_parent
 from placebot.delivery import Delivery
 from placebot.jobqueue import Job, QueueRefusal
 from placebot.messages import UserFacingError, user_message
-from placebot.pictures import keep_prompt
+from placebot.pictures import keep
 from placebot.server_rules import Rules, checks_safety, rules_for
 from placebot.server_settings import ServerSettingsStore
 from placebot.settings import Settings
@@ -64,7 +64,7 @@ class PlaceService:
         return rules_for(self._owner, await self._servers.load(interaction.guild_id))
 
     async def submit(self, interaction: discord.Interaction, request: RenderRequest, *,
-                     prepare: Prepare | None = None, kept_prompt: bool = False,
+                     prepare: Prepare | None = None, kept_text: bool = False,
                      reply_to: discord.Message | None = None,
                      defaulted: Collection[str] = ()) -> Job | None:
         """Queue the job and answer the interaction; refusals are ephemeral and queue nothing.
@@ -73,7 +73,7 @@ class PlaceService:
         does not allow is refused), then the backend's admission, which holds a place at once,
         so two quick /place from one person cannot both slip under the per-user limit; then
         the interaction is deferred, well inside Discord's 3 seconds, before any slower work
-        (`prepare`). `kept_prompt`: `prepare` adds a kept prompt (a Re-roll or New crop of a
+        (`prepare`). `kept_text`: `prepare` adds kept free text (a Re-roll or New crop of a
         prompted result). `reply_to`: the result is posted in reply to this message.
         `defaulted`: the parameters the user left to the defaults, where a server's own
         default (its model) replaces the owner's.
@@ -84,7 +84,7 @@ class PlaceService:
             rules.check_channel(*channel_and_parent(interaction))
             if "model" in defaulted:
                 request = replace(request, model=rules.default_model)
-            self._check_prompt(request, rules, kept_prompt)
+            self._check_prompt(request, rules, kept_text)
             # where the answer goes, kept from the reservation on: a bot stopped before the
             # job is queued (killed while it defers) tells its user after the restart
             delivery = Delivery.from_interaction(interaction, reply_to=reply_to)
@@ -102,12 +102,12 @@ class PlaceService:
             if prepare is not None:
                 request = (await prepare(request)).validate()
                 self._check_prompt(request, rules)
-            await keep_prompt(self._sources, request)
             age_restricted = await self._age_restriction.of(interaction)
             request = replace(request, safety_check=checks_safety(self._owner, rules,
                                                                   age_restricted))
             # may decode a canvas (~0.1 s) or read a year's atlas (its first artwork)
             render = await asyncio.to_thread(request.resolve, None, self._atlas)
+            await keep(self._sources, render)  # what its buttons name but cannot carry
         except REFUSALS as exc:
             await self._jobs.release(reservation)
             await self._refuse_after_defer(interaction, exc)
@@ -122,14 +122,14 @@ class PlaceService:
             return None
 
     def _check_prompt(self, request: RenderRequest, rules: Rules,
-                      kept_prompt: bool = False) -> None:
+                      kept_text: bool = False) -> None:
         """With prompts off (by the owner or the server), a job that would dream with a prompt
-        is refused, whether the prompt was typed or comes from the result a button belongs
-        to. A button is refused rather than run without its prompt: Re-roll and New crop
-        promise the same settings, and a picture from other settings, on a GPU turn the user
-        did not ask for, would surprise more than one line saying why (a new /place or
-        /dream still works)."""
-        if not rules.prompts and (kept_prompt or (request.prompt or "").strip()):
+        (any free-text parameter) is refused, whether it was typed or comes from the result a
+        button belongs to. A button is refused rather than run without its prompt: Re-roll
+        and New crop promise the same settings, and a picture from other settings, on a GPU
+        turn the user did not ask for, would surprise more than one line saying why (a new
+        /place or /dream still works)."""
+        if not rules.prompts and (kept_text or request.has_text()):
             raise PromptsOff(by_server=self._owner.prompts)
 
     @staticmethod

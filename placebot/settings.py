@@ -2,7 +2,9 @@
 
 Every PLACE_* name here is public: owners' `.env` files depend on them. The engine's variables
 (models, device, VRAM mode, safety checker, the render defaults) are read by pipeline.config,
-the same code the CLI uses; the bot's own (Discord, queue, data folder) here. A missing or
+the same code the CLI uses, into EngineSettings, which Settings extends: the bot holds every
+engine setting the CLI does, a render parameter's owner setting included, with nothing
+copied by hand. The bot's own (Discord, queue, data folder) are read here. A missing or
 malformed value raises SettingsError naming the variable and what it accepts; bot.py turns that
 into one line on stderr and exit code 2.
 """
@@ -15,21 +17,18 @@ import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
 
 from pipeline.config import (
     EngineSettings,
     SettingsError,
     boolean,
     choice,
-    default_atlas_dir,
     engine_settings_from_env,
     load_environment,
     parsed,
     pin_gpu,
     text,
 )
-from pipeline.params import DEFAULT_MODEL_IDS, RENDER_DEFAULTS
 
 __all__ = ["Settings", "SettingsError", "load_settings", "settings_from_env",
            "warn_of_ignored_variables"]
@@ -39,26 +38,15 @@ log = logging.getLogger(__name__)
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
-def _render_default(name: str) -> Any:
-    """A Settings field holding the owner's default for render parameter `name`."""
-    return field(default=RENDER_DEFAULTS[name], metadata={"render_param": name})
-
-
-@dataclass(frozen=True)
-class Settings:
-    """Every setting the bot reads, with its default: each default is written here once
-    (settings_from_env reads them from the class; the engine's come from EngineSettings)."""
+@dataclass(frozen=True, kw_only=True)
+class Settings(EngineSettings):
+    """Every setting the bot reads, with its default: each default is written once, the
+    engine's in EngineSettings (model ids, device, ..., render_defaults: the owner's default of
+    every render parameter), the bot's own here (settings_from_env reads them from the
+    class)."""
 
     discord_token: str = field(repr=False)
     discord_guild_id: int | None = None
-    model_ids: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_MODEL_IDS))
-    default_model: str = _render_default("model")
-    device: str = EngineSettings.device
-    vram_mode: str = EngineSettings.vram_mode
-    strength: float = _render_default("strength")
-    steps: int = _render_default("steps")
-    recursions: int = _render_default("recursions")
-    guidance: float = _render_default("guidance")
     prompts: bool = True  # PLACE_PROMPTS=false: /place and /dream take no prompt
     image_max_mb: float = 8.0  # the largest attachment /dream fetches
     queue_max: int = 20
@@ -68,9 +56,6 @@ class Settings:
     job_timeout_s: float = 600.0
     output_dir: Path | None = None
     data_dir: Path = Path("data")
-    safety_checker: str = EngineSettings.safety_checker  # auto, true or false
-    compile: str = EngineSettings.compile
-    atlas_dir: Path = field(default_factory=default_atlas_dir)  # the r/Place Atlas (may be absent)
     log_level: str = "INFO"
     redis_url: str | None = field(default=None, repr=False)  # set: the distributed mode
     shards: str | None = None  # None: one gateway connection; "auto" or a count: sharded
@@ -85,24 +70,15 @@ class Settings:
         return f"Settings(guild={self.discord_guild_id}, models={dict(self.model_ids)}, ...)"
 
     @property
-    def render_defaults(self) -> dict[str, Any]:
-        """What a render parameter left out becomes: the owner's defaults, else the engine's."""
-        owners = {f.metadata["render_param"]: getattr(self, f.name)
-                  for f in fields(self) if "render_param" in f.metadata}
-        return {**RENDER_DEFAULTS, **owners}
+    def default_model(self) -> str:
+        """PLACE_DEFAULT_MODEL: the model of a job that names none (a server may choose its
+        own, placebot.server_rules)."""
+        return str(self.render_defaults["model"])
 
-
-def _engine_fields(engine: EngineSettings) -> dict[str, Any]:
-    """The Settings fields that the engine's settings fill."""
-    by_param = {f.metadata["render_param"]: f.name
-                for f in fields(Settings) if "render_param" in f.metadata}
-    return {
-        "model_ids": engine.model_ids, "device": engine.device, "vram_mode": engine.vram_mode,
-        "compile": engine.compile, "safety_checker": engine.safety_checker,
-        "atlas_dir": engine.atlas_dir,
-        **{by_param[name]: value for name, value in engine.render_defaults.items()
-           if name in by_param},
-    }
+    def with_render_defaults(self, **defaults: object) -> Settings:
+        """These settings with some render parameters' defaults changed (as their PLACE_*
+        variables would)."""
+        return replace(self, render_defaults={**self.render_defaults, **defaults})
 
 
 def _ranged(env, name, default, kind, low, high, accepts: str):
@@ -164,10 +140,12 @@ def settings_from_env(env: Mapping[str, str], *, need_token: bool = True) -> Set
     guild_id = parsed(env, "DISCORD_GUILD_ID", None, int, "a server id (a whole number)")
     output_dir = text(env, "PLACE_OUTPUT_DIR", None)
     defaults = Settings  # its class attributes are the fields' defaults
+    engine = engine_settings_from_env(env)
     return Settings(
+        # every engine setting as the CLI reads it (a new one needs no line here)
+        **{f.name: getattr(engine, f.name) for f in fields(EngineSettings)},
         discord_token=token,
         discord_guild_id=guild_id,
-        **_engine_fields(engine_settings_from_env(env)),
         queue_max=_ranged(env, "PLACE_QUEUE_MAX", defaults.queue_max, int, 1, 1000,
                           "a whole number 1-1000"),
         user_max=_ranged(env, "PLACE_USER_MAX", defaults.user_max, int, 1, 100,

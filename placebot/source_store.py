@@ -1,11 +1,12 @@
 """What a result's buttons need that does not fit in a custom_id (100 characters), kept a week.
 
 Re-roll and New crop of a /dream result need the user's pixelated picture (the "source", a few
-KB at the default 32 tiles), and Re-roll of any prompted result needs its prompt (up to 500
-characters) and guidance. Both are kept under a content hash, which is what the button
-carries: the same picture or prompt is stored once, and a payload cannot name anything but a
-hash (a forged one finds nothing). Every use refreshes an entry; entries unused for KEEP_S are
-gone, and a click after that is told its picture or prompt has expired.
+KB at the default 32 tiles), and those of any prompted result need the parameters marked `kept`
+in pipeline/params.py (its prompt, up to 500 characters, and guidance). Both are kept under a
+content hash, which is what the button carries: the same picture or prompt is stored once, and
+a payload cannot name anything but a hash (a forged one finds nothing). Every use refreshes an
+entry; entries unused for KEEP_S are gone, and a click after that is told its picture or prompt
+has expired.
 
 SourceStore is the interface; two implementations, chosen where the bot is built
 (placebot/client.py): FolderSourceStore keeps them in the data folder, and the distributed
@@ -23,14 +24,14 @@ import logging
 import os
 import re
 import time
-from dataclasses import dataclass
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from PIL import Image
 
 from pipeline.image_source import decode
-from pipeline.params import CONTENT_KEY, CONTENT_KEY_CHARS
+from pipeline.params import CONTENT_KEY, CONTENT_KEY_CHARS, decode_kept
 from placebot.messages import UserFacingError
 
 log = logging.getLogger(__name__)
@@ -43,12 +44,6 @@ class SourceExpired(UserFacingError):
     """The picture or prompt a button needs is gone; the message says what to do."""
 
 
-@dataclass(frozen=True)
-class StoredPrompt:
-    prompt: str
-    guidance: float
-
-
 class SourceStore(Protocol):
     """Pictures and prompts by content key, each kept KEEP_S after its last save or load.
     A load of a key that is gone raises SourceExpired."""
@@ -57,9 +52,9 @@ class SourceStore(Protocol):
 
     async def load_picture(self, key: str) -> Image.Image: ...
 
-    async def save_prompt(self, prompt: str, guidance: float) -> str: ...
+    async def save_kept(self, values: Mapping[str, Any]) -> str: ...
 
-    async def load_prompt(self, key: str) -> StoredPrompt: ...
+    async def load_kept(self, key: str) -> dict[str, Any]: ...
 
 
 def content_key(data: bytes) -> str:
@@ -73,10 +68,10 @@ def check_key(key: str) -> str:
     return key
 
 
-def prompt_key(prompt: str, guidance: float) -> str:
-    """The key a prompt is kept under: a pure function of it, so that a result's buttons can
-    name it without any I/O."""
-    return content_key(prompt_record(prompt, guidance))
+def kept_key(values: Mapping[str, Any]) -> str:
+    """The key a result's kept values (pipeline.params.kept_values) are kept under: a pure
+    function of them, so that a result's buttons can name them without any I/O."""
+    return content_key(kept_record(values))
 
 
 # ----- how an entry is stored, and read back, by every implementation
@@ -87,8 +82,10 @@ def picture_record(source: Image.Image) -> bytes:
     return buffer.getvalue()
 
 
-def prompt_record(prompt: str, guidance: float) -> bytes:
-    return json.dumps({"prompt": prompt, "guidance": guidance}, sort_keys=True).encode()
+def kept_record(values: Mapping[str, Any]) -> bytes:
+    """{name: value} as JSON, keys sorted: a prompt and guidance are stored, and keyed, as they
+    were before other parameters could be kept, so older results' buttons still find them."""
+    return json.dumps(dict(values), sort_keys=True).encode()
 
 
 def read_picture(data: bytes | None, keep_s: float) -> Image.Image:
@@ -100,14 +97,13 @@ def read_picture(data: bytes | None, keep_s: float) -> Image.Image:
     return decode(data)
 
 
-def read_prompt(data: bytes | None, keep_s: float) -> StoredPrompt:
-    """A stored prompt read back; None: it has expired."""
+def read_kept(data: bytes | None, keep_s: float) -> dict[str, Any]:
+    """Stored kept values read back and typed; None: they have expired."""
     if data is None:
         raise SourceExpired(f"the prompt of this result has expired (prompts are kept "
                             f"{keep_s / 86400:g} days after their last use); "
                             "run the command again with it")
-    row = json.loads(data)
-    return StoredPrompt(str(row["prompt"]), float(row["guidance"]))
+    return decode_kept(json.loads(data))
 
 
 class FolderSourceStore:
@@ -129,13 +125,13 @@ class FolderSourceStore:
         return await asyncio.to_thread(
             lambda: read_picture(self._load(key, ".png"), self.keep_s))
 
-    async def save_prompt(self, prompt: str, guidance: float) -> str:
-        return await asyncio.to_thread(self._save, prompt_record(prompt, guidance),
-                                       ".prompt.json")
+    # ".prompt.json": the name kept values had when only a prompt and guidance were kept
+    async def save_kept(self, values: Mapping[str, Any]) -> str:
+        return await asyncio.to_thread(self._save, kept_record(values), ".prompt.json")
 
-    async def load_prompt(self, key: str) -> StoredPrompt:
+    async def load_kept(self, key: str) -> dict[str, Any]:
         data = await asyncio.to_thread(self._load, key, ".prompt.json")
-        return read_prompt(data, self.keep_s)
+        return read_kept(data, self.keep_s)
 
     # ----- files
     def _path(self, key: str, suffix: str) -> Path:

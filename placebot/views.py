@@ -27,6 +27,7 @@ from pipeline.params import (
     RenderRequest,
     decode_payload,
     encode_payload,
+    kept_values,
     payload_pattern,
 )
 from pipeline.results import RenderResult
@@ -34,8 +35,8 @@ from placebot.backend import CancelOutcome, JobBackend
 from placebot.embeds import Field, build_embed
 from placebot.jobqueue import Job
 from placebot.messages import user_message
-from placebot.pictures import from_kept, with_kept_prompt
-from placebot.source_store import SourceStore, prompt_key
+from placebot.pictures import from_kept, with_kept
+from placebot.source_store import SourceStore, kept_key
 
 if TYPE_CHECKING:
     from placebot.service import PlaceService
@@ -48,22 +49,24 @@ ALREADY_DELETED = "This picture was already deleted."
 
 
 # ----- the payloads of Re-roll and New crop: what to render again (the seed is left open).
-# A prompt does not fit in a custom_id: the source store keeps it, the payload names its key.
-_PROMPT = f"(?::q(?P<prompt_key>{CONTENT_KEY}))?"
+# The kept parameters (a prompt, pipeline.params) do not fit in a custom_id: the source store
+# keeps them, the payload names their key (":q", from when only a prompt was kept).
+_KEPT = f"(?::q(?P<kept>{CONTENT_KEY}))?"
 
 
-def _prompt_part(job: RenderJob) -> str:
-    return f":q{prompt_key(job.prompt, job.guidance)}" if job.prompt else ""
+def _kept_part(job: RenderJob) -> str:
+    kept = kept_values(job)
+    return f":q{kept_key(kept)}" if kept is not None else ""
 
 
 def reroll_id(job: RenderJob) -> str:
     """Same source and parameters, a new seed."""
-    return f"{PREFIX}:reroll{encode_payload(job, RESEED_FIELDS)}{_prompt_part(job)}"
+    return f"{PREFIX}:reroll{encode_payload(job, RESEED_FIELDS)}{_kept_part(job)}"
 
 
 def newcrop_id(job: RenderJob) -> str:
     """Same parameters, a new source (crop, or square of the picture) and seed."""
-    return f"{PREFIX}:newcrop{encode_payload(job, RECROP_FIELDS)}{_prompt_part(job)}"
+    return f"{PREFIX}:newcrop{encode_payload(job, RECROP_FIELDS)}{_kept_part(job)}"
 
 
 # ----- the ids of Delete and Cancel: whose message, which job
@@ -124,23 +127,24 @@ async def _submit_payload(interaction: discord.Interaction, host: ButtonHost,
     except ParamError as exc:
         await interaction.response.send_message(user_message(exc), ephemeral=True)
         return
-    key = payload.get("prompt_key")
+    key = payload.get("kept")
 
     async def from_kept_sources(request: RenderRequest) -> RenderRequest:
-        """The prompt and the picture the payload names, read back (SourceExpired if gone)."""
+        """The kept values (a prompt) and the picture the payload names, read back
+        (SourceExpired if gone)."""
         if key is not None:
-            request = await with_kept_prompt(host.sources, request, key)
+            request = await with_kept(host.sources, request, key)
         if request.picture is not None:
             request = await from_kept(host.sources, request)
         return request
 
     await host.service.submit(interaction, request, prepare=from_kept_sources,
-                              kept_prompt=key is not None)
+                              kept_text=key is not None)
 
 
 # ----- one class per action
 class RerollButton(discord.ui.DynamicItem[discord.ui.Button],
-                   template=f"{PREFIX}:reroll{payload_pattern(RESEED_FIELDS)}{_PROMPT}"):
+                   template=f"{PREFIX}:reroll{payload_pattern(RESEED_FIELDS)}{_KEPT}"):
     """Same source, same settings, a new seed: a new /place job for whoever clicks."""
 
     def __init__(self, custom_id: str, payload: dict[str, str | None]):
@@ -163,7 +167,7 @@ class RerollButton(discord.ui.DynamicItem[discord.ui.Button],
 
 
 class NewCropButton(discord.ui.DynamicItem[discord.ui.Button],
-                    template=f"{PREFIX}:newcrop{payload_pattern(RECROP_FIELDS)}{_PROMPT}"):
+                    template=f"{PREFIX}:newcrop{payload_pattern(RECROP_FIELDS)}{_KEPT}"):
     """Same settings, a random crop and seed: a new /place job for whoever clicks."""
 
     def __init__(self, custom_id: str, payload: dict[str, str | None]):
@@ -252,6 +256,8 @@ class CancelButton(discord.ui.DynamicItem[discord.ui.Button],
 
 # ----- buttons under messages from before the custom_id format changed
 # model:canvas:x:y:strength:steps:passes and model:strength:steps:passes, values positional.
+# Each is today's button with another template: its values are read into today's payload,
+# and the click is handled as today's.
 _OLD_NUMBER = r"\d{1,4}(?:\.\d{1,4})?"
 _OLD_REROLL = (rf"{PREFIX}:reroll:(?P<model>{_OLD_NUMBER}):(?P<canvas>\d{{4}}):(?P<x>\d{{1,5}}):"
                rf"(?P<y>\d{{1,5}}):(?P<strength>{_OLD_NUMBER}):(?P<steps>\d{{1,4}}):"
@@ -260,45 +266,31 @@ _OLD_NEWCROP = (rf"{PREFIX}:newcrop:(?P<model>{_OLD_NUMBER}):(?P<strength>{_OLD_
                 rf"(?P<steps>\d{{1,4}}):(?P<passes>\d{{1,3}})")
 
 
-def _old_request(groups: dict[str, str]) -> RenderRequest:
-    """Today's request for an old button's fields (checked when submitted, as any request)."""
-    place: dict[str, Any] = {"canvas": groups["canvas"], "x": int(groups["x"]),
-                             "y": int(groups["y"])} if groups.get("canvas") else {}
-    return RenderRequest(model=groups["model"], strength=float(groups["strength"]),
-                         steps=int(groups["steps"]), recursions=int(groups["passes"]) - 1,
-                         **place)
+def _old_payload(groups: dict[str, str | None]) -> dict[str, str | None]:
+    """Today's payload for an old button's values: passes became recursions (one fewer)."""
+    payload = {name: text for name, text in groups.items() if name != "passes"}
+    passes = groups["passes"]
+    assert passes is not None  # the templates require it
+    payload["recursions"] = str(int(passes) - 1)
+    return payload
 
 
-class OldRerollButton(discord.ui.DynamicItem[discord.ui.Button], template=_OLD_REROLL):
+class OldRerollButton(RerollButton, template=_OLD_REROLL):
     """A Re-roll button posted before the format changed: the same crop, a new seed."""
-
-    def __init__(self, custom_id: str, request: RenderRequest):
-        super().__init__(discord.ui.Button(label="Re-roll", custom_id=custom_id))
-        self.request = request
 
     @classmethod
     async def from_custom_id(cls, interaction: discord.Interaction, item: discord.ui.Item[Any],
                              match: re.Match[str]) -> OldRerollButton:
-        return cls(match.string, _old_request(match.groupdict()))
-
-    async def callback(self, interaction: discord.Interaction) -> None:
-        await _answering(interaction, lambda host: host.service.submit(interaction, self.request))
+        return cls(match.string, _old_payload(match.groupdict()))
 
 
-class OldNewCropButton(discord.ui.DynamicItem[discord.ui.Button], template=_OLD_NEWCROP):
+class OldNewCropButton(NewCropButton, template=_OLD_NEWCROP):
     """A New crop button posted before the format changed: its settings, a random crop."""
-
-    def __init__(self, custom_id: str, request: RenderRequest):
-        super().__init__(discord.ui.Button(label="New crop", custom_id=custom_id))
-        self.request = request
 
     @classmethod
     async def from_custom_id(cls, interaction: discord.Interaction, item: discord.ui.Item[Any],
                              match: re.Match[str]) -> OldNewCropButton:
-        return cls(match.string, _old_request(match.groupdict()))
-
-    async def callback(self, interaction: discord.Interaction) -> None:
-        await _answering(interaction, lambda host: host.service.submit(interaction, self.request))
+        return cls(match.string, _old_payload(match.groupdict()))
 
 
 BUTTONS = (RerollButton, NewCropButton, DeleteButton, CancelButton, OldRerollButton,

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import redis.asyncio as redis
 from PIL import Image
@@ -20,13 +21,12 @@ from placebot.redisqueue import keys
 from placebot.redisqueue.connection import UNREACHABLE
 from placebot.source_store import (
     KEEP_S,
-    StoredPrompt,
     check_key,
     content_key,
+    kept_record,
     picture_record,
-    prompt_record,
+    read_kept,
     read_picture,
-    read_prompt,
 )
 
 log = logging.getLogger(__name__)
@@ -53,11 +53,11 @@ class RedisSourceStore:
         data = await self._load(key, keys.source_picture)
         return await asyncio.to_thread(read_picture, data, self.keep_s)
 
-    async def save_prompt(self, prompt: str, guidance: float) -> str:
-        return await self._save(prompt_record(prompt, guidance), keys.source_prompt)
+    async def save_kept(self, values: Mapping[str, Any]) -> str:
+        return await self._save(kept_record(values), keys.source_prompt)
 
-    async def load_prompt(self, key: str) -> StoredPrompt:
-        return read_prompt(await self._load(key, keys.source_prompt), self.keep_s)
+    async def load_kept(self, key: str) -> dict[str, Any]:
+        return read_kept(await self._load(key, keys.source_prompt), self.keep_s)
 
     @property
     def _keep_ms(self) -> int:

@@ -1,5 +1,9 @@
 """Buttons under messages posted before the custom_id format changed keep working."""
 
+import pytest
+
+from pipeline.params import decode_payload
+from placebot.views import NewCropButton, OldNewCropButton, OldRerollButton, RerollButton
 from tests.support.bot_harness import embed_fields, wait_result
 
 
@@ -39,3 +43,21 @@ async def test_an_old_button_with_bad_values_is_refused_like_a_new_one(fake, sta
     assert "recursions must be 0-5" in click.callbacks[0]["data"]["content"]
 
 
+
+
+@pytest.mark.parametrize(("old_id", "new_id", "old", "today"), [
+    ("place:reroll:1.5:2017:3:4:0.5:4:3", "place:reroll:m1.5:c2017:x3:y4:s0.5:t4:r2",
+     OldRerollButton, RerollButton),
+    ("place:newcrop:1.4:0.75:4:1", "place:newcrop:m1.4:s0.75:t4:r0", OldNewCropButton,
+     NewCropButton),
+])
+async def test_an_old_button_is_todays_button_with_another_template(old_id, new_id, old, today):
+    """An old id reads into the payload of today's id for the same job, and its click is
+    handled by today's class (no handling of its own)."""
+    async def parsed(button, custom_id):
+        match = button.__discord_ui_compiled_template__.fullmatch(custom_id)
+        return await button.from_custom_id(None, None, match)
+
+    from_old, from_today = await parsed(old, old_id), await parsed(today, new_id)
+    assert decode_payload(from_old.payload) == decode_payload(from_today.payload)
+    assert isinstance(from_old, today) and old.callback is today.callback

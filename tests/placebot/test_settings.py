@@ -20,8 +20,9 @@ TOKEN = "MTIz.fake.token-value"
 
 def test_defaults_match_the_documented_interface():
     s = settings_from_env({"DISCORD_TOKEN": TOKEN})
-    assert (s.default_model, s.device, s.vram_mode, s.strength, s.steps, s.recursions) == (
-        "1.4", "auto", "auto", 0.8, 50, 3)
+    render = s.render_defaults
+    assert (s.default_model, s.device, s.vram_mode, render["strength"], render["steps"],
+            render["recursions"]) == ("1.4", "auto", "auto", 0.8, 50, 3)
     assert s.model_ids == {"1.4": "CompVis/stable-diffusion-v1-4",
                            "1.5": "stable-diffusion-v1-5/stable-diffusion-v1-5"}
     assert s.output_dir is None and s.discord_guild_id is None
@@ -38,8 +39,10 @@ def test_every_variable_is_read():
         "PLACE_COMPILE": "off",
     })
     assert s.compile == "off"
+    render = s.render_defaults
     assert (s.discord_guild_id, s.model_ids["1.5"], s.default_model, s.device, s.vram_mode,
-            s.strength, s.steps, s.recursions, s.queue_max, s.user_max, s.max_batch,
+            render["strength"], render["steps"], render["recursions"], s.queue_max, s.user_max,
+            s.max_batch,
             str(s.output_dir), s.job_timeout_s, s.user_cooldown_s, str(s.data_dir),
             s.safety_checker) == (42, "/models/b", "1.5", "cpu", "low", 0.5, 20, 1, 5, 2, 8,
                                   "out", 30.0, 10.0, "/data", "true")
@@ -129,7 +132,8 @@ def test_a_misspelt_setting_is_named_in_a_warning(monkeypatch, caplog):
     monkeypatch.setenv("DISCORD_TOKEN", "x")
     monkeypatch.setenv("PLACE_STRENGHT", "0.05")
     settings = load_settings(env_file=None)
-    assert settings.ignored_variables == ("PLACE_STRENGHT",) and settings.strength == 0.8
+    assert settings.ignored_variables == ("PLACE_STRENGHT",)
+    assert settings.render_defaults["strength"] == 0.8
     assert not caplog.records  # logging may not be set up yet: the warning waits
     warn_of_ignored_variables(settings)
     warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]

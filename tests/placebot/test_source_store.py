@@ -7,8 +7,9 @@ import time
 import pytest
 from PIL import Image
 
-from placebot.source_store import FolderSourceStore, SourceExpired, prompt_key
+from placebot.source_store import FolderSourceStore, SourceExpired, kept_key
 
+FOX = {"prompt": "a fox", "guidance": 9.0}  # what a prompted result keeps
 
 def _picture() -> Image.Image:
     return Image.effect_noise((40, 32), 60).convert("RGB")
@@ -29,11 +30,10 @@ async def test_a_picture_comes_back_pixel_for_pixel_under_its_content_key(tmp_pa
 
 
 async def test_a_prompt_is_kept_under_the_key_buttons_compute(tmp_path):
-    """prompt_key needs no I/O and names what save_prompt kept."""
+    """kept_key needs no I/O and names what save_kept kept, read back as it was."""
     store = FolderSourceStore(tmp_path)
-    assert await store.save_prompt("a fox", 9.0) == prompt_key("a fox", 9.0)
-    kept = await store.load_prompt(prompt_key("a fox", 9.0))
-    assert (kept.prompt, kept.guidance) == ("a fox", 9.0)
+    assert await store.save_kept(FOX) == kept_key(FOX)
+    assert await store.load_kept(kept_key(FOX)) == FOX
 
 
 async def test_a_picture_unused_for_a_week_has_expired(tmp_path):
@@ -48,10 +48,10 @@ async def test_a_picture_unused_for_a_week_has_expired(tmp_path):
 
 async def test_prune_removes_only_entries_older_than_a_week(tmp_path):
     store = FolderSourceStore(tmp_path)
-    old, fresh = await store.save_picture(_picture()), await store.save_prompt("kept", 7.5)
+    old, fresh = await store.save_picture(_picture()), await store.save_kept({"prompt": "kept"})
     _age(tmp_path / f"{old}.png", 8)
     assert store.prune() == 1
-    assert (await store.load_prompt(fresh)).prompt == "kept"
+    assert (await store.load_kept(fresh)) == {"prompt": "kept"}
 
 
 async def test_a_key_that_is_not_a_content_hash_never_becomes_a_path(tmp_path):

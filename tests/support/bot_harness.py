@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from dataclasses import replace
 
+from pipeline.params import PARAMS
 from placebot.settings import Settings
 from tests.support.patience import PATIENCE_S
 
@@ -47,13 +48,18 @@ class GatedRenderer:
 
 
 def _settings(data_dir, model_dir, **changes) -> Settings:
+    """The test bot's settings; `changes` may name render parameters (strength=0.5, and
+    default_model for model), as their PLACE_* variables would set them."""
     settings = Settings(
         discord_token="fake-token", discord_guild_id=GUILD_ID,
         model_ids={"1.4": str(model_dir), "1.5": str(model_dir)}, device="cpu",
-        steps=4, strength=0.5, recursions=1, queue_max=20, user_max=1, max_batch=4,
+        queue_max=20, user_max=1, max_batch=4,
         data_dir=data_dir, atlas_dir=data_dir / "no-atlas",  # never the owner's cache
-    )
-    return replace(settings, **changes)
+    ).with_render_defaults(steps=4, strength=0.5, recursions=1)
+    if "default_model" in changes:
+        changes["model"] = changes.pop("default_model")
+    render = {name: changes.pop(name) for name in list(changes) if name in PARAMS}
+    return replace(settings, **changes).with_render_defaults(**render)
 
 
 bot_settings = _settings

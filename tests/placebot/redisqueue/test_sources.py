@@ -9,8 +9,9 @@ from PIL import Image
 from placebot.redisqueue import keys
 from placebot.redisqueue.connection import connect
 from placebot.redisqueue.sources import RedisSourceStore, SourcesUnavailable
-from placebot.source_store import KEEP_S, SourceExpired, prompt_key
+from placebot.source_store import KEEP_S, SourceExpired, kept_key
 
+FOX = {"prompt": "a fox", "guidance": 9.0}  # what a prompted result keeps
 
 def _picture() -> Image.Image:
     return Image.effect_noise((40, 32), 60).convert("RGB")
@@ -40,11 +41,10 @@ async def test_a_picture_saved_by_one_process_loads_in_another(client, other_cli
 
 
 async def test_a_prompt_is_kept_under_the_key_buttons_compute(client):
-    """prompt_key needs no I/O and names what save_prompt kept."""
+    """kept_key needs no I/O and names what save_kept kept, read back as it was."""
     store = RedisSourceStore(client)
-    assert await store.save_prompt("a fox", 9.0) == prompt_key("a fox", 9.0)
-    kept = await store.load_prompt(prompt_key("a fox", 9.0))
-    assert (kept.prompt, kept.guidance) == ("a fox", 9.0)
+    assert await store.save_kept(FOX) == kept_key(FOX)
+    assert await store.load_kept(kept_key(FOX)) == FOX
 
 
 async def test_an_entry_expires_a_week_after_it_was_saved(client):
@@ -57,9 +57,9 @@ async def test_an_entry_expires_a_week_after_it_was_saved(client):
 async def test_a_load_renews_the_week(client):
     """An entry near its end is given a full week again by a load."""
     store = RedisSourceStore(client)
-    key = await store.save_prompt("a fox", 9.0)
+    key = await store.save_kept(FOX)
     await client.pexpire(keys.source_prompt(key), 5_000)
-    await store.load_prompt(key)
+    await store.load_kept(key)
     assert await client.pttl(keys.source_prompt(key)) > KEEP_S * 1000 - 60_000
 
 
@@ -82,4 +82,4 @@ async def test_redis_out_of_reach_is_one_clear_line(client, valkey):
     """The server is down: saving says the store can't be reached, for the user to read."""
     valkey.stop()
     with pytest.raises(SourcesUnavailable, match="can't be reached right now"):
-        await RedisSourceStore(client).save_prompt("a fox", 9.0)
+        await RedisSourceStore(client).save_kept(FOX)
