@@ -28,11 +28,11 @@ from placebot.journal import Journal
 from placebot.local_backend import LocalBackend
 from placebot.messages import user_message
 from placebot.outbox import Outbox
+from placebot.process import StartupError, build_renderer
 from placebot.server_settings import ServerSettingsStore, SqliteServerSettings
 from placebot.service import PlaceService
 from placebot.settings import Settings
 from placebot.source_store import FolderSourceStore, SourceStore
-from placebot.startup import StartupError
 from placebot.stopping import STOP_GRACE_S
 from placebot.transport import DiscordTransport
 from placebot.views import BUTTONS, refuse_unknown_button
@@ -99,13 +99,7 @@ class PlaceBot(commands.Bot):
             return backend, RedisSourceStore(client), RedisServerSettings(client)
         # Only this mode renders here, so only it loads the engine (and torch): the
         # distributed mode's bot process stays free of them.
-        from pipeline.engine import Renderer
-        from pipeline.models import ModelStore
-
-        renderer = renderer or Renderer(ModelStore(
-            settings.model_ids, device=settings.device, vram_mode=settings.vram_mode,
-            safety_checker=settings.safety_checker, compile=settings.compile,
-        ))
+        renderer = renderer or build_renderer(settings)
         return (LocalBackend.from_settings(
                     settings, renderer, Journal(settings.data_dir / "jobs.sqlite3"),
                     self.reporter, on_engine_stuck=self.restart_for_fresh_engine),

@@ -1,9 +1,10 @@
 """What must hold before the bot serves, and the one-line errors an owner can act on.
 
 A start-up failure the owner must fix (a data folder that cannot be written, a server the bot
-is not in) is a StartupError: bot.py prints it as one line and exits with code 2, as it does
-for a malformed setting, instead of a traceback and a restart loop. Discord out of reach is
-not one: nothing is wrong with the bot's settings, so it waits for Discord (login_with_retries).
+is not in) is a StartupError: the process bootstrap (placebot/process.py) prints it as one line
+and exits with code 2, as it does for a malformed setting, instead of a traceback and a
+restart loop. Discord out of reach is not one: nothing is wrong with the bot's settings, so it
+waits for Discord (login_with_retries).
 """
 
 from __future__ import annotations
@@ -17,6 +18,11 @@ from pathlib import Path
 import aiohttp
 import discord
 
+from placebot.process import StartupError
+
+__all__ = ["StartupError", "check_data_dir", "login_with_retries",
+           "warn_if_output_dir_unwritable"]
+
 log = logging.getLogger(__name__)
 
 # Discord out of reach at start (a machine that just booted, an outage): tried again 5, 10,
@@ -25,14 +31,6 @@ CONNECT_FIRST_RETRY_S = 5.0
 CONNECT_MAX_RETRY_S = 120.0
 STOP_CHECK_S = 0.2  # how soon a stop signal ends the wait between two tries
 _PROBE = ".write-check"
-
-
-class StartupError(Exception):
-    """The bot cannot start, for a reason its owner can fix; `setting` names the variable."""
-
-    def __init__(self, setting: str | None, message: str):
-        super().__init__(f"{setting}: {message}" if setting else message)
-        self.setting = setting
 
 
 def check_data_dir(data_dir: Path) -> None:
