@@ -20,7 +20,7 @@ import discord
 from discord.ext import commands
 
 from pipeline.atlas import Atlas
-from placebot import health
+from placebot import health, texts
 from placebot.backend import JobBackend
 from placebot.command_tree import PlaceCommandTree
 from placebot.discord_reporter import DiscordReporter
@@ -234,7 +234,7 @@ class PlaceBot(commands.Bot):
     async def report_unexpected(self, interaction: discord.Interaction, error: Exception) -> None:
         """The one place an unexpected error in a command or button meets the user."""
         log.error("error handling interaction %s", interaction.id, exc_info=error)
-        text = f"Sorry: {user_message(error)}."
+        text = texts.SORRY.format(message=user_message(error))
         try:
             if interaction.response.is_done():
                 await interaction.followup.send(text, ephemeral=True)

@@ -15,6 +15,7 @@ from collections.abc import Callable
 import redis.asyncio as redis
 from PIL import Image
 
+from placebot import texts
 from placebot.messages import UserFacingError
 from placebot.redisqueue import keys
 from placebot.redisqueue.connection import unreachable_as
@@ -36,8 +37,7 @@ WHAT = "a picture or prompt"  # what Redis was needed for, in the log
 
 class SourcesUnavailable(UserFacingError):
     def __init__(self):
-        super().__init__("the store of pictures and prompts can't be reached right now; try "
-                         "again in a minute")
+        super().__init__(texts.SOURCES_UNAVAILABLE)
 
 
 class RedisSourceStore:

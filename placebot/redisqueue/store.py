@@ -16,6 +16,7 @@ from redis.exceptions import ResponseError
 from redis.typing import StreamIdT
 
 from pipeline.params import MODEL_KEYS, RenderJob
+from placebot import texts
 from placebot.backend import DuplicateInteraction
 from placebot.jobqueue import CooldownActive, QueueFull, QueueRefusal, UserLimitReached
 from placebot.redisqueue import keys, scripts
@@ -40,8 +41,7 @@ class ReservationExpired(QueueRefusal):
     not an outage: Redis answered)."""
 
     def __init__(self, held_s: float):
-        super().__init__(f"your place in the queue ran out while your dream was prepared (it "
-                         f"is held {held_s:.0f} s); try again")
+        super().__init__(texts.RESERVATION_EXPIRED.format(held_s=held_s))
 
 
 @dataclass(frozen=True)

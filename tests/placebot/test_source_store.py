@@ -39,16 +39,15 @@ def _picture() -> Image.Image:
 class FolderSide:
     """Entries are files; an entry's last use is its file's mtime."""
 
-    SUFFIX = {"picture": ".png", "prompt": ".prompt.json"}
-
     def __init__(self, folder):
         self.folder = folder
+        self.suffix = {"picture": ".png", "prompt": ".prompt.json"}
 
     def open(self) -> FolderSourceStore:
         return FolderSourceStore(self.folder)
 
     def path(self, kind: str, key: str):
-        return self.folder / f"{key}{self.SUFFIX[kind]}"
+        return self.folder / f"{key}{self.suffix[kind]}"
 
     async def left_s(self, kind: str, key: str) -> float:
         return KEEP_S - (time.time() - self.path(kind, key).stat().st_mtime)
@@ -64,10 +63,9 @@ class FolderSide:
 class RedisSide:
     """Entries are keys with an expiry; each open() is a connection of its own."""
 
-    NAME = {"picture": keys.source_picture, "prompt": keys.source_prompt}
-
     def __init__(self, url: str):
         self.url = url
+        self.name = {"picture": keys.source_picture, "prompt": keys.source_prompt}
         self.clients: list = []
 
     def open(self) -> RedisSourceStore:
@@ -75,10 +73,10 @@ class RedisSide:
         return RedisSourceStore(self.clients[-1])
 
     async def left_s(self, kind: str, key: str) -> float:
-        return await self.clients[0].pttl(self.NAME[kind](key)) / 1000
+        return await self.clients[0].pttl(self.name[kind](key)) / 1000
 
     async def make_old(self, kind: str, key: str, age_s: float) -> None:
-        name = self.NAME[kind](key)
+        name = self.name[kind](key)
         if age_s >= KEEP_S:  # past its expiry: Redis has dropped it
             await self.clients[0].delete(name)
         else:
