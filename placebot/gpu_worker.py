@@ -6,6 +6,9 @@ for the second), with the same lazy model loading, VRAM modes, compile and batch
 bot's own worker: it runs placebot.worker.Worker on a Redis job source. Start one per GPU, on
 any machine that reaches Redis. SIGTERM/SIGINT: the running batch gets a grace period, then
 its jobs go back to the queue for another worker.
+
+The process starts and ends as bot.py's does (placebot/process.py); run_worker is the one
+place its parts are built (Redis client and job store, renderer, job source, reporter, Worker).
 """
 
 from __future__ import annotations

@@ -143,6 +143,18 @@ async def until_reachable(outage: Outage, call: Callable[..., Awaitable[T]], *ar
             await asyncio.sleep(RETRY_S)
 
 
+async def pause_after(error: Exception, outage: Outage, log: logging.Logger,
+                      doing: str) -> None:
+    """A loop that must not die (a reader that died would leave every result undelivered)
+    failed at `doing`: Redis out of reach is told once, by `outage`; anything else is logged
+    with its traceback. Then it waits RETRY_S before the loop tries again."""
+    if isinstance(error, UNREACHABLE):
+        outage.lost(error)
+    else:
+        log.error("could not %s; trying again", doing, exc_info=error)
+    await asyncio.sleep(RETRY_S)
+
+
 @contextmanager
 def unreachable_as(unavailable: Callable[[], Exception], log: logging.Logger,
                    what: str) -> Iterator[None]:
