@@ -2,7 +2,8 @@
 
 Only our own errors are shown as they are: their messages are written for a person. Anything
 else (a library's ValueError, say) may carry internals or confusing text: it is logged with its
-traceback by whoever caught it, and the user reads the generic sentence.
+traceback by whoever caught it, and the user reads the generic sentence. The sentences
+themselves are in placebot/texts.py.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from placebot.jobqueue import QueueRefusal
 from placebot.texts import GENERIC
 
 log = logging.getLogger(__name__)
-
 
 
 class UserFacingError(Exception):
