@@ -49,6 +49,7 @@ def check(settings: Settings) -> None:
 
 
 def prepare(settings: Settings) -> None:
+    """Once logging is set up: what the owner should hear of at once, and no voice warnings."""
     from placebot.startup import warn_if_output_dir_unwritable
 
     warn_if_output_dir_unwritable(settings.output_dir)

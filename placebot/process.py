@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from urllib.parse import urlsplit
 
 from pipeline.config import keep_kernel_caches, quiet_libraries
+from placebot.logs import setup_logging
 from placebot.settings import (
     Settings,
     SettingsError,
@@ -76,8 +77,6 @@ def run_process(serve: Serve, *, need_token: bool = True,
         print(f"cannot start: {exc}", file=sys.stderr)
         return EXIT_SETTING
     keep_kernel_caches(settings.data_dir)
-    from placebot.logs import setup_logging
-
     setup_logging(settings.log_level, *secrets(settings))
     warn_of_ignored_variables(settings)
     quiet_libraries()
