@@ -1,17 +1,16 @@
-"""Start the bot: `python bot.py`. Settings come from the environment and `.env`."""
+"""Start the bot: `python bot.py`. Settings come from the environment and `.env`.
+
+How a process starts and ends (settings, logging, exit codes, the restart for a fresh engine)
+is placebot/process.py, shared with the render worker; this file says what the bot adds."""
 
 from __future__ import annotations
 
 import asyncio
-import logging
-import os
 import sys
 
-from pipeline.config import keep_kernel_caches, quiet_libraries
-from placebot.settings import SettingsError, load_process_settings, warn_of_ignored_variables
+from placebot.process import run_process
+from placebot.settings import Settings
 from placebot.stopping import install_stop_handlers
-
-log = logging.getLogger("placebot")
 
 
 async def run(bot, token: str) -> None:
@@ -42,62 +41,45 @@ def silence_voice_warnings() -> None:
     VoiceClient.warn_dave = False
 
 
-def main() -> int:
-    try:
-        settings = load_process_settings()
-    except SettingsError as exc:
-        print(f"configuration error: {exc}", file=sys.stderr)
-        return 2
-    from placebot.startup import StartupError, check_data_dir, warn_if_output_dir_unwritable
+def check(settings: Settings) -> None:
+    """The journal must be writable before any job: StartupError, before anything starts."""
+    from placebot.startup import check_data_dir
 
-    try:
-        check_data_dir(settings.data_dir)  # the journal must be writable before any job
-    except StartupError as exc:
-        print(f"cannot start: {exc}", file=sys.stderr)
-        return 2
-    if settings.redis_url is not None:  # a refused login is a setting, not an outage
-        from placebot.redisqueue.connection import login_problem
+    check_data_dir(settings.data_dir)
 
-        problem = login_problem(settings.redis_url)
-        if problem is not None:
-            print(f"configuration error: {problem}", file=sys.stderr)
-            return 2
-    keep_kernel_caches(settings.data_dir)
-    # Imported after the settings check: discord.py (and torch, which the bot loads only where
-    # it renders itself) take seconds to import, a typo should not.
-    import discord
 
-    from placebot.client import build_bot
-    from placebot.logs import setup_logging
+def prepare(settings: Settings) -> None:
+    """Once logging is set up: what the owner should hear of at once, and no voice warnings."""
+    from placebot.startup import warn_if_output_dir_unwritable
 
-    setup_logging(settings.log_level, settings.discord_token)
-    warn_of_ignored_variables(settings)
-    quiet_libraries()
     warn_if_output_dir_unwritable(settings.output_dir)
     silence_voice_warnings()
-    bot = build_bot(settings)
-    code = 0
-    try:
-        asyncio.run(run(bot, settings.discord_token))
-    except discord.LoginFailure:
-        log.error("Discord refused the token in DISCORD_TOKEN: check it in the developer portal")
-        code = 2
-    except discord.PrivilegedIntentsRequired as exc:
-        log.error("%s", exc)
-        code = 2
-    except StartupError as exc:
-        log.error("cannot start: %s", exc)
-        code = 2
-    # The journal is closed by now. A render stuck in a model download, or a background
-    # compile, must not hold the exit past Docker's 10 seconds: leave without joining them.
-    if bot.restart_reason is not None:  # a stuck render engine: start afresh, same process
-        from placebot.restart import reexec
 
-        reexec(bot.restart_reason)
-    logging.shutdown()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
+
+async def serve(settings: Settings) -> str | None:
+    """The bot, built and run until it closes; why it must restart (a stuck engine), or None."""
+    from placebot.client import build_bot
+
+    bot = build_bot(settings)
+    await run(bot, settings.discord_token)
+    return bot.restart_reason
+
+
+def explain(error: BaseException) -> str | None:
+    """What Discord refuses at login is a setting to fix: one line, exit 2."""
+    import discord
+
+    if isinstance(error, discord.LoginFailure):
+        return "Discord refused the token in DISCORD_TOKEN: check it in the developer portal"
+    if isinstance(error, discord.PrivilegedIntentsRequired):
+        return str(error)
+    return None
+
+
+def main() -> int:
+    # discord.py (and torch, which the bot loads only where it renders itself) take seconds
+    # to import, a typo should not: they are imported only once the settings are checked.
+    return run_process(serve, check=check, prepare=prepare, explain=explain)
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from pipeline.params import MODEL_KEYS, PARAMS
+from placebot import texts
 from placebot.messages import UserFacingError, user_message
 from placebot.server_rules import (
     MAX_COOLDOWN_S,
@@ -38,14 +39,13 @@ from placebot.server_rules import (
 )
 from placebot.server_settings import SAFETY_EVERYWHERE, ServerSettingsStore
 from placebot.settings import Settings
+from placebot.texts import NOT_AN_ADMIN, ONLY_IN_A_SERVER
 
 if TYPE_CHECKING:
     from placebot.client import PlaceBot
 
 log = logging.getLogger(__name__)
 
-NOT_AN_ADMIN = "Only members who can manage this server can change the bot's settings here."
-ONLY_IN_A_SERVER = "The bot's settings belong to a server: use /place_admin in one."
 # what /place_admin reset names each setting
 RESET_CHOICES = {"channels": "channels", "cooldown": "cooldown_s", "user_limit": "user_max",
                  "prompts": "prompts", "model": "default_model", "safety": "safety"}
@@ -170,7 +170,7 @@ class AdminCog(commands.GroupCog, group_name="place_admin",
                              add: Channel | None = None, remove: Channel | None = None) -> None:
         async def edit(guild_id: int) -> str:
             if add is not None and add.type in UNLISTABLE:
-                raise ChangeRefused(f"{add.mention} is a category: list its channels instead")
+                raise ChangeRefused(texts.CHANNEL_IS_A_CATEGORY.format(channel=add.mention))
             listed = (await self._servers.load(guild_id)).channels
             if add is not None and add.id not in listed:
                 listed = (*listed, add.id)

@@ -17,6 +17,7 @@ from discord.ext import commands
 
 from cogs.place import build_render_command, offered
 from pipeline.params import PARAMS, RenderRequest
+from placebot import texts
 from placebot.attachments import (
     AttachedFile,
     AttachmentRefused,
@@ -38,8 +39,6 @@ IMAGE_HELP = "A PNG, JPEG, WebP or GIF (its first frame)"
 # /dream's options: those of every job and of a picture (a canvas crop's belong to /place)
 DREAM_OPTIONS = tuple(name for name, spec in PARAMS.items()
                       if spec.slash and spec.scope != "canvas")
-NO_PICTURE = ("That message has no image to dream on: it needs an image attachment or an "
-              "embedded image.")
 
 
 class DreamCog(commands.Cog, name="Dream"):
@@ -64,7 +63,7 @@ class DreamCog(commands.Cog, name="Dream"):
                                 message: discord.Message) -> None:
         picture = picture_of(message)
         if picture is None:
-            await interaction.response.send_message(NO_PICTURE, ephemeral=True)
+            await interaction.response.send_message(texts.NO_PICTURE, ephemeral=True)
             return
         await self._submit(interaction, RenderRequest(**self._defaults), picture,
                            reply_to=message, defaulted=frozenset(PARAMS))

@@ -28,6 +28,7 @@ import discord
 from PIL import Image
 
 from pipeline.image_source import ImageSourceError, decode, pixelate
+from placebot import texts
 from placebot.messages import UserFacingError
 
 log = logging.getLogger(__name__)
@@ -105,11 +106,12 @@ def picture_of(message: discord.Message) -> AttachedFile | None:
 def check_declared(attachment: AttachedFile, max_mb: float) -> None:
     """Refuse, before downloading, a file that says it is too large or not an image."""
     if attachment.size > max_mb * MB:
-        raise AttachmentRefused(f"{attachment.filename} is {attachment.size / MB:.1f} MB; "
-                                f"this bot takes images up to {max_mb:g} MB")
+        raise AttachmentRefused(texts.FILE_TOO_LARGE_DECLARED.format(
+            filename=attachment.filename, size_mb=attachment.size / MB, max_mb=max_mb))
     kind = attachment.content_type
     if kind is not None and not kind.startswith("image/"):
-        raise AttachmentRefused(f"{attachment.filename} is not an image ({kind})")
+        raise AttachmentRefused(texts.FILE_NOT_AN_IMAGE.format(filename=attachment.filename,
+                                                                kind=kind))
 
 
 async def download(attachment: AttachedFile, max_mb: float, *,
@@ -117,15 +119,14 @@ async def download(attachment: AttachedFile, max_mb: float, *,
     """The file's bytes; AttachmentRefused once more than max_mb arrive or the fetch fails."""
     check_declared(attachment, max_mb)
     if not is_discord_media(attachment.url):
-        raise AttachmentRefused(f"{attachment.filename} is not on Discord's media servers, the "
-                                "only place this bot fetches pictures from")
+        raise AttachmentRefused(texts.FILE_NOT_ON_DISCORD.format(filename=attachment.filename))
     timeout = aiohttp.ClientTimeout(total=timeout_s)
     try:
         async with aiohttp.ClientSession(timeout=timeout) as session:
             return await _fetch(session, attachment, max_mb)
     except (aiohttp.ClientError, TimeoutError):
-        raise AttachmentRefused(f"{attachment.filename} could not be fetched from Discord; "
-                                "try again") from None
+        raise AttachmentRefused(texts.FILE_NOT_FETCHED.format(
+            filename=attachment.filename)) from None
 
 
 async def _fetch(session: aiohttp.ClientSession, attachment: AttachedFile,
@@ -141,16 +142,15 @@ async def _fetch(session: aiohttp.ClientSession, attachment: AttachedFile,
                     log.warning("the download of %s was redirected off Discord's media "
                                 "servers, to %s; not followed", attachment.filename,
                                 urlsplit(url).hostname)
-                    raise AttachmentRefused(f"{attachment.filename} is not on Discord's media "
-                                            "servers, the only place this bot fetches "
-                                            "pictures from")
+                    raise AttachmentRefused(texts.FILE_NOT_ON_DISCORD.format(
+                        filename=attachment.filename))
                 continue
             if response.status != 200:
-                raise AttachmentRefused(f"{attachment.filename} could not be fetched from "
-                                        f"Discord (HTTP {response.status}); try again")
+                raise AttachmentRefused(texts.FILE_NOT_FETCHED_HTTP.format(
+                    filename=attachment.filename, status=response.status))
             return await _read_within(response, attachment, max_mb)
-    raise AttachmentRefused(f"{attachment.filename} could not be fetched from Discord (more "
-                            f"than {MAX_REDIRECTS} redirects); try again")
+    raise AttachmentRefused(texts.FILE_TOO_MANY_REDIRECTS.format(
+        filename=attachment.filename, redirects=MAX_REDIRECTS))
 
 
 async def _read_within(response: aiohttp.ClientResponse, attachment: AttachedFile,
@@ -160,8 +160,8 @@ async def _read_within(response: aiohttp.ClientResponse, attachment: AttachedFil
     async for chunk in response.content.iter_chunked(CHUNK):
         received += chunk
         if len(received) > limit:
-            raise AttachmentRefused(f"{attachment.filename} is larger than {max_mb:g} MB, "
-                                    "the most this bot takes")
+            raise AttachmentRefused(texts.FILE_TOO_LARGE.format(filename=attachment.filename,
+                                                                max_mb=max_mb))
     return bytes(received)
 
 
@@ -184,13 +184,11 @@ async def picture_source(data: bytes, pixel: int, *, timeout_s: float = DECODE_T
         await asyncio.wait_for(started.wait(), line_s)
     except TimeoutError:
         decoding.cancel()  # still in line: it never starts
-        raise AttachmentRefused("the bot is busy decoding other pictures; try again in a "
-                                "minute") from None
+        raise AttachmentRefused(texts.DECODERS_BUSY) from None
     try:
         return await asyncio.wait_for(asyncio.shield(decoding), timeout_s)
     except TimeoutError:
-        raise AttachmentRefused(f"the image took more than {timeout_s:g} s to decode; "
-                                "try a smaller or simpler one") from None
+        raise AttachmentRefused(texts.DECODE_TOO_SLOW.format(timeout_s=timeout_s)) from None
 
 
 def _collect(decoding: asyncio.Future) -> None:
@@ -207,7 +205,7 @@ def _decode_and_pixelate(data: bytes, pixel: int) -> Image.Image:
     except ImageSourceError:
         raise
     except MemoryError:
-        raise ImageSourceError("the image is too large to decode; try a smaller one") from None
+        raise ImageSourceError(texts.IMAGE_TOO_LARGE_TO_DECODE) from None
     except Exception as exc:
         log.warning("a picture could not be decoded (%r); its user is told it is damaged", exc)
-        raise ImageSourceError("the image file is truncated or damaged") from None
+        raise ImageSourceError(texts.IMAGE_DAMAGED) from None

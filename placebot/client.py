@@ -1,10 +1,12 @@
-"""The bot, and the one place where its parts are built and wired together.
+"""The bot, and the one place where the bot process's parts are built and wired together.
 
-PlaceBot.__init__ builds the object graph: settings → renderer → journal → Discord transport
-and reporter → job backend, source store and server settings (all in this process's data
+PlaceBot.__init__ (with _backend) builds the whole object graph, down to the queue and the
+worker: settings → Discord transport and reporter → job backend (renderer, journal, queue,
+worker; or a Redis job store), source store and server settings (all in this process's data
 folder, or all in Redis) → service. Cogs and buttons get what they use from there, typed;
 nothing is None until a later hook. setup_hook only starts things (cogs, command sync,
-recovered jobs, the worker).
+recovered jobs, the worker). A render worker process builds its own in
+placebot/gpu_worker.py; the Renderer is built the same way in both (placebot.process).
 """
 
 from __future__ import annotations
@@ -20,22 +22,25 @@ import discord
 from discord.ext import commands
 
 from pipeline.atlas import Atlas
-from placebot import health, journal
+from placebot import health, journal, texts
 from placebot.backend import JobBackend
 from placebot.command_tree import PlaceCommandTree
 from placebot.discord_reporter import DiscordReporter
+from placebot.jobqueue import JobQueue
 from placebot.journal import Journal
 from placebot.local_backend import LocalBackend
 from placebot.messages import user_message
 from placebot.outbox import Outbox
+from placebot.process import StartupError, build_renderer
 from placebot.server_settings import ServerSettingsStore, SqliteServerSettings
 from placebot.service import PlaceService
 from placebot.settings import Settings
 from placebot.source_store import FolderSourceStore, SourceStore
-from placebot.startup import COMMAND_SYNC_FILE, StartupError
+from placebot.startup import COMMAND_SYNC_FILE
 from placebot.stopping import STOP_GRACE_S
 from placebot.transport import DiscordTransport
 from placebot.views import BUTTONS, refuse_unknown_button
+from placebot.worker import Worker
 
 if TYPE_CHECKING:
     from pipeline.engine import Renderer
@@ -91,24 +96,26 @@ class PlaceBot(commands.Bot):
         folder)."""
         if settings.redis_url is not None:
             from placebot.redis_backend import RedisBackend
+            from placebot.redisqueue.connection import connect
             from placebot.redisqueue.server_settings import RedisServerSettings
             from placebot.redisqueue.sources import RedisSourceStore
+            from placebot.redisqueue.store import RedisJobStore
 
-            backend = RedisBackend.from_settings(settings, self.reporter)
-            client = backend.store.redis  # one client, one pool
+            client = connect(settings.redis_url)  # one client, one pool, for all three
+            backend = RedisBackend(RedisJobStore(client), self.reporter,
+                                   user_max=settings.user_max, queue_max=settings.queue_max,
+                                   user_cooldown_s=settings.user_cooldown_s)
             return backend, RedisSourceStore(client), RedisServerSettings(client)
         # Only this mode renders here, so only it loads the engine (and torch): the
         # distributed mode's bot process stays free of them.
-        from pipeline.engine import Renderer
-        from pipeline.models import ModelStore
-
-        renderer = renderer or Renderer(ModelStore(
-            settings.model_ids, device=settings.device, vram_mode=settings.vram_mode,
-            safety_checker=settings.safety_checker, compile=settings.compile,
-        ))
-        return (LocalBackend.from_settings(
-                    settings, renderer, Journal(settings.data_dir / journal.FILENAME),
-                    self.reporter, on_engine_stuck=self.restart_for_fresh_engine),
+        renderer = renderer or build_renderer(settings)
+        jobs_journal = Journal(settings.data_dir / journal.FILENAME)
+        queue = JobQueue(settings.queue_max, settings.user_max)
+        worker = Worker(queue, renderer, self.reporter, max_batch=settings.max_batch,
+                        job_timeout_s=settings.job_timeout_s, journal=jobs_journal,
+                        on_stuck=self.restart_for_fresh_engine)
+        return (LocalBackend(queue, worker, jobs_journal, self.reporter,
+                             user_cooldown_s=settings.user_cooldown_s),
                 FolderSourceStore(settings.data_dir / "sources"),
                 SqliteServerSettings(settings.data_dir / "servers.sqlite3"))
 
@@ -240,7 +247,7 @@ class PlaceBot(commands.Bot):
     async def report_unexpected(self, interaction: discord.Interaction, error: Exception) -> None:
         """The one place an unexpected error in a command or button meets the user."""
         log.error("error handling interaction %s", interaction.id, exc_info=error)
-        text = f"Sorry: {user_message(error)}."
+        text = texts.SORRY.format(message=user_message(error))
         try:
             if interaction.response.is_done():
                 await interaction.followup.send(text, ephemeral=True)

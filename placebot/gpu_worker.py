@@ -6,6 +6,9 @@ for the second), with the same lazy model loading, VRAM modes, compile and batch
 bot's own worker: it runs placebot.worker.Worker on a Redis job source. Start one per GPU, on
 any machine that reaches Redis. SIGTERM/SIGINT: the running batch gets a grace period, then
 its jobs go back to the queue for another worker.
+
+The process starts and ends as bot.py's does (placebot/process.py); run_worker is the one
+place its parts are built (Redis client and job store, renderer, job source, reporter, Worker).
 """
 
 from __future__ import annotations
@@ -14,15 +17,9 @@ import asyncio
 import logging
 import os
 import sys
-from urllib.parse import urlsplit
 
-from pipeline.config import keep_kernel_caches
-from placebot.settings import (
-    Settings,
-    SettingsError,
-    load_process_settings,
-    warn_of_ignored_variables,
-)
+from placebot.process import build_renderer, run_process
+from placebot.settings import Settings, SettingsError
 from placebot.stopping import STOP_GRACE_S, install_stop_handlers
 
 log = logging.getLogger("placebot.gpu_worker")
@@ -69,10 +66,10 @@ async def run_worker(settings: Settings, *, renderer=None, timings=None, name=No
     """Render jobs from Redis until `stop` is set (or a stop signal when it is None).
     Returns why the process must restart (a stuck render engine), or None."""
     from placebot.redisqueue import keys
-    from placebot.redisqueue.connection import UNREACHABLE, Outage, connect
+    from placebot.redisqueue.connection import UNREACHABLE, Outage, connect, until_reachable
     from placebot.redisqueue.store import RedisJobStore
     from placebot.redisqueue.worker_reporter import RedisReporter
-    from placebot.redisqueue.worker_side import RedisJobSource, until_reachable, worker_name
+    from placebot.redisqueue.worker_side import RedisJobSource, worker_name
 
     name = name or worker_name()
     uninstall_handlers = None
@@ -102,13 +99,9 @@ async def run_worker(settings: Settings, *, renderer=None, timings=None, name=No
         await client.aclose()
         raise
     # the engine (torch) only now: a wrong password is reported in a second, not after it
-    from pipeline.engine import Renderer
-    from pipeline.models import ModelStore
     from placebot.worker import Worker
 
-    renderer = renderer or Renderer(ModelStore(
-        settings.model_ids, device=settings.device, vram_mode=settings.vram_mode,
-        safety_checker=settings.safety_checker, compile=settings.compile))
+    renderer = renderer or build_renderer(settings)
     source = RedisJobSource(store, renderer, name)
     reporter = RedisReporter(source)
     restart: list[str] = []
@@ -144,32 +137,8 @@ async def run_worker(settings: Settings, *, renderer=None, timings=None, name=No
 
 
 def main() -> int:
-    try:
-        settings = load_process_settings(need_token=False)
-        url = redis_url(settings)
-    except SettingsError as exc:
-        print(f"configuration error: {exc}", file=sys.stderr)
-        return 2
-    keep_kernel_caches(settings.data_dir)
-    from pipeline.config import quiet_libraries
-    from placebot.logs import setup_logging
-
-    setup_logging(settings.log_level, urlsplit(url).password or "")
-    warn_of_ignored_variables(settings)
-    quiet_libraries()
-    try:
-        restart_reason = asyncio.run(run_worker(settings))
-    except SettingsError as exc:  # the server refused the login in PLACE_REDIS_URL
-        print(f"configuration error: {exc}", file=sys.stderr)
-        return 2
-    if restart_reason is not None:
-        from placebot.restart import reexec
-
-        reexec(restart_reason)
-    logging.shutdown()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(0)  # a background compile thread must not hold the exit (as bot.py)
+    """The render worker's process: started and ended as bot.py's (placebot/process.py)."""
+    return run_process(run_worker, need_token=False, check=redis_url)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pipeline.params import RenderJob
+from placebot import texts
 
 
 class JobState(enum.Enum):
@@ -32,26 +33,23 @@ class QueueRefusal(Exception):
 
 class QueueFull(QueueRefusal):
     def __init__(self, limit: int):
-        super().__init__(f"the queue is full ({limit} jobs waiting); try again in a minute")
+        super().__init__(texts.QUEUE_FULL.format(limit=limit))
 
 
 class UserLimitReached(QueueRefusal):
     def __init__(self, limit: int):
         plural = "job" if limit == 1 else "jobs"
-        super().__init__(
-            f"you already have {limit} {plural} waiting (the limit per person); "
-            "wait for it to finish or cancel it"
-        )
+        super().__init__(texts.USER_LIMIT_REACHED.format(limit=limit, jobs=plural))
 
 
 class CooldownActive(QueueRefusal):
     def __init__(self, seconds_left: float):
-        super().__init__(f"you can start another dream in {seconds_left:.0f} s (cooldown)")
+        super().__init__(texts.COOLDOWN_ACTIVE.format(seconds_left=seconds_left))
 
 
 class QueueClosed(QueueRefusal):
     def __init__(self):
-        super().__init__("the bot is restarting: nothing was taken, try again in a minute")
+        super().__init__(texts.QUEUE_CLOSED)
 
 
 def new_job_id() -> str:

@@ -2,7 +2,8 @@
 
 Only our own errors are shown as they are: their messages are written for a person. Anything
 else (a library's ValueError, say) may carry internals or confusing text: it is logged with its
-traceback by whoever caught it, and the user reads the generic sentence.
+traceback by whoever caught it, and the user reads the generic sentence. The sentences
+themselves are in placebot/texts.py.
 """
 
 from __future__ import annotations
@@ -10,11 +11,11 @@ from __future__ import annotations
 import logging
 
 from pipeline.errors import ModelLoadError, OutOfMemory, PipelineError, RenderCancelled
+from placebot import texts
 from placebot.jobqueue import QueueRefusal
+from placebot.texts import GENERIC
 
 log = logging.getLogger(__name__)
-
-GENERIC = "something went wrong on our side (the bot owner can see the details in the log)"
 
 
 class UserFacingError(Exception):
@@ -29,14 +30,11 @@ def user_message(error: BaseException) -> str:
     if isinstance(error, ModelLoadError):
         # Its cause is a library's words (often a local path) or advice for the owner: the
         # worker logs it with the traceback, and the user reads a fixed sentence.
-        return (
-            f"model {error.model_key} could not be loaded (the bot owner can see why in the "
-            "log); the next dream will try again"
-        )
+        return texts.MODEL_NOT_LOADED.format(model_key=error.model_key)
     if isinstance(error, OutOfMemory):
-        return "the GPU ran out of memory, even in a lower VRAM mode; try again later"
+        return texts.OUT_OF_MEMORY
     if isinstance(error, RenderCancelled):
-        return "cancelled"
+        return texts.CANCELLED
     if isinstance(error, PipelineError):
         return str(error)
     return GENERIC

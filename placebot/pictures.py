@@ -24,6 +24,7 @@ from pipeline.image_source import (
     tiles_text,
 )
 from pipeline.params import RenderRequest, kept_values
+from placebot import texts
 from placebot.attachments import picture_source
 from placebot.source_store import SourceStore
 
@@ -32,8 +33,8 @@ def on_square(request: RenderRequest, key: str, source: Image.Image,
               offset: int) -> RenderRequest:
     """The request dreaming on the source's square at `offset` (a bad offset names the range)."""
     if not (0 <= offset < square_count(source)):
-        raise ImageSourceError(f"this picture has squares 0-{square_count(source) - 1}, "
-                               f"not {offset}")
+        raise ImageSourceError(texts.NO_SUCH_SQUARE.format(last=square_count(source) - 1,
+                                                           offset=offset))
     tiles = square(source, offset)
     return replace(request, canvas=None, x=None, y=None, picture=key, offset=offset,
                    pixel=min(source.size), tiles=tiles_text(tiles))

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from pipeline.errors import PipelineError
 from pipeline.params import RenderJob
+from placebot import texts
 from placebot.backend import (
     CANCELLED_BY_USER,
     NOT_QUEUED,
@@ -44,7 +45,7 @@ CANCEL_OUTCOMES = {"cancelled": CancelOutcome.REMOVED, "stopping": CancelOutcome
 
 class QueueUnavailable(QueueRefusal):
     def __init__(self):
-        super().__init__("the render queue can't be reached right now; try again in a minute")
+        super().__init__(texts.QUEUE_UNAVAILABLE)
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from PIL import Image
 from pipeline.locator import locator_jpeg
 from pipeline.outputs import animation_bytes, file_stem, filmstrip, job_metadata, png_bytes
 from pipeline.results import RenderResult
+from placebot import texts
 from placebot.messages import UserFacingError
 
 PREVIEW_HEIGHT = 192
@@ -73,8 +74,7 @@ def encode_result_files(result: RenderResult, size_limit: int) -> list[NamedFile
             return files + locator
         if size <= size_limit:
             return files
-    raise UserFacingError(
-        f"even a small JPEG exceeds this server's upload limit of {size_limit} bytes")
+    raise UserFacingError(texts.OVER_UPLOAD_LIMIT.format(size_limit=size_limit))
 
 
 def preview_jpeg(frames: list[Image.Image]) -> NamedFile:

@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pipeline.params import MODEL_KEYS, PARAMS
+from placebot import texts
 from placebot.messages import UserFacingError
 from placebot.server_settings import MAX_CHANNELS, SAFETY_EVERYWHERE, ServerSettings
 from placebot.settings import Settings
@@ -33,7 +34,7 @@ class ChangeRefused(UserFacingError):
 class WrongChannel(UserFacingError):
     def __init__(self, channels: tuple[int, ...]):
         listed = ", ".join(f"<#{channel}>" for channel in channels)
-        super().__init__(f"in this server the bot can be used only in {listed}")
+        super().__init__(texts.WRONG_CHANNEL.format(listed=listed))
 
 
 @dataclass(frozen=True)
@@ -84,26 +85,19 @@ def check_change(owner: Settings, name: str, value) -> None:
     if value is None:
         return
     if name == "channels" and len(value) > MAX_CHANNELS:
-        raise ChangeRefused(f"a server can list at most {MAX_CHANNELS} channels")
+        raise ChangeRefused(texts.TOO_MANY_CHANNELS.format(most=MAX_CHANNELS))
     if name == "cooldown_s" and not owner.user_cooldown_s <= value <= MAX_COOLDOWN_S:
-        raise ChangeRefused(
-            f"the cooldown can be {_seconds(owner.user_cooldown_s)} to "
-            f"{_seconds(MAX_COOLDOWN_S)} here: the bot's owner sets "
-            f"{_seconds(owner.user_cooldown_s)} for every server, and a server may make it "
-            "longer, not shorter")
+        raise ChangeRefused(texts.COOLDOWN_OUT_OF_BOUNDS.format(
+            least=_seconds(owner.user_cooldown_s), most=_seconds(MAX_COOLDOWN_S)))
     if name == "user_max" and not 1 <= value <= owner.user_max:
-        raise ChangeRefused(
-            f"the limit can be 1 to {owner.user_max} job(s) per person here: the bot's owner "
-            f"allows {owner.user_max} in every server, and a server may allow fewer, not more")
+        raise ChangeRefused(texts.USER_LIMIT_OUT_OF_BOUNDS.format(most=owner.user_max))
     if name == "prompts" and value and not owner.prompts:
-        raise ChangeRefused("the bot's owner has turned prompts off in every server, so they "
-                            "can't be turned on here")
+        raise ChangeRefused(texts.PROMPTS_OFF_EVERYWHERE)
     if name == "default_model" and value not in MODEL_KEYS:
-        raise ChangeRefused(f"the model {value!r} is unknown; choose one of "
-                            f"{', '.join(MODEL_KEYS)}")
+        raise ChangeRefused(texts.UNKNOWN_MODEL.format(model=value,
+                                                       models=", ".join(MODEL_KEYS)))
     if name == "safety" and value == SAFETY_EVERYWHERE and owner.safety_checker == "false":
-        raise ChangeRefused("the bot's owner has turned the safety checker off "
-                            "(PLACE_SAFETY_CHECKER=false), so it can't run here; ask them")
+        raise ChangeRefused(texts.SAFETY_CHECKER_OFF)
 
 
 def describe(owner: Settings, server: ServerSettings) -> dict[str, tuple[str, str]]:

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from pipeline.params import MODEL_KEYS
+from placebot import texts
 from placebot.messages import UserFacingError
 
 SAFETY_EVERYWHERE = "everywhere"  # the checker also runs in this server's age-restricted channels
@@ -33,16 +34,13 @@ MAX_CHANNELS = 25
 
 class ServerSettingsDamaged(UserFacingError):
     def __init__(self, guild_id: int, name: str):
-        super().__init__(f"this server's bot settings can't be read (its {name!r} setting is "
-                         "damaged), so the bot takes no jobs here: an admin can clear them "
-                         "with /place_admin reset")
+        super().__init__(texts.SERVER_SETTINGS_DAMAGED.format(name=name))
         self.guild_id = guild_id
 
 
 class ServerSettingsUnavailable(UserFacingError):
     def __init__(self):
-        super().__init__("this server's bot settings can't be reached right now; try again in "
-                         "a minute")
+        super().__init__(texts.SERVER_SETTINGS_UNAVAILABLE)
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ import discord
 from pipeline.atlas import Atlas
 from pipeline.errors import ParamError, PipelineError
 from pipeline.params import RenderRequest
+from placebot import texts
 from placebot.backend import DuplicateInteraction, JobBackend, UserLimits
 from placebot.channels import AgeRestriction, channel_and_parent
 from placebot.delivery import Delivery
@@ -41,9 +42,8 @@ REFUSALS = (ParamError, UserFacingError, PipelineError)
 
 class PromptsOff(UserFacingError):
     def __init__(self, by_server: bool = False):
-        who = "this server's admins have" if by_server else "the owner of this bot has"
-        super().__init__(f"{who} turned prompts off, and this would dream with a prompt; "
-                         "/place and /dream still dream without one")
+        who = texts.PROMPTS_OFF_BY_SERVER if by_server else texts.PROMPTS_OFF_BY_OWNER
+        super().__init__(texts.PROMPTS_OFF.format(who=who))
 
 
 class PlaceService:

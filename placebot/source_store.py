@@ -32,6 +32,7 @@ from PIL import Image
 
 from pipeline.image_source import decode
 from pipeline.params import CONTENT_KEY, CONTENT_KEY_CHARS, decode_kept
+from placebot import texts
 from placebot.messages import UserFacingError
 
 log = logging.getLogger(__name__)
@@ -91,18 +92,14 @@ def kept_record(values: Mapping[str, Any]) -> bytes:
 def read_picture(data: bytes | None, keep_s: float) -> Image.Image:
     """A stored picture decoded (CPU work: call it from a thread); None: it has expired."""
     if data is None:
-        raise SourceExpired(f"the picture of this result has expired (pictures are kept "
-                            f"{keep_s / 86400:g} days after their last use); "
-                            "use /dream with it again")
+        raise SourceExpired(texts.PICTURE_EXPIRED.format(days=keep_s / 86400))
     return decode(data)
 
 
 def read_kept(data: bytes | None, keep_s: float) -> dict[str, Any]:
     """Stored kept values read back and typed; None: they have expired."""
     if data is None:
-        raise SourceExpired(f"the prompt of this result has expired (prompts are kept "
-                            f"{keep_s / 86400:g} days after their last use); "
-                            "run the command again with it")
+        raise SourceExpired(texts.PROMPT_EXPIRED.format(days=keep_s / 86400))
     return decode_kept(json.loads(data))
 
 

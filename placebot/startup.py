@@ -1,9 +1,10 @@
 """What must hold before the bot serves, and the one-line errors an owner can act on.
 
 A start-up failure the owner must fix (a data folder that cannot be written, a server the bot
-is not in) is a StartupError: bot.py prints it as one line and exits with code 2, as it does
-for a malformed setting, instead of a traceback and a restart loop. Discord out of reach is
-not one: nothing is wrong with the bot's settings, so it waits for Discord (login_with_retries).
+is not in) is a StartupError: the process bootstrap (placebot/process.py) prints it as one line
+and exits with code 2, as it does for a malformed setting, instead of a traceback and a
+restart loop. Discord out of reach is not one: nothing is wrong with the bot's settings, so it
+waits for Discord (login_with_retries).
 """
 
 from __future__ import annotations
@@ -18,6 +19,10 @@ import aiohttp
 import discord
 
 from placebot import health, journal
+from placebot.process import StartupError
+
+__all__ = ["StartupError", "check_data_dir", "login_with_retries",
+           "warn_if_output_dir_unwritable"]
 
 log = logging.getLogger(__name__)
 
@@ -31,14 +36,6 @@ _PROBE = ".write-check"
 COMMAND_SYNC_FILE = "commands.sha256"  # the last command sync (placebot.client)
 _DATA_FILES = {journal.FILENAME: "its job journal", health.FILENAME: "its health heartbeat",
                COMMAND_SYNC_FILE: "its record of the last command sync"}
-
-
-class StartupError(Exception):
-    """The bot cannot start, for a reason its owner can fix; `setting` names the variable."""
-
-    def __init__(self, setting: str | None, message: str):
-        super().__init__(f"{setting}: {message}" if setting else message)
-        self.setting = setting
 
 
 def check_data_dir(data_dir: Path) -> None:

@@ -31,12 +31,14 @@ from pipeline.params import (
     payload_pattern,
 )
 from pipeline.results import RenderResult
+from placebot import texts
 from placebot.backend import CancelOutcome, JobBackend
 from placebot.embeds import Field, build_embed
 from placebot.jobqueue import Job
 from placebot.messages import user_message
 from placebot.pictures import from_kept, with_kept
 from placebot.source_store import SourceStore, kept_key
+from placebot.texts import ALREADY_DELETED, NO_LONGER_VALID
 
 if TYPE_CHECKING:
     from placebot.service import PlaceService
@@ -44,8 +46,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 PREFIX = "place"
-NO_LONGER_VALID = "This button is no longer valid."
-ALREADY_DELETED = "This picture was already deleted."
 
 
 # ----- the payloads of Re-roll and New crop: what to render again (the seed is left open).
@@ -209,9 +209,7 @@ class DeleteButton(discord.ui.DynamicItem[discord.ui.Button],
     async def _delete(self, interaction: discord.Interaction) -> None:
         if (interaction.user.id != self.owner_id
                 and not interaction.permissions.manage_messages):
-            await interaction.response.send_message(
-                "Only the person who asked for this picture, or someone who can manage "
-                "messages, can delete it.", ephemeral=True)
+            await interaction.response.send_message(texts.ONLY_OWNER_DELETES, ephemeral=True)
             return
         await interaction.response.defer()
         try:
@@ -221,9 +219,9 @@ class DeleteButton(discord.ui.DynamicItem[discord.ui.Button],
 
 
 CANCEL_ANSWERS = {
-    CancelOutcome.NOT_FOUND: "This job is no longer waiting or running.",
-    CancelOutcome.REMOVED: "Your job was cancelled.",
-    CancelOutcome.STOPPING: "Cancelling your job…",
+    CancelOutcome.NOT_FOUND: texts.CANCEL_NOT_FOUND,
+    CancelOutcome.REMOVED: texts.CANCEL_REMOVED,
+    CancelOutcome.STOPPING: texts.CANCEL_STOPPING,
 }
 
 
@@ -247,8 +245,7 @@ class CancelButton(discord.ui.DynamicItem[discord.ui.Button],
 
     async def _cancel(self, interaction: discord.Interaction, jobs: JobBackend) -> None:
         if interaction.user.id != self.owner_id:
-            await interaction.response.send_message(
-                "Only the person who asked for this job can cancel it.", ephemeral=True)
+            await interaction.response.send_message(texts.ONLY_OWNER_CANCELS, ephemeral=True)
             return
         outcome = await jobs.cancel(self.job_id, interaction.user.id)
         await interaction.response.send_message(CANCEL_ANSWERS[outcome], ephemeral=True)

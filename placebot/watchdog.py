@@ -38,6 +38,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from pipeline.errors import PipelineError
+from placebot import texts
 
 # Longer than any work between two stop checks that we have seen (a denoising step or the VAE
 # decode of a batch; seconds on a CPU); past the job timeout the job fails anyway, so a wrong
@@ -57,8 +58,7 @@ class EngineStuck(PipelineError):
     def __init__(self, doing: str, limit_s: float):
         self.doing = doing
         self.limit_s = limit_s
-        super().__init__(f"{doing} stopped responding (no answer after {limit_s:g} s); the bot "
-                         "is restarting its image engine and goes on with the other jobs")
+        super().__init__(texts.ENGINE_STUCK.format(doing=doing, limit_s=limit_s))
 
 
 async def wait_for_engine(executor: concurrent.futures.Executor, work: Callable[[], T], *,

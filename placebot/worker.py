@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from pipeline.errors import ModelLoadError, OutOfMemory, PipelineError, RenderCancelled
 from pipeline.results import RenderResult
-from placebot import watchdog
+from placebot import texts, watchdog
 from placebot.backend import QueuePlace, WorkerReporter
 from placebot.jobqueue import Job, JobState
 from placebot.journal import Journal
@@ -36,7 +36,7 @@ SHUTDOWN = "shutdown"
 
 class JobTimeout(PipelineError):
     def __init__(self, seconds: float):
-        super().__init__(f"the job took longer than the {seconds:g} s limit and was stopped")
+        super().__init__(texts.JOB_TIMEOUT.format(seconds=seconds))
 
 
 class JobSource(Protocol):

@@ -26,9 +26,15 @@ from placebot.redisqueue.codec import (
     decode_render,
     decode_result,
 )
-from placebot.redisqueue.connection import BLOCK_MS, SOCKET_TIMEOUT_S, UNREACHABLE, Outage
+from placebot.redisqueue.connection import (
+    BLOCK_MS,
+    SOCKET_TIMEOUT_S,
+    UNREACHABLE,
+    Outage,
+    pause_after,
+)
 from placebot.redisqueue.store import RedisJobStore
-from placebot.redisqueue.worker_side import RETRY_S, worker_name
+from placebot.redisqueue.worker_side import worker_name
 from placebot.transport import ACKNOWLEDGE_WAIT_S
 
 log = logging.getLogger(__name__)
@@ -142,17 +148,11 @@ class RedisBotQueue:
             try:
                 events = await self.store.read_events(self.name, READ_COUNT, BLOCK_MS)
                 self.outage.back()
-            except UNREACHABLE as exc:
-                self.outage.lost(exc)
-                await asyncio.sleep(RETRY_S)
-                continue
             except Exception as exc:
                 if isinstance(exc, ResponseError) and "NOGROUP" in str(exc):
                     await self._recreate_groups()  # a server restarted without its AOF
-                    continue
-                # a reader that died would leave every result undelivered
-                log.exception("could not read the job events; trying again")
-                await asyncio.sleep(RETRY_S)
+                else:
+                    await pause_after(exc, self.outage, log, "read the job events")
                 continue
             for event in events:
                 await self._handle_in_order(event)
@@ -162,12 +162,8 @@ class RedisBotQueue:
         (a reader that died would leave every result undelivered)."""
         try:
             await self.store.ensure_groups()
-        except UNREACHABLE as exc:
-            self.outage.lost(exc)
-            await asyncio.sleep(RETRY_S)
-        except Exception:
-            log.exception("could not recreate the consumer groups; trying again")
-            await asyncio.sleep(RETRY_S)
+        except Exception as exc:
+            await pause_after(exc, self.outage, log, "recreate the consumer groups")
 
     async def _claim_forever(self) -> None:
         """Take over the events a dead bot process held; keep this one's from looking dead."""
@@ -341,13 +337,8 @@ class RedisBotQueue:
             self._ack_wanted.clear()
             try:
                 await self._flush_acks()
-            except UNREACHABLE as exc:
-                self.outage.lost(exc)
-                await asyncio.sleep(RETRY_S)
-                self._ack_wanted.set()
-            except Exception:
-                log.exception("could not acknowledge job events; trying again")
-                await asyncio.sleep(RETRY_S)
+            except Exception as exc:
+                await pause_after(exc, self.outage, log, "acknowledge job events")
                 self._ack_wanted.set()
 
     async def _flush_acks(self) -> None:

@@ -1,11 +1,19 @@
-"""Connecting to Redis, and saying once (not on every retry) that it went away or came back."""
+"""Connecting to Redis, and what to do when it is out of reach: the one place that knows.
+
+A call whose answer is worth waiting for (a result in hand, a worker's start) is tried again
+every RETRY_S while Redis is unreachable (until_reachable), saying once, not on every retry,
+that it went away and once that it came back (Outage). A call a user is waiting on is not:
+an outage during it becomes an error the user reads (unreachable_as).
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import Awaitable
-from typing import cast
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from typing import TypeVar, cast
 
 import redis.asyncio as redis
 from redis.exceptions import AuthenticationError, AuthorizationError, NoPermissionError
@@ -20,6 +28,7 @@ SOCKET_TIMEOUT_S = 10.0
 # What "Redis is unreachable" looks like from redis-py (a restarting server answers LOADING,
 # which redis-py raises as a ConnectionError too).
 UNREACHABLE = (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError)
+RETRY_S = 1.0  # between attempts while Redis is unreachable
 
 
 # What "the server answered, and refused us" looks like: a wrong password or user, or a
@@ -103,3 +112,58 @@ class Outage:
             self.log.warning("%s: Redis is reachable again after %.1f s", self.who,
                              time.monotonic() - self.since)
             self.since = None
+
+
+T = TypeVar("T")
+
+
+async def until_reachable(outage: Outage, call: Callable[..., Awaitable[T]], *args,
+                          give_up_s: float = 600.0, refusal_is_fatal: bool = False) -> T:
+    """`call(*args)`, tried again every RETRY_S while Redis is unreachable (a result in hand
+    is worth waiting for: the job is acknowledged only once it is stored), the outage told
+    once by `outage`; past `give_up_s` the last error is raised. `refusal_is_fatal`: a server
+    that answers but refuses the login raises SettingsError (at a start: a setting to fix,
+    not an outage to wait out)."""
+    deadline = time.monotonic() + give_up_s
+    while True:
+        try:
+            answer = await call(*args)
+            outage.back()
+            return answer
+        except REFUSED as exc:
+            if refusal_is_fatal:
+                raise refused_setting(exc) from None
+            outage.lost(exc)
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(RETRY_S)
+        except UNREACHABLE as exc:
+            outage.lost(exc)
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(RETRY_S)
+
+
+async def pause_after(error: Exception, outage: Outage, log: logging.Logger,
+                      doing: str) -> None:
+    """A loop that must not die (a reader that died would leave every result undelivered)
+    failed at `doing`: Redis out of reach is told once, by `outage`; anything else is logged
+    with its traceback. Then it waits RETRY_S before the loop tries again."""
+    if isinstance(error, UNREACHABLE):
+        outage.lost(error)
+    else:
+        log.error("could not %s; trying again", doing, exc_info=error)
+    await asyncio.sleep(RETRY_S)
+
+
+@contextmanager
+def unreachable_as(unavailable: Callable[[], Exception], log: logging.Logger,
+                   what: str) -> Iterator[None]:
+    """Redis out of reach in the block: one warning naming `what` it was needed for, and
+    `unavailable()` raised instead (an error whose message the user reads), without the
+    connection's traceback."""
+    try:
+        yield
+    except UNREACHABLE as exc:
+        log.warning("could not reach Redis for %s: %s", what, exc)
+        raise unavailable() from None

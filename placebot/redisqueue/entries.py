@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from placebot import texts
 from placebot.jobqueue import QueueRefusal
 
 
@@ -13,8 +14,7 @@ class ReservationExpired(QueueRefusal):
     not an outage: Redis answered)."""
 
     def __init__(self, held_s: float):
-        super().__init__(f"your place in the queue ran out while your dream was prepared (it "
-                         f"is held {held_s:.0f} s); try again")
+        super().__init__(texts.RESERVATION_EXPIRED.format(held_s=held_s))
 
 
 @dataclass(frozen=True)

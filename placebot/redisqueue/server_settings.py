@@ -17,7 +17,7 @@ import redis.asyncio as redis
 
 from placebot.redisqueue import keys
 from placebot.redisqueue.codec import text
-from placebot.redisqueue.connection import UNREACHABLE
+from placebot.redisqueue.connection import unreachable_as
 from placebot.server_settings import (
     ServerSettings,
     ServerSettingsUnavailable,
@@ -27,6 +27,8 @@ from placebot.server_settings import (
 
 log = logging.getLogger(__name__)
 
+WHAT = "a server's settings"  # what Redis was needed for, in the log
+
 
 class RedisServerSettings:
     """ServerSettingsStore on the Redis that the bot processes share."""
@@ -35,31 +37,20 @@ class RedisServerSettings:
         self.redis = client
 
     async def load(self, guild_id: int) -> ServerSettings:
-        try:
+        with unreachable_as(ServerSettingsUnavailable, log, WHAT):
             # redis-py's stubs type a command for both clients; this one is the asyncio one's
             raw = await cast("Awaitable[dict[bytes, bytes]]",
                              self.redis.hgetall(keys.server_settings(guild_id)))
-        except UNREACHABLE as exc:
-            raise self._unavailable(exc) from None
         return ServerSettings.from_stored(guild_id, {text(k): text(v) for k, v in raw.items()})
 
     async def change(self, guild_id: int, name: str, value: Any) -> None:
         key = keys.server_settings(guild_id)
-        try:
+        with unreachable_as(ServerSettingsUnavailable, log, WHAT):
             if value is None:
                 await cast("Awaitable[int]", self.redis.hdel(key, check_name(name)))
             else:
                 await cast("Awaitable[int]", self.redis.hset(key, name, encode(name, value)))
-        except UNREACHABLE as exc:
-            raise self._unavailable(exc) from None
 
     async def clear(self, guild_id: int) -> None:
-        try:
+        with unreachable_as(ServerSettingsUnavailable, log, WHAT):
             await self.redis.delete(keys.server_settings(guild_id))
-        except UNREACHABLE as exc:
-            raise self._unavailable(exc) from None
-
-    @staticmethod
-    def _unavailable(error: BaseException) -> ServerSettingsUnavailable:
-        log.warning("could not reach Redis for a server's settings: %s", error)
-        return ServerSettingsUnavailable()

@@ -16,9 +16,10 @@ from typing import Any
 import redis.asyncio as redis
 from PIL import Image
 
+from placebot import texts
 from placebot.messages import UserFacingError
 from placebot.redisqueue import keys
-from placebot.redisqueue.connection import UNREACHABLE
+from placebot.redisqueue.connection import unreachable_as
 from placebot.source_store import (
     KEEP_S,
     check_key,
@@ -31,11 +32,12 @@ from placebot.source_store import (
 
 log = logging.getLogger(__name__)
 
+WHAT = "a picture or prompt"  # what Redis was needed for, in the log
+
 
 class SourcesUnavailable(UserFacingError):
     def __init__(self):
-        super().__init__("the store of pictures and prompts can't be reached right now; try "
-                         "again in a minute")
+        super().__init__(texts.SOURCES_UNAVAILABLE)
 
 
 class RedisSourceStore:
@@ -65,19 +67,10 @@ class RedisSourceStore:
 
     async def _save(self, data: bytes, name: Callable[[str], str]) -> str:
         key = content_key(data)
-        try:
+        with unreachable_as(SourcesUnavailable, log, WHAT):
             await self.redis.set(name(key), data, px=self._keep_ms)
-        except UNREACHABLE as exc:
-            raise self._unavailable(exc) from None
         return key
 
     async def _load(self, key: str, name: Callable[[str], str]) -> bytes | None:
-        try:
+        with unreachable_as(SourcesUnavailable, log, WHAT):
             return await self.redis.getex(name(check_key(key)), px=self._keep_ms)
-        except UNREACHABLE as exc:
-            raise self._unavailable(exc) from None
-
-    @staticmethod
-    def _unavailable(error: BaseException) -> SourcesUnavailable:
-        log.warning("could not reach Redis for a picture or prompt: %s", error)
-        return SourcesUnavailable()

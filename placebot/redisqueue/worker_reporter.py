@@ -12,7 +12,8 @@ from placebot.backend import QueuePlace
 from placebot.jobqueue import Job
 from placebot.messages import user_message
 from placebot.redisqueue.codec import encode_progress, encode_result, needs_shrinking
-from placebot.redisqueue.worker_side import RedisJobSource, until_reachable
+from placebot.redisqueue.connection import until_reachable
+from placebot.redisqueue.worker_side import RedisJobSource
 
 log = logging.getLogger(__name__)
 

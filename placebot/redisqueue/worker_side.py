@@ -30,10 +30,10 @@ from placebot.redisqueue.codec import (
 )
 from placebot.redisqueue.connection import (
     BLOCK_MS,
-    REFUSED,
+    RETRY_S,
     UNREACHABLE,
     Outage,
-    refused_setting,
+    until_reachable,
 )
 from placebot.redisqueue.entries import Entry
 from placebot.redisqueue.store import RedisJobStore
@@ -49,7 +49,6 @@ CANCEL_POLL_S = 0.25  # a Cancel reaches a running render within this, plus one 
 # take them), then tries again: a full disk or a download that failed may have passed.
 LOAD_RETRY_S = 120.0
 PREFETCH_AT = 0.8  # of a batch's expected render time: the next batch is read then
-RETRY_S = 1.0  # between attempts while Redis is unreachable
 
 
 def worker_name() -> str:
@@ -357,29 +356,3 @@ class RedisJobSource:
                     if held is not None:
                         held[0].request_cancel(reason)
             await asyncio.sleep(CANCEL_POLL_S)
-
-
-async def until_reachable(outage: Outage, call, *args, give_up_s: float = 600.0,
-                          refusal_is_fatal: bool = False):
-    """Run a store call, retrying while Redis is unreachable (a result in hand is worth
-    waiting for: the job is acknowledged only once it is stored). `refusal_is_fatal`: a
-    server that answers but refuses the login raises SettingsError (at a start: a setting
-    to fix, not an outage to wait out)."""
-    deadline = time.monotonic() + give_up_s
-    while True:
-        try:
-            answer = await call(*args)
-            outage.back()
-            return answer
-        except REFUSED as exc:
-            if refusal_is_fatal:
-                raise refused_setting(exc) from None
-            outage.lost(exc)
-            if time.monotonic() > deadline:
-                raise
-            await asyncio.sleep(RETRY_S)
-        except UNREACHABLE as exc:
-            outage.lost(exc)
-            if time.monotonic() > deadline:
-                raise
-            await asyncio.sleep(RETRY_S)
