@@ -17,11 +17,13 @@ A job's life, as both sides see it:
    same interaction delivered twice, to two bot processes) raises DuplicateInteraction, and
    its bot leaves the interaction to the one that reserved first.
 2. `submit(reservation, render, delivery)` makes the job durable (it survives a restart from
-   here on), queues it, and emits `Reporter.acknowledge` with its place: durable first, so
-   that nobody is told "Queued" of a job a restart could lose. A backend that cannot keep
-   it raises a QueueRefusal (its reservation given back; nothing was accepted). If the bot
-   gives up between 1 and 2 (Discord refused the defer, say), `release(reservation)` frees
-   the place.
+   here on), queues it under `reservation.job_id`, and emits `Reporter.acknowledge` with its
+   place. `delivery` is the delivering side's reference: the backend keeps it with the job
+   and never reads it (that side files its own record of the job under the job's id).
+   Durable first, so that nobody is told "Queued" of a job a restart could lose. A backend
+   that cannot keep it raises a QueueRefusal (its reservation given back; nothing was
+   accepted). If the bot gives up between 1 and 2 (Discord refused the defer, say),
+   `release(reservation)` frees the place.
 3. The backend renders it and emits loading/started, progress after each pass, and exactly
    one ending: finished, failed or cancelled. `queue_moved` tells the delivery side the new
    places of waiting jobs whenever they change. A job that outlives a shutdown gets
@@ -47,11 +49,10 @@ from typing import TYPE_CHECKING, Protocol
 from PIL import Image
 
 from pipeline.params import RenderJob
-from placebot.jobqueue import Job
+from placebot.jobqueue import DeliveryRef, Job
 
 if TYPE_CHECKING:
     from pipeline.results import RenderResult
-    from placebot.delivery import Delivery
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,17 @@ class QueuePlace:
 
     position: int
     eta_s: float | None = None  # seconds until it is done; None before any job was timed
+
+    @classmethod
+    def at(cls, position: int, seconds_per_job: float | None) -> QueuePlace:
+        """The place with its ETA (none once it runs or ended)."""
+        return cls(position, eta_s(position, seconds_per_job) if position else None)
+
+
+def eta_s(position: int, seconds_per_job: float | None) -> float | None:
+    """Seconds until the job at this 1-based place is done: the job running now, the ones
+    ahead of it and its own, each taking seconds_per_job (None: no job was timed yet)."""
+    return None if seconds_per_job is None else seconds_per_job * (position + 1)
 
 
 class DuplicateInteraction(Exception):
@@ -82,6 +94,9 @@ class Reservation:
     """A place held by reserve() for one user's job until submit() or release()."""
 
     user_id: int
+    # The id the job will have: the delivering side files its own record of the job under
+    # it before submit(), since the job's first word (acknowledge) comes from inside submit.
+    job_id: str
 
 
 @dataclass(frozen=True)
@@ -140,6 +155,10 @@ class WorkerReporter(Protocol):
 class Reporter(WorkerReporter, Protocol):
     """What the backend tells the delivery side (Discord, a test, a benchmark) about jobs."""
 
+    async def requeued(self, job: Job, place: QueuePlace) -> None:
+        """The job's render worker stopped (another process) and the job went back to the
+        queue at `place`: it waits again (the distributed mode's `restarting`)."""
+
     async def acknowledge(self, job: Job, place: QueuePlace) -> None:
         """The job is accepted and durable; place.position is 0 if it already runs."""
 
@@ -164,7 +183,8 @@ class JobBackend(Protocol):
     async def release(self, reservation: Reservation) -> None: ...
 
     async def submit(self, reservation: Reservation, render: RenderJob,
-                     delivery: Delivery) -> Job: ...
+                     delivery: DeliveryRef) -> Job:
+        """`delivery`: the delivering side's reference, kept with the job and never read."""
 
     async def cancel(self, job_id: str, user_id: int) -> CancelOutcome: ...
 

@@ -1,7 +1,8 @@
 """A bounded, per-user-limited, cancellable FIFO of render jobs, with batch taking.
 
-It knows nothing of Discord: a job carries an opaque `context` that the delivering side owns.
-One consumer (the Worker) takes batches of compatible jobs from the head.
+It knows nothing of Discord: a job carries a delivery reference (`DeliveryRef`) that the
+delivering side wrote; the job layer stores and carries it, and never reads it. One consumer
+(the Worker) takes batches of compatible jobs from the head.
 """
 
 from __future__ import annotations
@@ -11,11 +12,16 @@ import enum
 import time
 import uuid
 from collections import Counter, deque
-from collections.abc import MutableSequence, Sequence
+from collections.abc import Mapping, MutableSequence, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeAlias
 
 from pipeline.params import RenderJob
+
+# Where a job's answer goes, as the delivering side wrote it (JSON-able): kept with the job
+# in the journal and in Redis so that any process can deliver it, read only by that side
+# (placebot/delivery.py), which keeps what it shows the user by job id.
+DeliveryRef: TypeAlias = Mapping[str, Any]
 
 
 class JobState(enum.Enum):
@@ -63,7 +69,7 @@ def new_job_id() -> str:
 class Job:
     user_id: int
     render: RenderJob
-    context: Any = None
+    delivery: DeliveryRef = field(default_factory=dict)
     id: str = field(default_factory=new_job_id)
     state: JobState = JobState.QUEUED
     started_at: float | None = None

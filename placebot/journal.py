@@ -21,7 +21,7 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Generic, TypeVar
@@ -107,13 +107,16 @@ class Journal:
         with self._lock:
             self._db.close()
 
-    def add(self, job_id: str, user_id: int, render: dict, context: dict) -> None:
+    def add(self, job_id: str, user_id: int, render: Mapping, context: Mapping) -> None:
+        """Keep an accepted job: its render parameters and its delivery reference (`context`,
+        kept and handed back, never read here)."""
         now = time.time()
         with self._lock:
             self._db.execute(
                 "INSERT INTO jobs (job_id, user_id, render, context, created, updated)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
-                (job_id, user_id, json.dumps(render), json.dumps(context), now, now),
+                (job_id, user_id, json.dumps(dict(render)), json.dumps(dict(context)), now,
+                 now),
             )
 
     def _set_state(self, job_id: str, state: str, error: str | None = None) -> None:

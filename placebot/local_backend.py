@@ -22,10 +22,10 @@ from placebot.backend import (
     Reservation,
     UserLimits,
 )
-from placebot.delivery import Delivery
-from placebot.jobqueue import CooldownActive, Job, JobQueue, JobState
+from placebot.jobqueue import CooldownActive, DeliveryRef, Job, JobQueue, JobState, new_job_id
 from placebot.journal import MAX_TRIES, Journal, JournalEntry
 from placebot.settings import Settings
+from placebot.stored_job import rebuild_job
 from placebot.watchdog import EngineStuck
 from placebot.worker import Worker
 
@@ -85,7 +85,7 @@ class LocalBackend:
         self._forget_old_acceptances()
         self._accepted_before[user_id] = self._last_accepted.get(user_id)
         self._last_accepted[user_id] = time.monotonic()
-        return Reservation(user_id)
+        return Reservation(user_id, new_job_id())
 
     def _forget_old_acceptances(self) -> None:
         """Past the longest cooldown an acceptance matters no more: keep the record small."""
@@ -106,12 +106,12 @@ class LocalBackend:
                 self._last_accepted[user_id] = previous
 
     async def submit(self, reservation: Reservation, render: RenderJob,
-                     delivery: Delivery) -> Job:
+                     delivery: DeliveryRef) -> Job:
         user_id = reservation.user_id
-        job = Job(user_id=user_id, render=render, context=delivery)
+        job = Job(user_id=user_id, render=render, delivery=delivery, id=reservation.job_id)
         try:  # written down before the user is told: a restart from here on loses nothing
             await asyncio.to_thread(self.journal.add, job.id, user_id, render.to_dict(),
-                                    delivery.to_dict())
+                                    delivery)
         except BaseException:
             await self.release(reservation)  # its place and the cooldown it started
             raise
@@ -235,6 +235,5 @@ class LocalBackend:
 
 def _job_of(entry: JournalEntry) -> Job:
     # A counted try means the process ended while this job rendered: it runs alone now.
-    return Job(user_id=entry.user_id, render=RenderJob.from_dict(entry.render),
-               context=Delivery.from_dict(entry.context), id=entry.job_id,
-               alone=entry.tries > 0)
+    return rebuild_job(entry.job_id, entry.user_id, entry.render, entry.context,
+                       alone=entry.tries > 0)
