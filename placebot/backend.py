@@ -49,10 +49,16 @@ from typing import TYPE_CHECKING, Protocol
 from PIL import Image
 
 from pipeline.params import RenderJob
+from placebot.eta import eta_s
 from placebot.jobqueue import DeliveryRef, Job
 
 if TYPE_CHECKING:
     from pipeline.results import RenderResult
+
+
+# A later word on a job waits at most this long for its first one (acknowledge), so that
+# "Queued: position 1" can never land after "Dreaming" (the delivering side waits).
+ACKNOWLEDGE_WAIT_S = 10
 
 
 @dataclass(frozen=True)
@@ -66,12 +72,6 @@ class QueuePlace:
     def at(cls, position: int, seconds_per_job: float | None) -> QueuePlace:
         """The place with its ETA (none once it runs or ended)."""
         return cls(position, eta_s(position, seconds_per_job) if position else None)
-
-
-def eta_s(position: int, seconds_per_job: float | None) -> float | None:
-    """Seconds until the job at this 1-based place is done: the job running now, the ones
-    ahead of it and its own, each taking seconds_per_job (None: no job was timed yet)."""
-    return None if seconds_per_job is None else seconds_per_job * (position + 1)
 
 
 class DuplicateInteraction(Exception):

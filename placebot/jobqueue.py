@@ -14,7 +14,7 @@ import uuid
 from collections import Counter, deque
 from collections.abc import Mapping, MutableSequence, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeAlias
+from typing import Any, Protocol, TypeAlias
 
 from pipeline.params import RenderJob
 
@@ -224,3 +224,27 @@ class JobQueue:
     def finish(self, jobs: Sequence[Job]) -> None:
         """The worker is done with these jobs (whatever their outcome)."""
         self._running = [job for job in self._running if job not in jobs]
+
+
+class JobSource(Protocol):
+    """Where the worker takes its jobs: the in-process JobQueue, or a remote queue's client."""
+
+    # Whether a job handed back (state QUEUED, then `restarting`) is kept by the source itself
+    # over the end of this process (the Redis queue); the in-process queue needs the journal.
+    keeps_returned_jobs: bool
+
+    @property
+    def waiting(self) -> list[Job]:
+        """The jobs waiting that this process can see (a remote worker sees none)."""
+
+    def position(self, job: Job) -> int: ...
+
+    def close(self) -> Any: ...
+
+    async def next_batch(self, max_batch: int) -> list[Job]: ...
+
+    def finish(self, jobs: Sequence[Job]) -> None: ...
+
+    async def cannot_load(self, jobs: Sequence[Job], error: Exception) -> bool:
+        """This worker failed to load the jobs' model: True when the source keeps them for
+        another worker that may load it (finish() then hands them back); False: they fail."""

@@ -16,13 +16,12 @@ from typing import Any
 
 import discord
 
+from placebot.backend import ACKNOWLEDGE_WAIT_S
 from placebot.delivery import Delivery
 from placebot.jobqueue import Job
 from placebot.result_files import NamedFile
 
 log = logging.getLogger(__name__)
-
-ACKNOWLEDGE_WAIT_S = 10
 
 
 def requester_only(user_id: int) -> discord.AllowedMentions:

@@ -16,13 +16,13 @@ import logging
 from redis.exceptions import ResponseError
 
 from pipeline.errors import PipelineError
+from placebot.backend import ACKNOWLEDGE_WAIT_S
 from placebot.jobqueue import DeliveryRef, Job, JobState
 from placebot.redisqueue.codec import Event, InvalidJob, decode_progress, decode_result
 from placebot.redisqueue.connection import BLOCK_MS, SOCKET_TIMEOUT_S, UNREACHABLE, Outage
 from placebot.redisqueue.store import RedisJobStore
 from placebot.redisqueue.worker_side import RETRY_S, worker_name
 from placebot.stored_job import rebuild_job
-from placebot.transport import ACKNOWLEDGE_WAIT_S
 
 log = logging.getLogger(__name__)
 
