@@ -49,7 +49,7 @@ from typing import TYPE_CHECKING, Protocol
 from PIL import Image
 
 from pipeline.params import RenderJob
-from placebot.eta import eta_s
+from placebot.eta import seconds_until_done
 from placebot.jobqueue import DeliveryRef, Job
 
 if TYPE_CHECKING:
@@ -71,7 +71,7 @@ class QueuePlace:
     @classmethod
     def at(cls, position: int, seconds_per_job: float | None) -> QueuePlace:
         """The place with its ETA (none once it runs or ended)."""
-        return cls(position, eta_s(position, seconds_per_job) if position else None)
+        return cls(position, seconds_until_done(position, seconds_per_job) if position else None)
 
 
 class DuplicateInteraction(Exception):

@@ -4,7 +4,7 @@ the distributed mode's workers alike."""
 from __future__ import annotations
 
 
-def eta_s(position: int, seconds_per_job: float | None) -> float | None:
+def seconds_until_done(position: int, seconds_per_job: float | None) -> float | None:
     """Seconds until the job at this 1-based place is done: the job running now, the ones
     ahead of it and its own, each taking seconds_per_job (None: no job was timed yet)."""
     return None if seconds_per_job is None else seconds_per_job * (position + 1)
@@ -25,4 +25,4 @@ class JobTimer:
 
     def eta(self, position: int) -> float | None:
         """Seconds until a job at this 1-based queue position is done (None before any data)."""
-        return eta_s(position, self.average)
+        return seconds_until_done(position, self.average)
