@@ -27,7 +27,8 @@ A job's life, as both sides see it:
 3. The backend renders it and emits loading/started, progress after each pass, and exactly
    one ending: finished, failed or cancelled. `queue_moved` tells the delivery side the new
    places of waiting jobs whenever they change. A job that outlives a shutdown gets
-   `restarting` and is rendered after `start()` of the next process.
+   `restarting` and is rendered after `start()` of the next process; one whose render
+   worker (another process) stopped gets `requeued` with its new place.
 4. `cancel(job_id, user_id)` drops a waiting job or stops a running one within a step; only
    the job's own user can. `status()` gives the facts /place_status and the presence show.
 
