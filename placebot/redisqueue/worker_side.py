@@ -83,7 +83,7 @@ class RedisJobSource:
 
     @property
     def waiting(self) -> list[Job]:
-        """None seen here: the bots hold their users' places (placebot.worker.JobSource)."""
+        """None seen here: the bots hold their users' places (placebot.jobqueue.JobSource)."""
         return []
 
     def position(self, job: Job) -> int:
