@@ -25,6 +25,8 @@ async def safely(coroutine: Coroutine[Any, Any, None]) -> None:
 
 
 class Telling:
+    """One worker's reports under way: each job's progress, and the endings being told."""
+
     def __init__(self) -> None:
         self._progress: dict[str, list[concurrent.futures.Future]] = defaultdict(list)
         self._endings: set[asyncio.Task] = set()
