@@ -4,9 +4,12 @@ submitted, one rebuilt from the job's reference for a job accepted elsewhere."""
 from __future__ import annotations
 
 import random
+import time
 
 from pipeline.params import RenderRequest
+from placebot.backend import QueuePlace
 from placebot.delivery import Deliveries, Delivery
+from placebot.discord_reporter import DiscordReporter
 from placebot.jobqueue import Job
 
 RENDER = RenderRequest(steps=4, strength=0.5, recursions=1).resolve(random.Random(5))
@@ -48,3 +51,33 @@ def test_the_records_kept_are_bounded_the_oldest_going_first():
         deliveries.track(job.id, live)
     assert len(deliveries) == 2
     assert deliveries.of(jobs[2]) is lives[2] and deliveries.of(jobs[0]) is not lives[0]
+
+
+class EditsTransport:
+    """Stands in for DiscordTransport: records the live edits, each with its Delivery."""
+
+    def __init__(self) -> None:
+        self.edits: list[tuple[str, str]] = []
+
+    async def edit_live(self, job, delivery, **fields) -> bool:
+        self.edits.append((job.id, fields["content"]))
+        return True
+
+
+async def test_a_requeued_job_shows_its_place_again_even_where_it_showed_it_before():
+    """The reporter's record, not the job, remembers the place shown: a plain refresh at the
+    same place edits nothing, a job back from a stopped worker is shown its place again."""
+    transport = EditsTransport()
+    reporter = DiscordReporter(transport)
+    live = Delivery(user_id=7, channel_id=3000, guild_id=None, created_at=time.time(),
+                    webhook=(11, "token"))
+    job = Job(user_id=7, render=RENDER, delivery=live.to_dict())
+    reporter.deliveries.track(job.id, live)
+    await reporter.acknowledge(job, QueuePlace(2))
+    await reporter.queue_moved([(job, QueuePlace(2))])
+    await reporter._positions_task
+    await reporter.requeued(job, QueuePlace(2))
+    await reporter._positions_task
+    assert [text for _id, text in transport.edits] == [
+        "Queued: position 2 (1 job ahead).", "Queued: position 2 (1 job ahead)."]
+    assert live.acknowledged.is_set() and live.shown_position == 2
