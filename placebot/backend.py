@@ -20,15 +20,18 @@ A job's life, as both sides see it:
    before step 2 (killed while it defers, say), the user is told after the restart that
    nothing was queued, instead of "thinking..." forever.
 2. `submit(reservation, render, delivery)` makes the job durable (it survives a restart from
-   here on), queues it, and emits `Reporter.acknowledge` with its place: durable first, so
-   that nobody is told "Queued" of a job a restart could lose. A backend that cannot keep
-   it raises a QueueRefusal (its reservation given back; nothing was accepted). If the bot
-   gives up between 1 and 2 (Discord refused the defer, say), `release(reservation)` frees
-   the place.
+   here on), queues it under `reservation.job_id`, and emits `Reporter.acknowledge` with its
+   place. `delivery` is the delivering side's reference: the backend keeps it with the job
+   and never reads it (that side files its own record of the job under the job's id).
+   Durable first, so that nobody is told "Queued" of a job a restart could lose. A backend
+   that cannot keep it raises a QueueRefusal (its reservation given back; nothing was
+   accepted). If the bot gives up between 1 and 2 (Discord refused the defer, say),
+   `release(reservation)` frees the place.
 3. The backend renders it and emits loading/started, progress after each pass, and exactly
    one ending: finished, failed or cancelled. `queue_moved` tells the delivery side the new
    places of waiting jobs whenever they change. A job that outlives a shutdown gets
-   `restarting` and is rendered after `start()` of the next process.
+   `restarting` and is rendered after `start()` of the next process; one whose render
+   worker (another process) stopped gets `requeued` with its new place.
 4. `cancel(job_id, user_id)` drops a waiting job or stops a running one within a step; only
    the job's own user can. `status()` gives the facts /place_status and the presence show.
 
@@ -50,11 +53,16 @@ from typing import TYPE_CHECKING, Protocol
 from PIL import Image
 
 from pipeline.params import RenderJob
-from placebot.jobqueue import Job
+from placebot.eta import seconds_until_done
+from placebot.jobqueue import DeliveryRef, Job
 
 if TYPE_CHECKING:
     from pipeline.results import RenderResult
-    from placebot.delivery import Delivery
+
+
+# A later word on a job waits at most this long for its first one (acknowledge), so that
+# "Queued: position 1" can never land after "Dreaming" (the delivering side waits).
+ACKNOWLEDGE_WAIT_S = 10
 
 
 @dataclass(frozen=True)
@@ -63,6 +71,11 @@ class QueuePlace:
 
     position: int
     eta_s: float | None = None  # seconds until it is done; None before any job was timed
+
+    @classmethod
+    def at(cls, position: int, seconds_per_job: float | None) -> QueuePlace:
+        """The place with its ETA (none once it runs or ended)."""
+        return cls(position, seconds_until_done(position, seconds_per_job) if position else None)
 
 
 class DuplicateInteraction(Exception):
@@ -85,20 +98,20 @@ class Reservation:
     """A place held by reserve() for one user's job until submit() or release()."""
 
     user_id: int
-    job_id: str = ""  # the id its job will have
+    # The id the job will have: the delivering side files its own record of the job under
+    # it before submit(), since the job's first word (acknowledge) comes from inside submit.
+    job_id: str
 
 
-NOT_QUEUED = ("the bot restarted before your dream was queued, so nothing was started; "
-              "try again")
 # What a job that never got its render stands on, in the one message it gets (a failure
 # notice needs only where to answer): no render is made of it.
 _NEVER_RENDERED = RenderJob(canvas="2023", x=0, y=0, seed=0)
 
 
-def unqueued_job(job_id: str, delivery: Delivery) -> Job:
+def unqueued_job(job_id: str, user_id: int, delivery: DeliveryRef) -> Job:
     """A job reserved and never submitted (its bot stopped in between), as the Reporter's
     `failed` takes it: its id, its user and where the answer goes."""
-    return Job(user_id=delivery.user_id, render=_NEVER_RENDERED, context=delivery, id=job_id)
+    return Job(user_id=user_id, render=_NEVER_RENDERED, delivery=delivery, id=job_id)
 
 
 @dataclass(frozen=True)
@@ -157,6 +170,10 @@ class WorkerReporter(Protocol):
 class Reporter(WorkerReporter, Protocol):
     """What the backend tells the delivery side (Discord, a test, a benchmark) about jobs."""
 
+    async def requeued(self, job: Job, place: QueuePlace) -> None:
+        """The job's render worker stopped (another process) and the job went back to the
+        queue at `place`: it waits again (the distributed mode's `restarting`)."""
+
     async def acknowledge(self, job: Job, place: QueuePlace) -> None:
         """The job is accepted and durable; place.position is 0 if it already runs."""
 
@@ -176,13 +193,14 @@ class JobBackend(Protocol):
 
     async def reserve(self, user_id: int, limits: UserLimits | None = None,
                       key: str | None = None,
-                      delivery: Delivery | None = None) -> Reservation:
+                      delivery: DeliveryRef | None = None) -> Reservation:
         """None: the owner's limits (PLACE_USER_MAX, PLACE_USER_COOLDOWN)."""
 
     async def release(self, reservation: Reservation) -> None: ...
 
     async def submit(self, reservation: Reservation, render: RenderJob,
-                     delivery: Delivery) -> Job: ...
+                     delivery: DeliveryRef) -> Job:
+        """`delivery`: the delivering side's reference, kept with the job and never read."""
 
     async def cancel(self, job_id: str, user_id: int) -> CancelOutcome: ...
 

@@ -77,7 +77,7 @@ class PlaceBot(commands.Bot):
         self.servers: ServerSettingsStore
         self.jobs, self.sources, self.servers = self._backend(settings, renderer)
         self.service = PlaceService(self.jobs, self.sources, settings, self.servers,
-                                    atlas=self.atlas)
+                                    deliveries=self.reporter.deliveries, atlas=self.atlas)
         self._stopping = False
         self._closed = asyncio.Event()  # set once close() is done: ends connect()
         self._heartbeat: asyncio.Task | None = None

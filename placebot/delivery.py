@@ -1,4 +1,7 @@
-"""Where a job's answer goes: the delivery record a job carries from the interaction to its end.
+"""Where a job's answer goes: the Discord side's record of each job, from the interaction to
+its end. The job layer carries only its reference (`Delivery.to_dict`, a JSON object it never
+reads); what the user was shown (their place, whether the first word was said) and the live
+interaction stay here, in `Deliveries`, by job id.
 
 Live jobs are answered by editing the interaction's original response. Interaction tokens die
 after 15 minutes: a result that comes later (or whose edit is refused with 401/404) is posted
@@ -12,14 +15,22 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import discord
 
+from placebot.jobqueue import Job
+
 TOKEN_LIFETIME_S = 15 * 60
 TOKEN_MARGIN_S = 60  # do not start an upload that may outlive the token
 DEFAULT_SIZE_LIMIT = 10 * 1024 * 1024
+# Records kept at most: a job whose ending another bot process delivered is never forgotten
+# here by its ending, so the oldest records go first (a live job's record rebuilt from its
+# reference if it comes back: only its live interaction is lost, its webhook is kept).
+RECORDS_KEPT = 10_000
 
 
 @dataclass
@@ -62,14 +73,16 @@ class Delivery:
         )
 
     def to_dict(self) -> dict[str, Any]:
+        """The reference the job carries (journal, Redis): what survives a restart."""
         return {"user_id": self.user_id, "channel_id": self.channel_id,
                 "guild_id": self.guild_id, "created_at": self.created_at,
                 "size_limit": self.size_limit, "reply_to": self.reply_to,
                 "webhook": list(self.webhook) if self.webhook else None}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Delivery:
-        """A delivery kept from before a restart (it was acknowledged by the bot then)."""
+    def from_dict(cls, data: Mapping[str, Any]) -> Delivery:
+        """A delivery kept from before a restart, or accepted by another bot process (it was
+        acknowledged by the bot then)."""
         webhook = data.get("webhook")
         delivery = cls(**{**data, "webhook": (int(webhook[0]), str(webhook[1]))
                           if webhook else None})
@@ -94,6 +107,35 @@ class Delivery:
             (self.interaction is not None or self.webhook is not None)
             and now - self.created_at < TOKEN_LIFETIME_S - TOKEN_MARGIN_S
         )
+
+
+class Deliveries:
+    """Each job's Delivery, by job id: the live one of a job this process accepted (tracked
+    before the job is submitted), else rebuilt from the reference the job carries on first
+    use. Forgotten at the job's ending."""
+
+    def __init__(self, kept: int = RECORDS_KEPT):
+        self._records: OrderedDict[str, Delivery] = OrderedDict()
+        self._kept = kept
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    def track(self, job_id: str, delivery: Delivery) -> None:
+        self._records[job_id] = delivery
+        self._records.move_to_end(job_id)
+        while len(self._records) > self._kept:
+            self._records.popitem(last=False)
+
+    def of(self, job: Job) -> Delivery:
+        record = self._records.get(job.id)
+        if record is None:
+            record = Delivery.from_dict(job.delivery)
+            self.track(job.id, record)
+        return record
+
+    def forget(self, job_id: str) -> None:
+        self._records.pop(job_id, None)
 
 
 class StoredInteraction:

@@ -21,6 +21,7 @@ from pipeline.atlas import Atlas
 from pipeline.outputs import save_result
 from pipeline.results import RenderResult
 from placebot.backend import QueuePlace
+from placebot.delivery import Deliveries
 from placebot.jobqueue import Job, JobState
 from placebot.messages import user_message
 from placebot.outbox import Outbox, retry_delays
@@ -78,8 +79,13 @@ def queued_text(place: QueuePlace) -> str:
 
 class DiscordReporter:
     def __init__(self, transport: DiscordTransport, *, output_dir: Path | None = None,
-                 outbox: Outbox | None = None, atlas: Atlas | None = None):
+                 outbox: Outbox | None = None, atlas: Atlas | None = None,
+                 deliveries: Deliveries | None = None):
         self._transport = transport
+        # Each job's Discord-side record (what its user was shown), by job id: the Discord
+        # side tracks a job's record there before submitting it; the job carries only a
+        # reference. Forgotten at the job's ending.
+        self.deliveries = deliveries if deliveries is not None else Deliveries()
         self._atlas = atlas  # names the artworks a canvas crop shows (None: never)
         self._outbox = outbox  # finished results until Discord has them (None: not kept)
         self._output_dir = output_dir  # also save every result here, when set
@@ -91,13 +97,14 @@ class DiscordReporter:
     # ----- what the user sees while waiting
     async def acknowledge(self, job: Job, place: QueuePlace) -> None:
         """The first word on an accepted job (unless the worker already took it)."""
+        delivery = self.deliveries.of(job)
         try:
             if job.state is JobState.QUEUED and place.position:
-                job.context.shown_position = place.position
-                await self._transport.edit_live(job, content=queued_text(place),
+                delivery.shown_position = place.position
+                await self._transport.edit_live(job, delivery, content=queued_text(place),
                                                 view=cancel_view(job), acknowledging=True)
         finally:
-            job.context.acknowledged.set()
+            delivery.acknowledged.set()
 
     async def queue_moved(self, waiting: Sequence[tuple[Job, QueuePlace]]) -> None:
         """Refresh waiting users' positions in the background: the backend must not wait on
@@ -107,6 +114,12 @@ class DiscordReporter:
         if self._positions_task is None or self._positions_task.done():
             self._positions_task = asyncio.create_task(self._refresh_positions())
 
+    async def requeued(self, job: Job, place: QueuePlace) -> None:
+        """Its render worker stopped and it went back to the queue: it shows waiting again,
+        at `place` (even where that is the place it showed before it started)."""
+        self.deliveries.of(job).shown_position = None
+        await self.queue_moved([(job, place)])
+
     async def _refresh_positions(self) -> None:
         while self._latest_places:
             places, self._latest_places = self._latest_places, ()
@@ -114,9 +127,11 @@ class DiscordReporter:
             for job, place in places:
                 if job.state is not JobState.QUEUED:  # it started since: "Dreaming" stands
                     continue
-                if job.context.shown_position != place.position and job.context.token_alive():
-                    job.context.shown_position = place.position
-                    updates.append(self._transport.edit_live(job, content=queued_text(place)))
+                delivery = self.deliveries.of(job)
+                if delivery.shown_position != place.position and delivery.token_alive():
+                    delivery.shown_position = place.position
+                    updates.append(self._transport.edit_live(job, delivery,
+                                                             content=queued_text(place)))
             results = await asyncio.gather(*updates, return_exceptions=True)
             for error in (r for r in results if isinstance(r, Exception)):
                 log.warning("could not update a queue position: %s", error)
@@ -131,20 +146,23 @@ class DiscordReporter:
         await self._edit_all(jobs, lambda job: f"Dreaming: pass 0/{job.render.passes}…")
 
     async def _edit_all(self, jobs: Sequence[Job], text: Callable[[Job], str]) -> None:
-        for job in jobs:
-            job.context.shown_position = 0
-        await asyncio.gather(*(self._transport.edit_live(job, content=text(job),
+        deliveries = [self.deliveries.of(job) for job in jobs]
+        for delivery in deliveries:
+            delivery.shown_position = 0
+        await asyncio.gather(*(self._transport.edit_live(job, delivery, content=text(job),
                                                          view=cancel_view(job))
-                               for job in jobs))
+                               for job, delivery in zip(jobs, deliveries, strict=True)))
 
     async def progress(self, job: Job, pass_number: int, frames: list[Image.Image]) -> None:
-        if not job.context.token_alive():
+        delivery = self.deliveries.of(job)
+        if not delivery.token_alive():
             return
         text = f"Dreaming: pass {pass_number}/{job.render.passes}…"
         preview = await asyncio.to_thread(preview_jpeg, frames)  # encoding is CPU work
         if job.state is not JobState.RUNNING:  # it ended meanwhile: don't cover its ending
             return
-        await self._transport.edit_live(job, content=text, attachments=attachments([preview]))
+        await self._transport.edit_live(job, delivery, content=text,
+                                        attachments=attachments([preview]))
 
     # ----- endings: exactly one of these per job
     def owner_notices(self) -> list[str]:
@@ -174,6 +192,7 @@ class DiscordReporter:
         await self._save_owner_copy(job, result)
         await self._keep(job, result)
         await self._deliver(job, result)
+        self.deliveries.forget(job.id)  # one that failed is forgotten by `failed`
 
     def holds_result(self, job: Job) -> bool:
         return self._outbox is not None and self._outbox.holds(job.id)
@@ -184,6 +203,7 @@ class DiscordReporter:
         log.info("delivering the result of job %s kept from before the restart", job.id)
         await self._name_artworks(job, result)
         await self._deliver(job, result)
+        self.deliveries.forget(job.id)
 
     async def _name_artworks(self, job: Job, result: RenderResult) -> None:
         """Look up the artworks a canvas crop shows (the year's atlas is read on first use,
@@ -227,7 +247,7 @@ class DiscordReporter:
         """Upload until Discord has it: 413 gets a smaller encoding, a message refused as
         malformed (400/50035) a barer form (RESULT_FORMS), a 5xx or a lost connection another
         try after a growing delay (the token may die meanwhile: the channel then)."""
-        size_limit = job.context.size_limit
+        size_limit = self.deliveries.of(job).size_limit
         files = await asyncio.to_thread(encode_result_files, result, size_limit)
         forms = iter(RESULT_FORMS)
         form = next(forms)
@@ -278,45 +298,56 @@ class DiscordReporter:
         thumbnail = LOCATOR_NAME if any(name == LOCATOR_NAME for name, _ in files) else None
         embed = result_embed(result, files[0][0], thumbnail) if form.embed else None
         view = result_view(job) if form.buttons else None
-        if job.context.reply_to is not None:  # "Dream on this": in reply to that message
+        delivery = self.deliveries.of(job)
+        if delivery.reply_to is not None:  # "Dream on this": in reply to that message
             await self._transport.post(
-                job, content=f"<@{job.user_id}> dreamed on this.{form.note}", embed=embed,
-                files=files, view=view, reply=True)
-            await self._transport.delete_live(job)
+                job, delivery, content=f"<@{job.user_id}> dreamed on this.{form.note}",
+                embed=embed, files=files, view=view, reply=True)
+            await self._transport.delete_live(job, delivery)
             return
         # view=None takes the Cancel button off the live message
-        if await self._transport.edit_live(job, content=f"<@{job.user_id}>{form.note}",
+        if await self._transport.edit_live(job, delivery,
+                                           content=f"<@{job.user_id}>{form.note}",
                                            embed=embed, attachments=attachments(files),
                                            view=view, final=True):
             return
         await self._transport.post(
-            job, content=f"<@{job.user_id}> your dream is ready.{form.note}", embed=embed,
-            files=files, view=view)
+            job, delivery, content=f"<@{job.user_id}> your dream is ready.{form.note}",
+            embed=embed, files=files, view=view)
 
     async def failed(self, job: Job, error: Exception) -> None:
         """The reason, in the user's message (or the channel); kept trying through an outage
         as a result is, since it is the job's one answer."""
         text = failed_text(error)
+        delivery = self.deliveries.of(job)
 
         async def tell() -> None:
             try:
-                if await self._transport.edit_live(job, content=text, view=None, final=True):
+                if await self._transport.edit_live(job, delivery, content=text, view=None,
+                                                   final=True):
                     return
             except discord.HTTPException as exc:
                 if exc.status >= 500:
                     raise  # Discord is down: try the edit again, not a second message
                 log.warning("could not edit the failure of job %s in (%s); posting it",
                             job.id, exc)
-            await self._transport.post(job, content=f"<@{job.user_id}> {text}")
+            await self._transport.post(job, delivery, content=f"<@{job.user_id}> {text}")
 
-        await self._until_taken(job, "failure notice", tell)
+        try:
+            await self._until_taken(job, "failure notice", tell)
+        finally:
+            self.deliveries.forget(job.id)
 
     async def cancelled(self, job: Job) -> None:
-        await self._until_taken(job, "cancellation", lambda: self._transport.edit_live(
-            job, content="Cancelled.", view=None, attachments=[], final=True))
+        delivery = self.deliveries.of(job)
+        try:
+            await self._until_taken(job, "cancellation", lambda: self._transport.edit_live(
+                job, delivery, content="Cancelled.", view=None, attachments=[], final=True))
+        finally:
+            self.deliveries.forget(job.id)
 
     async def restarting(self, job: Job) -> None:
         text = ("The bot is restarting. Your job is kept and will run as soon as it is back; "
                 "the result will be posted in this channel.")
-        await self._transport.edit_live(job, content=text, view=None)
+        await self._transport.edit_live(job, self.deliveries.of(job), content=text, view=None)
 

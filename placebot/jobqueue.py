@@ -1,7 +1,8 @@
 """A bounded, per-user-limited, cancellable FIFO of render jobs, with batch taking.
 
-It knows nothing of Discord: a job carries an opaque `context` that the delivering side owns.
-One consumer (the Worker) takes batches of compatible jobs from the head.
+It knows nothing of Discord: a job carries a delivery reference (`DeliveryRef`) that the
+delivering side wrote; the job layer stores and carries it, and never reads it. One consumer
+(the Worker) takes batches of compatible jobs from the head.
 """
 
 from __future__ import annotations
@@ -11,12 +12,17 @@ import enum
 import time
 import uuid
 from collections import Counter, deque
-from collections.abc import MutableSequence, Sequence
+from collections.abc import Mapping, MutableSequence, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, TypeAlias
 
 from pipeline.params import RenderJob
 from placebot import texts
+
+# Where a job's answer goes, as the delivering side wrote it (JSON-able): kept with the job
+# in the journal and in Redis so that any process can deliver it, read only by that side
+# (placebot/delivery.py), which keeps what it shows the user by job id.
+DeliveryRef: TypeAlias = Mapping[str, Any]
 
 
 class JobState(enum.Enum):
@@ -61,7 +67,7 @@ def new_job_id() -> str:
 class Job:
     user_id: int
     render: RenderJob
-    context: Any = None
+    delivery: DeliveryRef = field(default_factory=dict)
     id: str = field(default_factory=new_job_id)
     state: JobState = JobState.QUEUED
     started_at: float | None = None
@@ -216,3 +222,27 @@ class JobQueue:
     def finish(self, jobs: Sequence[Job]) -> None:
         """The worker is done with these jobs (whatever their outcome)."""
         self._running = [job for job in self._running if job not in jobs]
+
+
+class JobSource(Protocol):
+    """Where the worker takes its jobs: the in-process JobQueue, or a remote queue's client."""
+
+    # Whether a job handed back (state QUEUED, then `restarting`) is kept by the source itself
+    # over the end of this process (the Redis queue); the in-process queue needs the journal.
+    keeps_returned_jobs: bool
+
+    @property
+    def waiting(self) -> list[Job]:
+        """The jobs waiting that this process can see (a remote worker sees none)."""
+
+    def position(self, job: Job) -> int: ...
+
+    def close(self) -> Any: ...
+
+    async def next_batch(self, max_batch: int) -> list[Job]: ...
+
+    def finish(self, jobs: Sequence[Job]) -> None: ...
+
+    async def cannot_load(self, jobs: Sequence[Job], error: Exception) -> bool:
+        """This worker failed to load the jobs' model: True when the source keeps them for
+        another worker that may load it (finish() then hands them back); False: they fail."""

@@ -21,7 +21,7 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Generic, TypeVar
@@ -77,7 +77,7 @@ class Recovery(Generic[T]):
     give_up: list[T] = field(default_factory=list)
     skipped: list[SkippedRow] = field(default_factory=list)
     # reservations whose job never came (the bot stopped in between): (job id, context)
-    unqueued: list[tuple[str, dict]] = field(default_factory=list)
+    unqueued: list[tuple[str, int, dict]] = field(default_factory=list)  # id, user, delivery
 
 
 class Journal:
@@ -110,8 +110,10 @@ class Journal:
         with self._lock:
             self._db.close()
 
-    def add(self, job_id: str, user_id: int, render: dict, context: dict) -> None:
-        """The job, queued (its held reservation, if one was written, becomes it)."""
+    def add(self, job_id: str, user_id: int, render: Mapping, context: Mapping) -> None:
+        """Keep an accepted job: its render parameters and its delivery reference (`context`,
+        kept and handed back, never read here). Its held reservation, if one was written,
+        becomes it."""
         now = time.time()
         with self._lock:
             self._db.execute(
@@ -119,10 +121,11 @@ class Journal:
                 " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(job_id) DO UPDATE SET"
                 " render = excluded.render, context = excluded.context, state = 'queued',"
                 " updated = excluded.updated WHERE state = 'held'",
-                (job_id, user_id, json.dumps(render), json.dumps(context), now, now),
+                (job_id, user_id, json.dumps(dict(render)), json.dumps(dict(context)), now,
+                 now),
             )
 
-    def hold(self, job_id: str, user_id: int, context: dict) -> None:
+    def hold(self, job_id: str, user_id: int, context: Mapping) -> None:
         """A reservation, with where its answer goes, before its job exists: a restart
         before add() or drop_held() finds it (recover: `unqueued`) and its user is told."""
         now = time.time()
@@ -130,7 +133,7 @@ class Journal:
             self._db.execute(
                 "INSERT INTO jobs (job_id, user_id, render, context, state, created, updated)"
                 " VALUES (?, ?, '{}', ?, 'held', ?, ?)",
-                (job_id, user_id, json.dumps(context), now, now),
+                (job_id, user_id, json.dumps(dict(context)), now, now),
             )
 
     def drop_held(self, job_id: str) -> None:
@@ -204,11 +207,12 @@ class Journal:
         recovery: Recovery = Recovery()
         with self._lock:
             held = self._db.execute(
-                "SELECT job_id, context FROM jobs WHERE state = 'held' ORDER BY seq").fetchall()
-        for job_id, context in held:
+                "SELECT job_id, user_id, context FROM jobs WHERE state = 'held' ORDER BY seq"
+            ).fetchall()
+        for job_id, user_id, context in held:
             self.mark_failed(str(job_id), "the bot stopped before the job was queued")
             try:
-                recovery.unqueued.append((str(job_id), json.loads(context)))
+                recovery.unqueued.append((str(job_id), int(user_id), json.loads(context)))
             except ValueError:
                 log.warning("journal: the held reservation %s cannot be decoded", job_id)
         for row in rows:

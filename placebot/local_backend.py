@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING
 
 from pipeline.errors import PipelineError
 from pipeline.params import RenderJob
+from placebot import texts
 from placebot.backend import (
     CANCELLED_BY_USER,
-    NOT_QUEUED,
     CancelOutcome,
     DuplicateInteraction,
     QueueStatus,
@@ -24,10 +24,10 @@ from placebot.backend import (
     UserLimits,
     unqueued_job,
 )
-from placebot.delivery import Delivery
-from placebot.jobqueue import CooldownActive, Job, JobQueue, JobState, new_job_id
+from placebot.jobqueue import CooldownActive, DeliveryRef, Job, JobQueue, JobState, new_job_id
 from placebot.journal import MAX_TRIES, Journal, JournalEntry
 from placebot.settings import Settings
+from placebot.stored_job import rebuild_job
 from placebot.watchdog import EngineStuck
 from placebot.worker import Worker
 
@@ -72,7 +72,7 @@ class LocalBackend:
     # ----- admission
     async def reserve(self, user_id: int, limits: UserLimits | None = None,
                       key: str | None = None,
-                      delivery: Delivery | None = None) -> Reservation:
+                      delivery: DeliveryRef | None = None) -> Reservation:
         """No await before the place is taken: the checks and the place are one step. The
         delivery is journalled with the reservation (a failure to is logged: only the notice
         after a restart in the next moments depends on it)."""
@@ -94,7 +94,7 @@ class LocalBackend:
         if delivery is not None:
             try:
                 await asyncio.to_thread(self.journal.hold, reservation.job_id, user_id,
-                                        delivery.to_dict())
+                                        delivery)
             except Exception:
                 log.exception("journal: could not hold the reservation of job %s",
                               reservation.job_id)
@@ -125,13 +125,12 @@ class LocalBackend:
                 self._last_accepted[user_id] = previous
 
     async def submit(self, reservation: Reservation, render: RenderJob,
-                     delivery: Delivery) -> Job:
+                     delivery: DeliveryRef) -> Job:
         user_id = reservation.user_id
-        job = Job(user_id=user_id, render=render, context=delivery,
-                  id=reservation.job_id or new_job_id())
+        job = Job(user_id=user_id, render=render, delivery=delivery, id=reservation.job_id)
         try:  # written down before the user is told: a restart from here on loses nothing
             await asyncio.to_thread(self.journal.add, job.id, user_id, render.to_dict(),
-                                    delivery.to_dict())
+                                    delivery)
         except BaseException:
             await self.release(reservation)  # its place and the cooldown it started
             raise
@@ -199,8 +198,8 @@ class LocalBackend:
             except Exception:
                 log.exception("could not tell user %s that job %s was dropped",
                               job.user_id, job.id)
-        for job_id, context in recovery.unqueued:  # in the background, as kept results
-            task = asyncio.create_task(self._tell_not_queued(job_id, context))
+        for job_id, user_id, context in recovery.unqueued:  # in the background, as kept results
+            task = asyncio.create_task(self._tell_not_queued(job_id, user_id, context))
             self._kept.add(task)
             task.add_done_callback(self._kept.discard)
         if recovery.retry or recovery.give_up:
@@ -208,14 +207,14 @@ class LocalBackend:
                      len(recovery.retry), len(recovery.give_up))
         return len(recovery.retry)
 
-    async def _tell_not_queued(self, job_id: str, context: dict) -> None:
+    async def _tell_not_queued(self, job_id: str, user_id: int, context: dict) -> None:
         """A reservation whose job never came: the bot stopped between the two (killed while
         it answered Discord, say). Its user, left with "thinking...", is told."""
         try:
-            job = unqueued_job(job_id, Delivery.from_dict(context))
+            job = unqueued_job(job_id, user_id, context)
             log.warning("job %s was reserved but never queued before the restart; telling "
                         "user %s", job_id, job.user_id)
-            await self.reporter.failed(job, PipelineError(NOT_QUEUED))
+            await self.reporter.failed(job, PipelineError(texts.NOT_QUEUED))
         except Exception:
             log.exception("could not tell the user of job %s that it was never queued", job_id)
 
@@ -270,6 +269,5 @@ class LocalBackend:
 
 def _job_of(entry: JournalEntry) -> Job:
     # A counted try means the process ended while this job rendered: it runs alone now.
-    return Job(user_id=entry.user_id, render=RenderJob.from_dict(entry.render),
-               context=Delivery.from_dict(entry.context), id=entry.job_id,
-               alone=entry.tries > 0)
+    return rebuild_job(entry.job_id, entry.user_id, entry.render, entry.context,
+                       alone=entry.tries > 0)

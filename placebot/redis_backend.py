@@ -2,9 +2,10 @@
 
 The bot process only admits jobs and delivers: the jobs wait in Redis (placebot/redisqueue)
 and render workers (`python -m placebot.gpu_worker`, one per GPU, on any machine) render them.
-Any bot process can deliver any job: a job's record keeps its delivery record, with the
-interaction's webhook (application id and token), and the transport edits the response
-through it (placebot/delivery.py). A job whose token has died is posted in its channel.
+Any bot process can deliver any job: a job's record keeps its delivery reference, with the
+interaction's webhook (application id and token), from which the Discord side rebuilds its
+record of the job and edits the response (placebot/delivery.py). A job whose token has died
+is posted in its channel.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from pipeline.params import RenderJob
 from placebot import texts
 from placebot.backend import (
     CANCELLED_BY_USER,
-    NOT_QUEUED,
     CancelOutcome,
     QueuePlace,
     QueueStatus,
@@ -28,10 +28,8 @@ from placebot.backend import (
     UserLimits,
     unqueued_job,
 )
-from placebot.delivery import Delivery
-from placebot.jobqueue import Job, JobState, QueueClosed, QueueRefusal, new_job_id
+from placebot.jobqueue import DeliveryRef, Job, JobState, QueueClosed, QueueRefusal, new_job_id
 from placebot.redisqueue.bot_side import RedisBotQueue
-from placebot.redisqueue.codec import decode_context, decode_render
 from placebot.redisqueue.connection import REFUSED, UNREACHABLE, connect, refused_message
 from placebot.redisqueue.store import RedisJobStore
 from placebot.settings import Settings
@@ -63,8 +61,7 @@ class RedisBackend:
         self.user_max = user_max
         self.queue_max = queue_max
         self.queue = RedisBotQueue(store, _RequeueAsWaiting(self), user_max=user_max,
-                                   queue_max=queue_max, cooldown_s=user_cooldown_s,
-                                   rebuild=self._rebuild)
+                                   queue_max=queue_max, cooldown_s=user_cooldown_s)
         self._workers: list[dict] = []
         self._positions: asyncio.Task | None = None
         self._released: list[RedisReservation] = []  # given back once Redis answers
@@ -83,7 +80,7 @@ class RedisBackend:
     # ----- admission
     async def reserve(self, user_id: int, limits: UserLimits | None = None,
                       key: str | None = None,
-                      delivery: Delivery | None = None) -> Reservation:
+                      delivery: DeliveryRef | None = None) -> Reservation:
         if self._closed:
             raise QueueClosed()
         job_id = new_job_id()
@@ -93,7 +90,7 @@ class RedisBackend:
             position = await self.store.reserve(
                 job_id, user_id, user_max=limits.user_max, queue_max=self.queue_max,
                 cooldown_s=limits.cooldown_s, key=key,
-                delivery=delivery.to_dict() if delivery is not None else None)
+                delivery=delivery)
         except UNREACHABLE as exc:
             self.queue.outage.lost(exc)
             raise QueueUnavailable() from None
@@ -118,20 +115,20 @@ class RedisBackend:
             self._released.pop(0)
 
     async def submit(self, reservation: Reservation, render: RenderJob,
-                     delivery: Delivery) -> Job:
+                     delivery: DeliveryRef) -> Job:
         """The job is stored in Redis before its user reads that it was accepted, as the
         local journal is written first: a bot killed after "Queued" has lost nothing. The
         first word still comes first: this process's own events on the job wait for it
-        (the delivery's `acknowledged`), and the other bot processes wait until the job's
+        (the reporter's `acknowledge`), and the other bot processes wait until the job's
         record says it was shown (store.shown). A job that cannot be stored is refused
         (QueueRefusal) and its reservation given back: its user was told nothing."""
         assert isinstance(reservation, RedisReservation)
         if self._closed:  # stopping since the reservation: it runs out by itself in Redis
             raise QueueClosed()
-        job = Job(user_id=reservation.user_id, render=render, context=delivery,
+        job = Job(user_id=reservation.user_id, render=render, delivery=delivery,
                   id=reservation.job_id)
         try:
-            position = await self.queue.enqueue(job, delivery.to_dict(), shown=False)
+            position = await self.queue.enqueue(job, shown=False)
         except UNREACHABLE as exc:
             self.queue.outage.lost(exc)
             await self.release(reservation)  # also withdraws it, had it been stored after all
@@ -155,10 +152,9 @@ class RedisBackend:
     def _place(self, position: int) -> QueuePlace:
         """The place, with an ETA from the live workers' recent job times."""
         averages = [w["average_s"] for w in self._workers if w.get("average_s")]
-        if not position or not averages:
-            return QueuePlace(position)
-        per_job = sum(averages) / len(averages) / len(self._workers)  # side by side
-        return QueuePlace(position, per_job * (position + 1))
+        # the workers render side by side: a job leaves the queue every average / workers
+        per_job = sum(averages) / len(averages) / len(self._workers) if averages else None
+        return QueuePlace.at(position, per_job)
 
     async def cancel(self, job_id: str, user_id: int) -> CancelOutcome:
         """A waiting job is dropped (its `cancelled` comes through the events, to whichever
@@ -187,14 +183,6 @@ class RedisBackend:
             vram_mode=", ".join(sorted({str(w.get("vram_mode")) for w in self._workers})) or "-",
             workers=tuple(self._workers))
 
-    # ----- delivery of jobs this process did not accept
-    def _rebuild(self, record: dict) -> Job:
-        """A job accepted by another bot process (or before a restart): its delivery record
-        carries the interaction's webhook, which the transport edits the response through."""
-        return Job(user_id=int(record["user"]), render=decode_render(record["render"]),
-                   context=Delivery.from_dict(decode_context(record["context"])),
-                   id=record["id"])
-
     # ----- waiting users' places
     async def _refresh_places_forever(self) -> None:
         while True:
@@ -212,17 +200,17 @@ class RedisBackend:
         """Reservations that ran out with no job queued: their bot stopped before it queued
         it (killed while it answered Discord, say). Their users, left with "thinking...", are
         told, in the background (a Discord outage must not hold up the positions)."""
-        for job_id, delivery in await self.store.abandoned():
+        for job_id, user_id, delivery in await self.store.abandoned():
             log.warning("job %s was reserved but never queued (its bot stopped); telling its "
                         "user", job_id)
-            task = asyncio.create_task(self._tell_not_queued(job_id, delivery))
+            task = asyncio.create_task(self._tell_not_queued(job_id, user_id, delivery))
             self._telling.add(task)
             task.add_done_callback(self._telling.discard)
 
-    async def _tell_not_queued(self, job_id: str, delivery: dict) -> None:
+    async def _tell_not_queued(self, job_id: str, user_id: int, delivery: dict) -> None:
         try:
-            job = unqueued_job(job_id, Delivery.from_dict(delivery))
-            await self.reporter.failed(job, PipelineError(NOT_QUEUED))
+            job = unqueued_job(job_id, user_id, delivery)
+            await self.reporter.failed(job, PipelineError(texts.NOT_QUEUED))
         except Exception:
             log.exception("could not tell the user of job %s that it was never queued", job_id)
 
@@ -283,6 +271,5 @@ class _RequeueAsWaiting:
 
     async def restarting(self, job: Job) -> None:
         position = await self._backend.store.position(job.id)
-        job.context.shown_position = None
-        await self._backend.reporter.queue_moved([(job, self._backend._place(position))])
+        await self._backend.reporter.requeued(job, self._backend._place(position))
 

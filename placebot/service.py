@@ -22,7 +22,7 @@ from pipeline.params import RenderRequest
 from placebot import texts
 from placebot.backend import DuplicateInteraction, JobBackend, UserLimits
 from placebot.channels import AgeRestriction, channel_and_parent
-from placebot.delivery import Delivery
+from placebot.delivery import Deliveries, Delivery
 from placebot.jobqueue import Job, QueueRefusal
 from placebot.messages import UserFacingError, user_message
 from placebot.pictures import keep
@@ -48,8 +48,12 @@ class PromptsOff(UserFacingError):
 
 class PlaceService:
     def __init__(self, jobs: JobBackend, sources: SourceStore, settings: Settings,
-                 servers: ServerSettingsStore, *, atlas: Atlas | None = None):
+                 servers: ServerSettingsStore, *, deliveries: Deliveries,
+                 atlas: Atlas | None = None):
         self._jobs = jobs
+        # the reporter's record of each job's delivery: a job's live interaction is filed
+        # there under its id before the backend takes it (its first word comes from there)
+        self._deliveries = deliveries
         self._sources = sources
         self._owner = settings  # the bounds of every server's rules
         self._servers = servers  # each server's own settings (/place_admin)
@@ -90,7 +94,7 @@ class PlaceService:
             delivery = Delivery.from_interaction(interaction, reply_to=reply_to)
             reservation = await self._jobs.reserve(
                 interaction.user.id, UserLimits(rules.user_max, rules.cooldown_s),
-                str(interaction.id), delivery)
+                str(interaction.id), delivery.to_dict())
         except (ParamError, UserFacingError, QueueRefusal) as exc:
             await interaction.response.send_message(user_message(exc), ephemeral=True)
             return None
@@ -115,9 +119,11 @@ class PlaceService:
         except BaseException:
             await self._jobs.release(reservation)
             raise
+        self._deliveries.track(reservation.job_id, delivery)
         try:
-            return await self._jobs.submit(reservation, render, delivery)
+            return await self._jobs.submit(reservation, render, delivery.to_dict())
         except QueueRefusal as exc:  # the backend could not keep it: nothing was accepted
+            self._deliveries.forget(reservation.job_id)
             await self._refuse_after_defer(interaction, exc)
             return None
 

@@ -98,3 +98,6 @@ PROMPTS_OFF_EVERYWHERE = ("the bot's owner has turned prompts off in every serve
 UNKNOWN_MODEL = "the model {model!r} is unknown; choose one of {models}"
 SAFETY_CHECKER_OFF = ("the bot's owner has turned the safety checker off "
                       "(PLACE_SAFETY_CHECKER=false), so it can't run here; ask them")
+# a job whose bot stopped between taking its place and queueing it (killed while it deferred)
+NOT_QUEUED = ("the bot restarted before your dream was queued, so nothing was started; "
+              "try again")

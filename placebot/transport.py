@@ -16,13 +16,12 @@ from typing import Any
 
 import discord
 
+from placebot.backend import ACKNOWLEDGE_WAIT_S
 from placebot.delivery import Delivery
 from placebot.jobqueue import Job
 from placebot.result_files import NamedFile
 
 log = logging.getLogger(__name__)
-
-ACKNOWLEDGE_WAIT_S = 10
 
 
 def requester_only(user_id: int) -> discord.AllowedMentions:
@@ -40,14 +39,13 @@ class DiscordTransport:
     def __init__(self, client: discord.Client):
         self._client = client
 
-    async def edit_live(self, job: Job, *, final: bool = False, acknowledging: bool = False,
-                        **fields: Any) -> bool:
+    async def edit_live(self, job: Job, delivery: Delivery, *, final: bool = False,
+                        acknowledging: bool = False, **fields: Any) -> bool:
         """Edit the interaction's response. False when the token is dead (caller falls back).
 
         Waits for the job's acknowledgement first (unless this is it), so that edits land in
         order. A refused edit raises when `final` (the caller must fall back), else is logged.
         """
-        delivery: Delivery = job.context
         response = delivery.response(self._client)
         if not delivery.token_alive() or response is None:
             return False
@@ -68,10 +66,9 @@ class DiscordTransport:
             log.warning("could not update job %s: %s", job.id, exc)
             return True
 
-    async def delete_live(self, job: Job) -> None:
+    async def delete_live(self, job: Job, delivery: Delivery) -> None:
         """Remove the interaction's response (its work is shown elsewhere); a failure is only
         logged: the response then stays, which is untidy but harmless."""
-        delivery: Delivery = job.context
         response = delivery.response(self._client)
         if not delivery.token_alive() or response is None:
             return
@@ -80,9 +77,9 @@ class DiscordTransport:
         except discord.HTTPException as exc:
             log.warning("could not remove the live response of job %s: %s", job.id, exc)
 
-    async def post(self, job: Job, *, content: str, embed: discord.Embed | None = None,
-                   view: discord.ui.View | None = None, files: Sequence[NamedFile] = (),
-                   reply: bool = False) -> None:
+    async def post(self, job: Job, delivery: Delivery, *, content: str,
+                   embed: discord.Embed | None = None, view: discord.ui.View | None = None,
+                   files: Sequence[NamedFile] = (), reply: bool = False) -> None:
         """A channel message (mentioning the user), in reply to the job's message when `reply`;
         if the channel refuses, a DM.
 
@@ -90,7 +87,6 @@ class DiscordTransport:
         (the bot killed mid-upload, a broken connection, a 5xx from a post that was made) gives
         back the message made the first time instead of a second one. Discord keeps a nonce
         for a few minutes, which covers a retry or a restart."""
-        delivery: Delivery = job.context
         mention = requester_only(delivery.user_id)
 
         def fields(in_channel: bool) -> dict[str, Any]:

@@ -1,9 +1,10 @@
 """The single worker: takes batches from the JobQueue, renders them in a thread, reports back.
 
 The event loop is never blocked: the render runs in asyncio.to_thread and talks back through
-loop.call_soon_threadsafe. Every job taken ends in exactly one reporter call (finished,
-failed or cancelled) unless the bot is shutting down, in which case it stays in the journal
-and is rendered after the restart.
+loop.call_soon_threadsafe. Every job taken leaves the worker through `_end`, exactly once,
+with its Outcome (placebot/outcome.py): finished, failed or cancelled, each told in exactly
+one reporter call; or returned to the queue (a shutdown, a wedged engine, a model another
+worker may load), to be rendered after the restart or elsewhere.
 """
 
 from __future__ import annotations
@@ -12,18 +13,28 @@ import asyncio
 import concurrent.futures
 import logging
 import time
-from collections import defaultdict
-from collections.abc import Callable, Coroutine, Sequence
-from functools import partial
-from typing import TYPE_CHECKING, Any, Protocol
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Any
 
 from pipeline.errors import ModelLoadError, OutOfMemory, PipelineError, RenderCancelled
 from pipeline.results import RenderResult
 from placebot import texts, watchdog
 from placebot.backend import QueuePlace, WorkerReporter
-from placebot.jobqueue import Job, JobState
+from placebot.eta import JobTimer
+from placebot.jobqueue import Job, JobSource, JobState
 from placebot.journal import Journal
+from placebot.outcome import (
+    AFTER_STUCK,
+    HANDED_BACK,
+    SHUTDOWN,
+    Cancelled,
+    Failed,
+    Finished,
+    Outcome,
+    Returned,
+)
 from placebot.settings import Settings
+from placebot.telling import Telling, safely
 from placebot.watchdog import EngineStuck, wait_for_engine
 
 if TYPE_CHECKING:  # the engine imports torch; only its type is needed here
@@ -31,54 +42,13 @@ if TYPE_CHECKING:  # the engine imports torch; only its type is needed here
 
 log = logging.getLogger(__name__)
 
-SHUTDOWN = "shutdown"
+SHUTDOWN_REASON = "shutdown"  # what should_stop() gives when the bot stops
+FINAL_STATES = {Finished: JobState.DONE, Failed: JobState.FAILED, Cancelled: JobState.CANCELLED}
 
 
 class JobTimeout(PipelineError):
     def __init__(self, seconds: float):
         super().__init__(texts.JOB_TIMEOUT.format(seconds=seconds))
-
-
-class JobSource(Protocol):
-    """Where the worker takes its jobs: the in-process JobQueue, or a remote queue's client."""
-
-    # Whether a job handed back (state QUEUED, then `restarting`) is kept by the source itself
-    # over the end of this process (the Redis queue); the in-process queue needs the journal.
-    keeps_returned_jobs: bool
-
-    @property
-    def waiting(self) -> list[Job]:
-        """The jobs waiting that this process can see (a remote worker sees none)."""
-
-    def position(self, job: Job) -> int: ...
-
-    def close(self) -> Any: ...
-
-    async def next_batch(self, max_batch: int) -> list[Job]: ...
-
-    def finish(self, jobs: Sequence[Job]) -> None: ...
-
-    async def cannot_load(self, jobs: Sequence[Job], error: Exception) -> bool:
-        """This worker failed to load the jobs' model: True when the source keeps them for
-        another worker that may load it (finish() then hands them back); False: they fail."""
-
-
-class JobTimer:
-    """Moving average of seconds per job, for ETAs."""
-
-    def __init__(self, initial: float | None = None, weight: float = 0.3):
-        self.average = initial
-        self.weight = weight
-
-    def record(self, seconds_per_job: float) -> None:
-        if self.average is None:
-            self.average = seconds_per_job
-        else:
-            self.average += self.weight * (seconds_per_job - self.average)
-
-    def eta(self, position: int) -> float | None:
-        """Seconds until a job at this 1-based queue position is done (None before any data)."""
-        return None if self.average is None else self.average * (position + 1)
 
 
 class Worker:
@@ -112,8 +82,7 @@ class Worker:
         # Its own thread: the default pool serves quick work (crops, journal) meanwhile, and a
         # stop need not wait for a render that cannot be interrupted (a model download).
         self._render_thread = concurrent.futures.ThreadPoolExecutor(1, "render")
-        self._progress: dict[str, list[concurrent.futures.Future]] = defaultdict(list)
-        self._endings: set[asyncio.Task] = set()  # endings being told (_in_background)
+        self._telling = Telling()  # progress and endings on their way to the reporter
         self.idle = asyncio.Event()
         self.idle.set()
 
@@ -123,14 +92,13 @@ class Worker:
 
     def place(self, job: Job) -> QueuePlace:
         """The job's queue position and its ETA from the recent jobs' average time."""
-        position = self.queue.position(job)
-        return QueuePlace(position, self.timer.eta(position) if position else None)
+        return QueuePlace.at(self.queue.position(job), self.timer.average)
 
     def waiting_places(self) -> list[tuple[Job, QueuePlace]]:
         return [(job, self.place(job)) for job in self.queue.waiting]
 
     async def announce_queue_moved(self) -> None:
-        await self._safely(self.reporter.queue_moved(self.waiting_places()))
+        await safely(self.reporter.queue_moved(self.waiting_places()))
 
     def start(self) -> asyncio.Task:
         self._task = asyncio.create_task(self.run(), name="place-worker")
@@ -158,10 +126,8 @@ class Worker:
             except TimeoutError:
                 log.error("the running job did not stop within %g s; leaving it", interrupt_s)
                 await self._leave_running(notify_s=interrupt_s)
-        await self.settled(max(0.0, deadline - loop.time()))
-        for telling in list(self._endings):
-            telling.cancel()
-        await asyncio.gather(*self._endings, return_exceptions=True)
+        await self._telling.settled(max(0.0, deadline - loop.time()))
+        await self._telling.cut()
         if self._task:
             self._task.cancel()
         self._render_thread.shutdown(wait=False, cancel_futures=True)
@@ -170,15 +136,11 @@ class Worker:
         """The running batch would not stop: its jobs stay in the journal (their try given
         back, the shutdown is not their fault) and their users are told so before we go."""
         jobs = [job for job in self._taken if job.state is JobState.RUNNING]
-        for job in jobs:
-            job.state = JobState.QUEUED
-        await self._record("returned jobs", partial(_mark_returned, [job.id for job in jobs]))
-        notices = [asyncio.ensure_future(self._safely(self.reporter.restarting(job)))
-                   for job in jobs]
-        if notices:
-            _done, late = await asyncio.wait(notices, timeout=notify_s)
-            for notice in late:
-                notice.cancel()
+        endings = [asyncio.ensure_future(self._end(job, SHUTDOWN)) for job in jobs]
+        if endings:
+            _done, late = await asyncio.wait(endings, timeout=notify_s)
+            for ending in late:
+                ending.cancel()
 
     async def run(self) -> None:
         while not self._stopping:
@@ -197,12 +159,12 @@ class Worker:
         batch = await self.queue.next_batch(self.max_batch)
         if self._stopping or not batch:
             for job in batch:  # still in the journal: rendered after the restart
-                job.state = JobState.QUEUED
+                await self._end(job, HANDED_BACK)
             self.queue.finish(batch)
             return False
         for job in batch:
             if job.cancel_reason is not None:
-                await self._end_cancelled(job)
+                await self._end(job, Cancelled())
         live = [job for job in batch if job.cancel_reason is None]
         if live:
             # Counted before the render, as arq does: if it kills the process, the try counts
@@ -223,12 +185,13 @@ class Worker:
     async def _run_batch(self, jobs: list[Job]) -> None:
         try:
             await self._load_model(jobs)
-            await self._safely(self.reporter.started(jobs))
+            await safely(self.reporter.started(jobs))
             await self.announce_queue_moved()
             started = time.monotonic()
             results = await self._render_with_retry(jobs)
         except RenderCancelled as exc:
-            await self._end_stopped(jobs, exc.reason)
+            for job in jobs:
+                await self._end(job, self._stopped(exc.reason))
             return
         except EngineStuck as exc:
             await self._engine_stuck(jobs, exc)
@@ -250,14 +213,12 @@ class Worker:
             else:
                 log.warning("jobs %s failed: %s", [j.id for j in jobs], exc)
             for job in jobs:
-                await self._end_failed(job, exc)
+                await self._end(job, Failed(exc))
             return
         self.timer.record((time.monotonic() - started) / len(jobs))
         for job, result in zip(jobs, results, strict=True):
-            if job.cancel_reason is not None:
-                await self._end_cancelled(job)
-            else:
-                await self._deliver(job, result)
+            await self._end(job, Cancelled() if job.cancel_reason is not None else
+                            Finished(result))
 
     async def _another_may_load(self, jobs: list[Job], error: ModelLoadError) -> bool:
         """A job fails for its model only when no worker can load it: where another worker
@@ -269,18 +230,16 @@ class Worker:
             return False
         if kept:
             for job in jobs:
-                job.state = JobState.QUEUED
+                await self._end(job, HANDED_BACK)
         return kept
 
     async def _run_alone(self, job: Job) -> None:
         if job.cancel_reason is not None:
-            await self._end_cancelled(job)
+            await self._end(job, Cancelled())
         elif not self._stopping:
             await self._run_batch([job])
         else:  # shutting down meanwhile: it stays in the journal for the restart
-            job.state = JobState.QUEUED
-            await self._record(f"job {job.id}", partial(_mark_returned, [job.id]))
-            await self._safely(self.reporter.restarting(job))
+            await self._end(job, SHUTDOWN)
 
     async def _load_model(self, jobs: list[Job]) -> None:
         """Load the batch's model (and its NSFW checker, if a job is checked) on the engine's
@@ -289,7 +248,7 @@ class Worker:
         renders = [job.render for job in jobs]
         if self.renderer.is_ready(renders):
             return
-        await self._safely(self.reporter.loading(jobs))  # minutes, on a first download
+        await safely(self.reporter.loading(jobs))  # minutes, on a first download
         await self.announce_queue_moved()
         await wait_for_engine(self._render_thread, lambda: self.renderer.prepare(renders),
                               limit_s=watchdog.LOAD_LIMIT_S, doing="loading the model")
@@ -308,14 +267,10 @@ class Worker:
             # counted; or handed back to the Redis queue, marked to run alone) and run one by
             # one with the fresh engine (Job.alone): only a job that wedges it on its own is
             # reported.
-            for job in jobs:
-                job.state = JobState.QUEUED
-                job.alone = True
-            await asyncio.gather(*(self._safely(self.reporter.restarting(job))
-                                   for job in jobs))
+            await asyncio.gather(*(self._end(job, AFTER_STUCK) for job in jobs))
         else:
             for job in jobs:
-                await self._end_failed(job, error)
+                await self._end(job, Failed(error))
         if self.on_stuck is not None:  # it replaces this engine: take nothing more here
             self._stopping = True
             self.on_stuck(error)
@@ -338,7 +293,7 @@ class Worker:
 
         def should_stop() -> str | None:
             if self._interrupt_for_shutdown:
-                return SHUTDOWN
+                return SHUTDOWN_REASON
             if time.monotonic() > deadline:
                 return "timeout"
             if all(job.cancel_reason is not None for job in jobs):
@@ -351,8 +306,9 @@ class Worker:
             # the watchdog, its render come back late) shows nothing more.
             if (job.cancel_reason is None and number < job.render.passes
                     and job.state is JobState.RUNNING):
-                coroutine = self._safely(self.reporter.progress(job, number, frames))
-                self._progress[job.id].append(asyncio.run_coroutine_threadsafe(coroutine, loop))
+                coroutine = safely(self.reporter.progress(job, number, frames))
+                self._telling.progress_sent(job.id,
+                                            asyncio.run_coroutine_threadsafe(coroutine, loop))
 
         def render():
             return self.renderer.render([job.render for job in jobs], on_pass=on_pass,
@@ -362,77 +318,71 @@ class Worker:
         return await wait_for_engine(self._render_thread, render,
                                      limit_s=self.job_timeout_s + grace, doing="the render")
 
-    async def _progress_done(self, job: Job) -> None:
-        """Let the job's progress updates land before its ending, never after it."""
-        pending = self._progress.pop(job.id, [])
-        if pending:
-            await asyncio.wait([asyncio.wrap_future(f) for f in pending], timeout=10)
+    def _stopped(self, reason: str) -> Outcome:
+        """What became of a job whose render was stopped (RenderCancelled) for `reason`."""
+        if reason == SHUTDOWN_REASON:
+            return SHUTDOWN  # kept for the restart: its try does not count
+        if reason == "timeout":
+            return Failed(JobTimeout(self.job_timeout_s))
+        return Cancelled()
 
-    async def _end_stopped(self, jobs: list[Job], reason: str) -> None:
-        for job in jobs:
-            if reason == SHUTDOWN:
-                job.state = JobState.QUEUED  # kept in the journal, rendered after restart
-                # the shutdown's doing, not the job's: its try does not count
-                await self._record(f"job {job.id}", partial(_mark_returned, [job.id]))
-                await self._progress_done(job)
-                await self._safely(self.reporter.restarting(job))
-            elif reason == "timeout":
-                await self._end_failed(job, JobTimeout(self.job_timeout_s))
-            else:
-                await self._end_cancelled(job)
+    # ----- the one way out: recorded at once, told in the background
+    async def _end(self, job: Job, outcome: Outcome) -> None:
+        """The one way a job leaves the worker, once each time it is taken: its state, then
+        the queue, the journal and the reporter, in that order.
 
-    # ----- endings: recorded at once, told in the background
-    # A job's ending is recorded before the worker goes on, but told (a Discord upload, or
-    # a failure notice, retried through an outage until Discord takes it) in the background:
-    # the next batch renders meanwhile, so a Discord outage holds up no job behind it. A
-    # result is recorded done only once the reporter has it delivered (the reporter keeps it
-    # until then: the outbox); a stop cuts what is still being told (stop()).
-    async def _deliver(self, job: Job, result: RenderResult) -> None:
-        job.state = JobState.DONE
+        A final ending is recorded before the worker goes on, but told (a Discord upload, or
+        a failure notice, retried through an outage until Discord takes it) in the
+        background: the next batch renders meanwhile, so a Discord outage holds up no job
+        behind it. A result is recorded done only once the reporter has it delivered (the
+        reporter keeps it until then: the outbox); a stop cuts what is still being told
+        (stop()). A returned job is told before the worker goes on."""
+        if isinstance(outcome, Returned):
+            job.state = JobState.QUEUED
+            job.alone = job.alone or outcome.alone
+            if outcome.give_try_back:  # the shutdown's doing, not the job's
+                await self._record(f"job {job.id}", lambda journal: journal.mark_returned(
+                    [job.id]))
+            if outcome.tell:
+                await self._telling.progress_done(job.id)
+                await safely(self.reporter.restarting(job))
+            return
+        job.state = FINAL_STATES[type(outcome)]
         self.queue.finish([job])  # no longer counts for its user: they may ask again at once
-        self._in_background(self._hand_over(job, result))
+        match outcome:
+            case Finished(result):
+                self._telling.in_background(self._hand_over(job, result))
+            case Failed(error):
+                await self._record(f"job {job.id}",
+                                   lambda journal: journal.mark_failed(job.id, str(error)))
+                self._telling.in_background(
+                    self._tell(job, lambda: self.reporter.failed(job, error)))
+            case Cancelled():
+                await self._record(f"job {job.id}",
+                                   lambda journal: journal.mark_cancelled(job.id))
+                self._telling.in_background(self._tell(job, lambda: self.reporter.cancelled(job)))
 
     async def _hand_over(self, job: Job, result: RenderResult) -> None:
-        await self._progress_done(job)
+        await self._telling.progress_done(job.id)
         try:
             await self.reporter.finished(job, result)
-        except Exception as exc:
+        except Exception as exc:  # the result could not be delivered: the job failed
             log.exception("could not deliver the result of job %s", job.id)
             job.state = JobState.FAILED
             reason = str(exc)
             await self._record(f"job {job.id}",
                                lambda journal: journal.mark_failed(job.id, reason))
-            await self._safely(self.reporter.failed(job, exc))
+            await safely(self.reporter.failed(job, exc))
             return
         await self._record(f"job {job.id}", lambda journal: journal.mark_done(job.id))
 
-    async def _end_failed(self, job: Job, error: Exception) -> None:
-        job.state = JobState.FAILED
-        self.queue.finish([job])
-        await self._record(f"job {job.id}",
-                           lambda journal: journal.mark_failed(job.id, str(error)))
-        self._in_background(self._tell(job, lambda: self.reporter.failed(job, error)))
-
-    async def _end_cancelled(self, job: Job) -> None:
-        job.state = JobState.CANCELLED
-        self.queue.finish([job])
-        await self._record(f"job {job.id}", lambda journal: journal.mark_cancelled(job.id))
-        self._in_background(self._tell(job, lambda: self.reporter.cancelled(job)))
-
-    async def _tell(self, job: Job,
-                    ending: Callable[[], Coroutine[Any, Any, None]]) -> None:
-        await self._progress_done(job)  # its progress lands before its ending, never after
-        await self._safely(ending())
-
-    def _in_background(self, telling: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.ensure_future(telling)
-        self._endings.add(task)
-        task.add_done_callback(self._endings.discard)
+    async def _tell(self, job: Job, ending: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        await self._telling.progress_done(job.id)  # its progress lands before its ending
+        await safely(ending())
 
     async def settled(self, timeout_s: float | None = None) -> None:
         """Until every ending under way has been told (or timeout_s has passed)."""
-        if self._endings:
-            await asyncio.wait(list(self._endings), timeout=timeout_s)
+        await self._telling.settled(timeout_s)
 
     async def _record(self, what: str, write: Callable[[Journal], None]) -> None:
         """Record what became of jobs. A failing write is logged; the worker goes on (a job may
@@ -443,15 +393,3 @@ class Worker:
             await asyncio.to_thread(write, self.journal)
         except Exception:
             log.exception("journal: could not record %s", what)
-
-    @staticmethod
-    async def _safely(coroutine: Coroutine[Any, Any, None]) -> None:
-        """A reporting failure (Discord down, message deleted) must not stop the worker."""
-        try:
-            await coroutine
-        except Exception:
-            log.exception("reporting failed")
-
-
-def _mark_returned(job_ids: list[str], journal: Journal) -> None:
-    journal.mark_returned(job_ids)

@@ -3,7 +3,7 @@ and the events from the workers turned into the same Reporter calls the in-proce
 makes (loading, started, progress, finished, failed, cancelled, restarting).
 
 Events are read in the consumer group `bots`: any bot process may deliver any job (a job it
-did not accept itself is rebuilt from its record in Redis by `rebuild`), one event is handled
+did not accept itself is rebuilt from its record in Redis), one event is handled
 by one bot, and a bot that dies with events in hand has them claimed by another. A job's
 events are handled in order; different jobs' concurrently.
 """
@@ -12,20 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
 
 from redis.exceptions import ResponseError
 
 from pipeline.errors import PipelineError
-from placebot.jobqueue import Job, JobState
-from placebot.redisqueue.codec import (
-    Event,
-    InvalidJob,
-    decode_context,
-    decode_progress,
-    decode_render,
-    decode_result,
-)
+from placebot.backend import ACKNOWLEDGE_WAIT_S
+from placebot.jobqueue import DeliveryRef, Job, JobState
+from placebot.redisqueue.codec import Event, InvalidJob, decode_progress, decode_result
 from placebot.redisqueue.connection import (
     BLOCK_MS,
     SOCKET_TIMEOUT_S,
@@ -35,7 +28,7 @@ from placebot.redisqueue.connection import (
 )
 from placebot.redisqueue.store import RedisJobStore
 from placebot.redisqueue.worker_side import worker_name
-from placebot.transport import ACKNOWLEDGE_WAIT_S
+from placebot.stored_job import rebuild_job
 
 log = logging.getLogger(__name__)
 
@@ -50,26 +43,17 @@ class RemoteJobError(PipelineError):
     """A job's failure as a worker described it (already written for the user)."""
 
 
-def plain_job(record: dict) -> Job:
-    """A job rebuilt from its Redis record, its context left as the stored mapping."""
-    return Job(user_id=int(record["user"]), render=decode_render(record["render"]),
-               context=decode_context(record["context"]), id=record["id"])
-
-
 class RedisBotQueue:
     """Admission and delivery for one bot process. `local` holds the jobs this process
-    accepted (with their live interaction); others are rebuilt with `rebuild`."""
+    accepted; others are rebuilt from their records in Redis."""
 
     def __init__(self, store: RedisJobStore, reporter, *, user_max: int, queue_max: int,
-                 cooldown_s: float = 0.0,
-                 rebuild: Callable[[dict], Job | Awaitable[Job]] = plain_job,
-                 name: str | None = None):
+                 cooldown_s: float = 0.0, name: str | None = None):
         self.store = store
         self.reporter = reporter
         self.user_max = user_max
         self.queue_max = queue_max
         self.cooldown_s = cooldown_s
-        self.rebuild = rebuild
         self.name = name or worker_name()
         self.outage = Outage(log, f"bot {self.name}")
         self.local: dict[str, Job] = {}
@@ -83,25 +67,28 @@ class RedisBotQueue:
         self._stopping = False
 
     # ----- admission
-    async def submit(self, job: Job, context: dict) -> int:
-        """Admit and queue a resolved job (QueueRefusal when refused); return its position."""
+    async def submit(self, job: Job, delivery: DeliveryRef | None = None) -> int:
+        """Admit and queue a resolved job (QueueRefusal when refused); return its position.
+        `delivery`: the job's delivery reference, where the job was built without one."""
+        if delivery is not None:
+            job.delivery = delivery
         await self.store.reserve(job.id, job.user_id, user_max=self.user_max,
                                  queue_max=self.queue_max, cooldown_s=self.cooldown_s)
         try:
-            return await self.enqueue(job, context)
+            return await self.enqueue(job)
         except BaseException:
             await self.store.release(job.id, job.user_id)
             raise
 
-    async def enqueue(self, job: Job, context: dict, *, shown: bool = True) -> int:
-        """Queue a job reserved under its id; this process delivers it with its live
-        interaction (unless another process gets its events first: then through `rebuild`).
-        `shown=False`: the caller tells the user first, then calls store.shown (the other
-        bots wait for it, up to SHOWN_WAIT_S)."""
+    async def enqueue(self, job: Job, *, shown: bool = True) -> int:
+        """Queue a job reserved under its id, with its delivery reference; this process
+        delivers it (unless another process gets its events first: that one rebuilds it from
+        its record). `shown=False`: the caller tells the user first, then calls store.shown
+        (the other bots wait for it, up to SHOWN_WAIT_S)."""
         self.local[job.id] = job
         try:
-            return await self.store.enqueue(job.id, job.user_id, job.render, context,
-                                            shown=shown)
+            return await self.store.enqueue(job.id, job.user_id, job.render,
+                                            dict(job.delivery), shown=shown)
         except BaseException:
             self.local.pop(job.id, None)
             raise
@@ -243,8 +230,8 @@ class RedisBotQueue:
             return None
         if not record.get("shown"):
             await self._until_shown(job_id)
-        rebuilt = self.rebuild(record)
-        return await rebuilt if isinstance(rebuilt, Awaitable) else rebuilt
+        return rebuild_job(job_id, record.get("user", ""), record["render"],
+                           record.get("context", ""))
 
     async def _until_shown(self, job_id: str) -> None:
         """Wait until the accepting bot has told the job's user, at most SHOWN_WAIT_S (it may

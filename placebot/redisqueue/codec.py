@@ -14,16 +14,13 @@ from dataclasses import dataclass
 
 from PIL import Image
 
-from pipeline.errors import PipelineError
 from pipeline.params import RenderJob
 from pipeline.results import RenderResult
+from placebot.stored_job import InvalidJob
+from placebot.stored_job import decode_render as decode_render  # the job records' own check
 
 FRAME_SIDE = 512  # the engine's output size: nothing larger is accepted back
 PREVIEW_SIDE = 192  # progress previews are shown this high; frames are shrunk to it to travel
-
-
-class InvalidJob(PipelineError):
-    """A job or result read from Redis is malformed; the message says what was wrong."""
 
 
 class MalformedEntry(InvalidJob):
@@ -99,25 +96,6 @@ def parse_event(entry_id: str, fields: Mapping[bytes, bytes]) -> Event:
 
 def encode_render(job: RenderJob) -> str:
     return json.dumps(job.to_dict(), sort_keys=True)
-
-
-def decode_render(raw: bytes | str) -> RenderJob:
-    """The RenderJob in a job record, every parameter checked as a /place or /dream request's
-    is (RenderJob.from_dict validates them all: crop, picture, prompt, bounds)."""
-    try:
-        return RenderJob.from_dict(json.loads(text(raw)))
-    except (ValueError, KeyError, TypeError) as exc:  # ParamError is a ValueError
-        raise InvalidJob(f"its parameters are invalid ({exc})") from None
-
-
-def decode_context(raw: bytes | str) -> dict:
-    try:
-        context = json.loads(text(raw))
-    except ValueError as exc:
-        raise InvalidJob(f"its delivery record is invalid ({exc})") from None
-    if not isinstance(context, dict):
-        raise InvalidJob("its delivery record is not a mapping")
-    return context
 
 
 def _raw(image: Image.Image) -> tuple[bytes, list[int]]:

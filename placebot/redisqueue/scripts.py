@@ -37,6 +37,7 @@ end
 local function unhold(job_id)
   redis.call('ZREM', P .. 'holding', job_id)
   redis.call('HDEL', P .. 'held', job_id)
+  redis.call('HDEL', P .. 'held_user', job_id)
 end
 local function forget(job_id, user_id)
   redis.call('ZREM', P .. 'waiting', job_id)
@@ -78,6 +79,7 @@ redis.call('PEXPIRE', accepted_key, tonumber(ARGV[8]))
 if ARGV[11] ~= '' then
   redis.call('ZADD', P .. 'holding', expiry, job_id)
   redis.call('HSET', P .. 'held', job_id, ARGV[11])
+  redis.call('HSET', P .. 'held_user', job_id, user_id)
 end
 return {'ok', redis.call('ZCARD', P .. 'waiting') + 1}
 """
@@ -335,9 +337,11 @@ local out = {}
 for _, job_id in ipairs(redis.call('ZRANGEBYSCORE', P .. 'holding', '-inf', now_ms(), 'LIMIT',
     0, tonumber(ARGV[2]))) do
   local delivery = redis.call('HGET', P .. 'held', job_id)
+  local user = redis.call('HGET', P .. 'held_user', job_id)
   unhold(job_id)
-  if delivery then
+  if delivery and user then
     table.insert(out, job_id)
+    table.insert(out, user)
     table.insert(out, delivery)
   end
 end

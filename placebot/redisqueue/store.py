@@ -7,7 +7,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Awaitable, Iterable, Sequence
+from collections.abc import Awaitable, Iterable, Mapping, Sequence
 from typing import cast
 
 import redis.asyncio as redis
@@ -79,7 +79,7 @@ class RedisJobStore:
     # ----- admission (bot side)
     async def reserve(self, job_id: str, user_id: int, *, user_max: int, queue_max: int,
                       cooldown_s: float = 0.0, key: str | None = None,
-                      delivery: dict | None = None) -> int:
+                      delivery: Mapping | None = None) -> int:
         """Hold a place for a job being prepared, or raise the QueueRefusal that applies;
         return the 1-based place it will take in the line, as of now. `cooldown_s` counts from
         the user's last accepted job, whichever cooldown that one had (a server may set a
@@ -91,7 +91,7 @@ class RedisJobStore:
                                 int(self.timings.reservation_s * 1000), int(cooldown_s * 1000),
                                 int(keys.KEEP_ACCEPTED_S * 1000), key or "",
                                 int(INTERACTION_KEPT_S * 1000),
-                                json.dumps(delivery) if delivery is not None else "")
+                                json.dumps(dict(delivery)) if delivery is not None else "")
         status, number = cast("tuple[bytes, int]", reply)  # {status, number}
         outcome = text(status)
         if outcome == "duplicate":
@@ -118,14 +118,14 @@ class RedisJobStore:
             raise ReservationExpired(self.timings.reservation_s)
         return int(position)
 
-    async def abandoned(self, count: int = 20) -> list[tuple[str, dict]]:
-        """Reservations that ran out, their job never queued, each with its delivery: now
-        this bot's to answer (no other bot gets them)."""
+    async def abandoned(self, count: int = 20) -> list[tuple[str, int, dict]]:
+        """Reservations that ran out, their job never queued, each with its user and its
+        delivery: now this bot's to answer (no other bot gets them)."""
         flat = cast("list[bytes]", await self._run("ABANDONED", count))
         found = []
-        for job_id, delivery in zip(flat[::2], flat[1::2], strict=True):
+        for job_id, user_id, delivery in zip(flat[::3], flat[1::3], flat[2::3], strict=True):
             try:
-                found.append((text(job_id), json.loads(text(delivery))))
+                found.append((text(job_id), int(user_id), json.loads(text(delivery))))
             except ValueError:
                 log.warning("the kept delivery of reservation %r cannot be read", job_id)
         return found

@@ -24,9 +24,6 @@ from placebot.messages import user_message
 from placebot.redisqueue import keys
 from placebot.redisqueue.codec import (
     InvalidJob,
-    decode_context,
-    decode_render,
-    text,
 )
 from placebot.redisqueue.connection import (
     BLOCK_MS,
@@ -38,6 +35,7 @@ from placebot.redisqueue.connection import (
 from placebot.redisqueue.entries import Entry
 from placebot.redisqueue.store import RedisJobStore
 from placebot.redisqueue.timeline import Timeline
+from placebot.stored_job import rebuild_job
 
 if TYPE_CHECKING:  # the engine imports torch; only its type is needed here
     from pipeline.engine import Renderer
@@ -87,7 +85,7 @@ class RedisJobSource:
 
     @property
     def waiting(self) -> list[Job]:
-        """None seen here: the bots hold their users' places (placebot.worker.JobSource)."""
+        """None seen here: the bots hold their users' places (placebot.jobqueue.JobSource)."""
         return []
 
     def position(self, job: Job) -> int:
@@ -247,17 +245,14 @@ class RedisJobSource:
     async def _checked(self, item) -> Job | None:
         """The job as the bot would accept it, or None (failed, and its user told)."""
         try:
-            render = decode_render(item.render)
-            context = decode_context(item.context)
-            user_id = int(text(item.user_id))
-        except (InvalidJob, ValueError) as exc:
+            # Delivered before: a worker died holding it (perhaps because of a batch mate);
+            # or given back from a batch that wedged its engine.
+            return rebuild_job(item.entry.job_id, item.user_id, item.render, item.context,
+                               alone=item.alone or item.deliveries > 1)
+        except InvalidJob as exc:
             log.warning("job %s read from Redis is invalid: %s", item.entry.job_id, exc)
             await self.store.finish(item.entry.job_id, "failed", {"error": user_message(exc)})
             return None
-        # Delivered before: a worker died holding it (perhaps because of a batch mate); or
-        # given back from a batch that wedged its engine.
-        return Job(user_id=user_id, render=render, context=context, id=item.entry.job_id,
-                   alone=item.alone or item.deliveries > 1)
 
     async def _eligible_streams(self) -> list[str]:
         """Model affinity: a job goes to a worker that has its model loaded when one exists.

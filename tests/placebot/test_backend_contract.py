@@ -31,6 +31,7 @@ from placebot.backend import CancelOutcome, DuplicateInteraction, JobBackend, Qu
 from placebot.delivery import Delivery
 from placebot.jobqueue import (
     CooldownActive,
+    DeliveryRef,
     Job,
     QueueFull,
     QueueRefusal,
@@ -57,8 +58,9 @@ def render(seed: int) -> RenderJob:
     return request.resolve(random.Random(seed))
 
 
-def delivery(user_id: int) -> Delivery:
-    return Delivery(user_id=user_id, channel_id=3000, guild_id=None, created_at=time.time())
+def delivery(user_id: int) -> DeliveryRef:
+    return Delivery(user_id=user_id, channel_id=3000, guild_id=None,
+                    created_at=time.time()).to_dict()
 
 
 async def place(backend: JobBackend, user_id: int, seed: int = 1) -> Job:
@@ -126,6 +128,9 @@ class ContractReporter:
         self._record(job, "restarting")
 
     async def queue_moved(self, waiting) -> None:
+        return None
+
+    async def requeued(self, job, place) -> None:
         return None
 
 

@@ -158,6 +158,6 @@ def test_a_held_reservation_becomes_its_job_or_is_recovered_as_never_queued(tmp_
     journal.hold("orphan", 3, {"channel_id": 7})
     recovery = journal.recover()
     assert [entry.job_id for entry in recovery.retry] == ["queued-one"]
-    assert recovery.unqueued == [("orphan", {"channel_id": 7})]
+    assert recovery.unqueued == [("orphan", 3, {"channel_id": 7})]
     assert journal.state("given-back") is None and journal.state("orphan") == "failed"
     assert journal.recover().unqueued == []
