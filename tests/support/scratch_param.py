@@ -73,7 +73,7 @@ def main() -> None:
                           model_id="m")
     strict = settings_from_env({**ENV, "PLACE_PROMPTS": "false"})
     try:
-        service = PlaceService(None, None, strict, None)
+        service = PlaceService(None, None, strict, None, deliveries=None)
         service._check_prompt(RenderRequest(negative_prompt="fog"), rules_for(strict))
         refused = False
     except PromptsOff:
