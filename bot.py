@@ -58,7 +58,7 @@ def prepare(settings: Settings) -> None:
 
 async def serve(settings: Settings) -> str | None:
     """The bot, built and run until it closes; why it must restart (a stuck engine), or None."""
-    from placebot.client import build_bot
+    from placebot.discord_side.client import build_bot
 
     bot = build_bot(settings)
     await run(bot, settings.discord_token)

@@ -36,10 +36,10 @@ from pathlib import Path
 from bench import timeline as where
 from pipeline.config import COMPILE_CHOICES
 from pipeline.params import RenderRequest
-from placebot.jobqueue import Job
-from placebot.redisqueue.bot_side import RedisBotQueue
-from placebot.redisqueue.connection import connect
-from placebot.redisqueue.store import RedisJobStore
+from placebot.distributed.bot_side import RedisBotQueue
+from placebot.distributed.connection import connect
+from placebot.distributed.store import RedisJobStore
+from placebot.jobs.jobqueue import Job
 from tests.support.valkey import ValkeyProcess
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -203,7 +203,7 @@ def stop_workers(workers: list[subprocess.Popen]) -> None:
 # ----- overhead
 def overhead_worker(url: str, frames: str, max_batch: int) -> None:
     """A render worker process with a fast renderer (tests/support)."""
-    from placebot.gpu_worker import run_worker
+    from placebot.distributed.render_worker import run_worker
     from tests.support.fast_renderer import FastRenderer
     from tests.support.redis_harness import TrackingRenderer, worker_settings
 

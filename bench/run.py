@@ -36,8 +36,8 @@ if TYPE_CHECKING:
     from PIL import Image
 
     from pipeline.results import RenderResult
-    from placebot.backend import QueuePlace
-    from placebot.jobqueue import Job
+    from placebot.jobs.backend import QueuePlace
+    from placebot.jobs.jobqueue import Job
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -244,7 +244,7 @@ def section_t1(ctx) -> dict:
 # --- t2: 16 jobs through the project's queue --------------------------------------------------
 
 class Recorder:
-    """A Reporter (placebot.backend) that notes when each job's result is delivered."""
+    """A Reporter (placebot.jobs.backend) that notes when each job's result is delivered."""
 
     def __init__(self, expected: int):
         self.expected = expected
@@ -287,8 +287,8 @@ class Recorder:
 
 
 async def queue_run(renderer, jobs, max_batch: int) -> dict:
-    from placebot.jobqueue import Job, JobQueue
-    from placebot.worker import Worker
+    from placebot.jobs.jobqueue import Job, JobQueue
+    from placebot.jobs.worker import Worker
 
     queue = JobQueue(max_size=len(jobs), user_max=1)
     recorder = Recorder(len(jobs))

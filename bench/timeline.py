@@ -1,4 +1,4 @@
-"""Where a run's seconds go: the batches' moments (placebot/redisqueue/timeline.py, noted by
+"""Where a run's seconds go: the batches' moments (placebot/distributed/timeline.py, noted by
 the render workers) and when the bot received and delivered each result, turned into one
 timeline and a summary whose parts add up to the measured time:
 

@@ -3,8 +3,8 @@
 Shown only to members with Manage Server (the command's default_member_permissions), and
 checked again on every call: a server can open a command to anyone in its Integrations
 settings, and these settings stay its admins'. Each change is checked against the owner's
-bounds (placebot/server_rules.py: a server may be stricter than the owner, never looser),
-stored durably (placebot/server_settings.py), applies to the next job, is logged with the
+bounds (placebot/servers/server_rules.py: a server may be stricter than the owner, never looser),
+stored durably (placebot/servers/server_settings.py), applies to the next job, is logged with the
 server and who made it, and is answered with the setting now in force.
 
     /place_admin show                 each setting in force here, and where it comes from
@@ -30,19 +30,19 @@ from discord.ext import commands
 from pipeline.params import MODEL_KEYS, PARAMS
 from placebot import texts
 from placebot.messages import UserFacingError, user_message
-from placebot.server_rules import (
+from placebot.servers.server_rules import (
     MAX_COOLDOWN_S,
     MAX_USER_JOBS,
     ChangeRefused,
     check_change,
     describe,
 )
-from placebot.server_settings import SAFETY_EVERYWHERE, ServerSettingsStore
+from placebot.servers.server_settings import SAFETY_EVERYWHERE, ServerSettingsStore
 from placebot.settings import Settings
 from placebot.texts import NOT_AN_ADMIN, ONLY_IN_A_SERVER
 
 if TYPE_CHECKING:
-    from placebot.client import PlaceBot
+    from placebot.discord_side.client import PlaceBot
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,8 @@
 derived from pipeline.params, as /place's are. "Dream on this" (right-click a message → Apps)
 dreams with the owner's defaults on the message's image attachment or embedded image, and
 posts the result in reply to that message. The picture is fetched from Discord only
-(placebot/attachments.py), after the interaction is answered, within PLACE_IMAGE_MAX_MB.
+(placebot/discord_side/attachments.py), after the interaction is answered, within
+PLACE_IMAGE_MAX_MB.
 """
 
 from __future__ import annotations
@@ -18,20 +19,20 @@ from discord.ext import commands
 from cogs.place import build_render_command, offered
 from pipeline.params import PARAMS, RenderRequest
 from placebot import texts
-from placebot.attachments import (
+from placebot.discord_side.attachments import (
     AttachedFile,
     AttachmentRefused,
     check_declared,
     download,
     picture_of,
 )
-from placebot.pictures import from_upload
-from placebot.service import PlaceService, Prepare
+from placebot.discord_side.pictures import from_upload
+from placebot.discord_side.service import PlaceService, Prepare
+from placebot.discord_side.source_store import SourceStore
 from placebot.settings import Settings
-from placebot.source_store import SourceStore
 
 if TYPE_CHECKING:
-    from placebot.client import PlaceBot
+    from placebot.discord_side.client import PlaceBot
 
 DESCRIPTION = "Dream on your own picture with Stable Diffusion, pixelated like r/Place."
 MENU_NAME = "Dream on this"

@@ -26,12 +26,12 @@ from pipeline.atlas import Artwork, Atlas
 from pipeline.canvases import CANVAS_KEYS
 from pipeline.errors import ParamError
 from pipeline.params import PARAMS, Param, RenderRequest
+from placebot.discord_side.service import PlaceService
 from placebot.messages import user_message
-from placebot.service import PlaceService
 from placebot.settings import Settings
 
 if TYPE_CHECKING:
-    from placebot.client import PlaceBot
+    from placebot.discord_side.client import PlaceBot
 
 DESCRIPTION = "Dream on a random 32x32 patch of r/Place with Stable Diffusion."
 # /place's options: those of every job and of a canvas crop (a picture's belong to /dream)
@@ -114,7 +114,7 @@ def build_render_command(name: str, description: str, defaults: Mapping[str, Any
                  if value is not None and key not in leading_names}
         # PLACE_PROMPTS=false leaves the free-text options out, but a client still holding
         # the command as declared before can send one: it is passed on, not dropped in
-        # silence, and the service refuses the job (placebot.service.PromptsOff).
+        # silence, and the service refuses the job (placebot.discord_side.service.PromptsOff).
         for name, spec in PARAMS.items():
             if (spec.free_text and spec.slash and name not in values
                     and (text := getattr(interaction.namespace, name, None))):

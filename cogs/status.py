@@ -10,13 +10,13 @@ import discord
 from discord import app_commands
 from discord.ext import commands, tasks
 
-from placebot.backend import JobBackend, QueueStatus
-from placebot.embeds import Field, build_embed
-from placebot.jobqueue import QueueRefusal
+from placebot.discord_side.embeds import Field, build_embed
+from placebot.jobs.backend import JobBackend, QueueStatus
+from placebot.jobs.jobqueue import QueueRefusal
 from placebot.messages import user_message
 
 if TYPE_CHECKING:
-    from placebot.client import PlaceBot
+    from placebot.discord_side.client import PlaceBot
 
 PRESENCE_EVERY_S = 20  # Discord limits presence updates; the queue can change much faster
 MAX_WORKERS_SHOWN = 18  # an embed holds 25 fields; 6 are the queue's own

@@ -12,7 +12,7 @@ import logging
 
 from pipeline.errors import ModelLoadError, OutOfMemory, PipelineError, RenderCancelled
 from placebot import texts
-from placebot.jobqueue import QueueRefusal
+from placebot.jobs.jobqueue import QueueRefusal
 from placebot.texts import GENERIC
 
 log = logging.getLogger(__name__)

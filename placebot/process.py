@@ -105,7 +105,7 @@ def check_redis_login(settings: Settings) -> None:
     told before anything else starts; one out of reach is an outage, waited for later."""
     if settings.redis_url is None:
         return
-    from placebot.redisqueue.connection import login_problem
+    from placebot.distributed.connection import login_problem
 
     problem = login_problem(settings.redis_url)
     if problem is not None:

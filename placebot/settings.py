@@ -72,7 +72,7 @@ class Settings(EngineSettings):
     @property
     def default_model(self) -> str:
         """PLACE_DEFAULT_MODEL: the model of a job that names none (a server may choose its
-        own, placebot.server_rules)."""
+        own, placebot.servers.server_rules)."""
         return str(self.render_defaults["model"])
 
     def with_render_defaults(self, **defaults: object) -> Settings:

@@ -18,7 +18,8 @@ from pathlib import Path
 import aiohttp
 import discord
 
-from placebot import health, journal
+from placebot import health
+from placebot.jobs import journal
 from placebot.process import StartupError
 
 __all__ = ["StartupError", "check_data_dir", "login_with_retries",
@@ -33,7 +34,7 @@ CONNECT_MAX_RETRY_S = 120.0
 STOP_CHECK_S = 0.2  # how soon a stop signal ends the wait between two tries
 _PROBE = ".write-check"
 # The files the bot keeps in PLACE_DATA_DIR: a folder in the place of one is a setting to fix.
-COMMAND_SYNC_FILE = "commands.sha256"  # the last command sync (placebot.client)
+COMMAND_SYNC_FILE = "commands.sha256"  # the last command sync (placebot.discord_side.client)
 _DATA_FILES = {journal.FILENAME: "its job journal", health.FILENAME: "its health heartbeat",
                COMMAND_SYNC_FILE: "its record of the last command sync"}
 

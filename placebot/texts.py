@@ -9,7 +9,7 @@ an invalid render parameter are built from the parameter where it is checked
 Imports nothing: any module may use it.
 """
 
-# ----- the queue (placebot/jobqueue.py, the distributed mode's backend and store)
+# ----- the queue (placebot/jobs/jobqueue.py, the distributed mode's backend and store)
 QUEUE_FULL = "the queue is full ({limit} jobs waiting); try again in a minute"
 USER_LIMIT_REACHED = ("you already have {limit} {jobs} waiting (the limit per person); "
                       "wait for it to finish or cancel it")  # jobs: "job" or "jobs"
@@ -30,7 +30,8 @@ ENGINE_STUCK = ("{doing} stopped responding (no answer after {limit_s:g} s); the
                 "restarting its image engine and goes on with the other jobs")
 SORRY = "Sorry: {message}."  # an unexpected error in a command or a button
 
-# ----- a result's stored picture or prompt (placebot/source_store.py, redisqueue/sources.py)
+# ----- a result's stored picture or prompt (placebot/discord_side/source_store.py,
+# placebot/distributed/sources.py)
 PICTURE_EXPIRED = ("the picture of this result has expired (pictures are kept {days:g} days "
                    "after their last use); use /dream with it again")
 PROMPT_EXPIRED = ("the prompt of this result has expired (prompts are kept {days:g} days after "
@@ -38,7 +39,8 @@ PROMPT_EXPIRED = ("the prompt of this result has expired (prompts are kept {days
 SOURCES_UNAVAILABLE = ("the store of pictures and prompts can't be reached right now; try "
                        "again in a minute")
 
-# ----- a user's picture (placebot/attachments.py, placebot/pictures.py, cogs/dream.py)
+# ----- a user's picture (placebot/discord_side/attachments.py, placebot/discord_side/pictures.py,
+# cogs/dream.py)
 NO_PICTURE = ("That message has no image to dream on: it needs an image attachment or an "
               "embedded image.")
 FILE_TOO_LARGE_DECLARED = ("{filename} is {size_mb:.1f} MB; this bot takes images up to "
@@ -58,10 +60,10 @@ IMAGE_TOO_LARGE_TO_DECODE = "the image is too large to decode; try a smaller one
 IMAGE_DAMAGED = "the image file is truncated or damaged"
 NO_SUCH_SQUARE = "this picture has squares 0-{last}, not {offset}"
 
-# ----- a result's files (placebot/result_files.py)
+# ----- a result's files (placebot/discord_side/result_files.py)
 OVER_UPLOAD_LIMIT = "even a small JPEG exceeds this server's upload limit of {size_limit} bytes"
 
-# ----- a result's buttons (placebot/views.py)
+# ----- a result's buttons (placebot/discord_side/views.py)
 NO_LONGER_VALID = "This button is no longer valid."
 ALREADY_DELETED = "This picture was already deleted."
 ONLY_OWNER_DELETES = ("Only the person who asked for this picture, or someone who can manage "
@@ -71,8 +73,9 @@ CANCEL_NOT_FOUND = "This job is no longer waiting or running."
 CANCEL_REMOVED = "Your job was cancelled."
 CANCEL_STOPPING = "Cancelling your job…"
 
-# ----- a server's own settings (placebot/server_settings.py, placebot/server_rules.py,
-# cogs/admin.py, placebot/service.py)
+# ----- a server's own settings (placebot/servers/server_settings.py,
+# placebot/servers/server_rules.py,
+# cogs/admin.py, placebot/discord_side/service.py)
 PROMPTS_OFF = ("{who} turned prompts off, and this would dream with a prompt; /place and "
                "/dream still dream without one")
 PROMPTS_OFF_BY_SERVER = "this server's admins have"

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from placebot.client import PlaceBot
+from placebot.discord_side.client import PlaceBot
 from tests.fakediscord import FakeDiscord
 from tests.support.bot_harness import GatedRenderer, bot_settings
 from tests.support.tiny_sd import build_tiny_sd, with_flagging_checker

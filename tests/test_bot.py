@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from bot import run
-from placebot.client import PlaceBot
+from placebot.discord_side.client import PlaceBot
 from placebot.stopping import STOP_SIGNALS
 from tests.support.bot_harness import bot_settings
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from bot import run
-from placebot.client import PlaceBot
+from placebot.discord_side.client import PlaceBot
 from placebot.startup import StartupError
 from tests.fakediscord import FakeDiscord
 from tests.support.bot_harness import bot_settings

@@ -7,8 +7,8 @@ import logging
 import pytest
 
 from cogs.admin import NOT_AN_ADMIN, RESET_CHOICES
-from placebot.client import PlaceBot
-from placebot.server_settings import SETTING_NAMES
+from placebot.discord_side.client import PlaceBot
+from placebot.servers.server_settings import SETTING_NAMES
 from tests.support.bot_harness import bot_settings
 from tests.support.valkey import ValkeyProcess
 

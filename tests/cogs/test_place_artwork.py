@@ -9,7 +9,7 @@ import pytest
 from pipeline.atlas.index import tiles_covered
 from pipeline.atlas.windows import HALF
 from pipeline.outputs import read_metadata
-from placebot.result_files import LOCATOR_NAME
+from placebot.discord_side.result_files import LOCATOR_NAME
 from tests.support.atlas_files import write_atlas
 from tests.support.bot_harness import custom_ids, embed_fields, wait_result
 

@@ -63,7 +63,7 @@ def _live_job_objects() -> dict:
     import discord
 
     from pipeline.results import RenderResult
-    from placebot.jobqueue import Job
+    from placebot.jobs.jobqueue import Job
 
     gc.collect()
     kinds = {"Job": Job, "RenderResult": RenderResult, "Interaction": discord.Interaction,

@@ -16,9 +16,9 @@ import pytest
 from pipeline.cli import build_parser
 from pipeline.config import engine_settings_from_env
 from pipeline.params import PARAMS, RENDER_DEFAULTS, Param, RenderRequest, kept_values
+from placebot.discord_side.source_store import kept_key
+from placebot.discord_side.views import newcrop_id, reroll_id
 from placebot.settings import RecordingEnvironment, settings_from_env, unread_place_variables
-from placebot.source_store import kept_key
-from placebot.views import newcrop_id, reroll_id
 
 ROOT = Path(__file__).resolve().parents[2]
 OWNED = [name for name, spec in PARAMS.items() if spec.setting]

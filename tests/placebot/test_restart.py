@@ -7,7 +7,7 @@ import threading
 import time
 
 from bot import run
-from placebot.client import PlaceBot
+from placebot.discord_side.client import PlaceBot
 from tests.support.bot_harness import bot_settings, custom_ids, embed_fields, wait_result
 from tests.support.fast_renderer import FastRenderer
 from tests.support.patience import PATIENCE_S
@@ -102,7 +102,7 @@ async def test_sigterm_during_a_discord_outage_stops_without_waiting_for_the_rec
     part done, and both the running and the waiting job kept in the journal."""
     from discord.backoff import ExponentialBackoff
 
-    from placebot.journal import Journal
+    from placebot.jobs.journal import Journal
     from tests.support.log_seen import watching
 
     monkeypatch.setattr(ExponentialBackoff, "delay", lambda self: 3600.0)
@@ -139,7 +139,7 @@ async def test_a_job_given_up_after_its_tries_is_reported_and_the_jobs_behind_it
         fake, start_bot, tmp_path):
     """The job that was taken MAX_TRIES times is dropped and its user told; the job queued
     behind it, never taken, is rendered; the bot keeps serving."""
-    from placebot.journal import MAX_TRIES, Journal
+    from placebot.jobs.journal import MAX_TRIES, Journal
 
     data = tmp_path / "data"
     journal = Journal(data / "jobs.sqlite3")
@@ -175,7 +175,7 @@ async def test_a_damaged_journal_file_does_not_stop_the_bot_starting(fake, start
 async def test_a_journal_row_that_cannot_be_decoded_is_skipped_and_the_others_run(
         fake, start_bot, tmp_path):
     """One undecodable row (an unknown model, say) is skipped; the good rows are rendered."""
-    from placebot.journal import Journal
+    from placebot.jobs.journal import Journal
 
     data = tmp_path / "data"
     journal = Journal(data / "jobs.sqlite3")
@@ -196,7 +196,7 @@ async def test_users_of_a_batch_that_will_not_stop_are_told_before_it_is_left(
         fake, start_bot, gated, tmp_path):
     """SIGTERM while a render never reaches a stop check: its user is told the job is kept,
     and the journal keeps it with its try given back."""
-    from placebot.journal import Journal
+    from placebot.jobs.journal import Journal
 
     data = tmp_path / "data"
     async with start_bot(data_dir=data) as bot:
@@ -212,7 +212,7 @@ async def test_users_of_a_batch_that_will_not_stop_are_told_before_it_is_left(
 
 
 async def test_cancel_with_a_forged_owner_is_refused(fake, start_bot, gated):
-    from placebot.views import cancel_id
+    from placebot.discord_side.views import cancel_id
 
     async with start_bot():
         gated.close()

@@ -3,7 +3,7 @@
 import pytest
 from discord.ext import commands
 
-from placebot.client import PlaceBot, build_bot
+from placebot.discord_side.client import PlaceBot, build_bot
 from placebot.settings import Settings, SettingsError, settings_from_env
 
 

@@ -21,7 +21,7 @@ import yarl
 from discord.gateway import DiscordWebSocket
 
 import bot
-from placebot.client import PlaceBot
+from placebot.discord_side.client import PlaceBot
 
 HEAVY = ("torch", "diffusers", "transformers")
 

@@ -1,5 +1,6 @@
 """`python -m tests.support.decode_burst FILE...`: decode every file at once through the
-bot's own path (placebot.attachments.picture_source), as users sending them together would,
+bot's own path (placebot.discord_side.attachments.picture_source), as users sending them together
+would,
 and print, as JSON, the process's resident memory before (idle, the files read) and its peak
 during, in bytes, with each file's outcome."""
 
@@ -10,7 +11,7 @@ import json
 import sys
 from pathlib import Path
 
-from placebot.attachments import picture_source
+from placebot.discord_side.attachments import picture_source
 
 
 def status_bytes(field: str) -> int:

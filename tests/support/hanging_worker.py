@@ -7,7 +7,7 @@ import asyncio
 import sys
 import threading
 
-from placebot.gpu_worker import run_worker
+from placebot.distributed.render_worker import run_worker
 from tests.support.redis_harness import TEST_TIMINGS, TrackingRenderer, worker_settings
 
 

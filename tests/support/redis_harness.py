@@ -13,7 +13,7 @@ from PIL import ImageChops
 
 from pipeline.engine import input_tiles
 from pipeline.results import RenderResult
-from placebot.redisqueue.keys import Timings
+from placebot.distributed.keys import Timings
 from placebot.settings import Settings
 from tests.support.fast_renderer import FastRenderer
 
@@ -154,8 +154,8 @@ def worker_settings(url: str, **changes) -> Settings:
 
 @contextlib.asynccontextmanager
 async def running_workers(url: str, renderers, timings=TEST_TIMINGS, **changes):
-    """Render workers (placebot.gpu_worker.run_worker) as tasks, stopped on exit."""
-    from placebot.gpu_worker import run_worker
+    """Render workers (placebot.distributed.render_worker.run_worker) as tasks, stopped on exit."""
+    from placebot.distributed.render_worker import run_worker
 
     stop = asyncio.Event()
     tasks = [asyncio.create_task(run_worker(worker_settings(url, **changes), renderer=r,

@@ -25,12 +25,12 @@ from pipeline.cli import build_parser
 from pipeline.config import engine_settings_from_env
 from pipeline.params import RenderJob, RenderRequest
 from pipeline.results import RenderResult
-from placebot.pictures import keep
-from placebot.server_rules import rules_for
-from placebot.service import PlaceService, PromptsOff
+from placebot.discord_side.pictures import keep
+from placebot.discord_side.service import PlaceService, PromptsOff
+from placebot.discord_side.source_store import FolderSourceStore
+from placebot.discord_side.views import RerollButton, _submit_payload, reroll_id, result_embed
+from placebot.servers.server_rules import rules_for
 from placebot.settings import RecordingEnvironment, settings_from_env, unread_place_variables
-from placebot.source_store import FolderSourceStore
-from placebot.views import RerollButton, _submit_payload, reroll_id, result_embed
 
 ENV = {"DISCORD_TOKEN": "x", "PLACE_NEGATIVE_PROMPT": "blurry"}
 

@@ -22,7 +22,7 @@ from discord.gateway import DiscordWebSocket
 
 import bot
 from pipeline.engine import Renderer
-from placebot import watchdog
+from placebot.jobs import watchdog
 
 
 def wedge_first_render(marker: Path) -> None:
