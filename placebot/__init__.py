@@ -1,2 +1,4 @@
-"""The Discord side of the bot: settings, queue, worker, journal, delivery. Commands are in
-cogs/, the image engine in pipeline/."""
+"""The bot around the image engine (pipeline/): discord_side/ talks to Discord, jobs/ queues,
+renders and journals jobs without knowing Discord, distributed/ runs the same jobs through
+Redis on render workers, servers/ holds each server's own settings. docs/architecture.md maps
+it; commands are in cogs/."""

@@ -104,3 +104,6 @@ SAFETY_CHECKER_OFF = ("the bot's owner has turned the safety checker off "
 # a job whose bot stopped between taking its place and queueing it (killed while it deferred)
 NOT_QUEUED = ("the bot restarted before your dream was queued, so nothing was started; "
               "try again")
+# a job that ended its process again and again (a crash, a wedged render): reported, dropped
+DROPPED_LOCAL = "the bot stopped {n} times while rendering it, so it was dropped"
+DROPPED_BY_WORKERS = "it stopped a render worker {n} times in a row and was dropped"

@@ -20,7 +20,7 @@ from pipeline.errors import PipelineError
 from pipeline.params import RenderJob
 from placebot import texts
 from placebot.distributed.bot_side import RedisBotQueue
-from placebot.distributed.connection import REFUSED, UNREACHABLE, connect, refused_message
+from placebot.distributed.connection import REFUSED, UNREACHABLE, refused_message
 from placebot.distributed.store import RedisJobStore
 from placebot.jobs.backend import (
     CANCELLED_BY_USER,
@@ -33,8 +33,7 @@ from placebot.jobs.backend import (
     unqueued_job,
 )
 from placebot.jobs.jobqueue import DeliveryRef, Job, JobState, QueueClosed, QueueRefusal, new_job_id
-from placebot.settings import Settings
-from placebot.startup import StartupError
+from placebot.process import StartupError
 
 log = logging.getLogger(__name__)
 
@@ -70,13 +69,6 @@ class RedisBackend:
         # Set by shutdown: redis-py would connect again at the next command, so admission
         # itself must say no (as the local queue does once closed).
         self._closed = False
-
-    @classmethod
-    def from_settings(cls, settings: Settings, reporter: Reporter) -> RedisBackend:
-        assert settings.redis_url is not None
-        return cls(RedisJobStore(connect(settings.redis_url)), reporter,
-                   user_max=settings.user_max, queue_max=settings.queue_max,
-                   user_cooldown_s=settings.user_cooldown_s)
 
     # ----- admission
     async def reserve(self, user_id: int, limits: UserLimits | None = None,

@@ -15,6 +15,7 @@ from redis.exceptions import ResponseError
 from redis.typing import StreamIdT
 
 from pipeline.params import MODEL_KEYS, RenderJob
+from placebot import texts
 from placebot.distributed import keys, scripts
 from placebot.distributed.codec import (
     Event,
@@ -33,7 +34,7 @@ from placebot.jobs.jobqueue import CooldownActive, QueueFull, UserLimitReached
 
 log = logging.getLogger(__name__)
 
-DROPPED = "it stopped a render worker {n} times in a row and was dropped"
+DROPPED = texts.DROPPED_BY_WORKERS  # filled in by the CLAIM script: {n} is its count
 
 
 # An interaction's id is remembered this long (its token lives 15 minutes; a duplicate

@@ -8,7 +8,6 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from pipeline.errors import PipelineError
@@ -27,12 +26,10 @@ from placebot.jobs.backend import (
 from placebot.jobs.jobqueue import CooldownActive, DeliveryRef, Job, JobQueue, JobState, new_job_id
 from placebot.jobs.journal import MAX_TRIES, Journal, JournalEntry
 from placebot.jobs.stored_job import rebuild_job
-from placebot.jobs.watchdog import EngineStuck
 from placebot.jobs.worker import Worker
-from placebot.settings import Settings
 
 if TYPE_CHECKING:  # the engine imports torch; only its type is needed here
-    from pipeline.engine import Renderer
+    pass
 
 log = logging.getLogger(__name__)
 
@@ -57,17 +54,6 @@ class LocalBackend:
         self._kept: set[asyncio.Task] = set()  # deliveries of results kept over a restart
         # the interactions admitted lately, so that one delivered twice is admitted once
         self._admitted: OrderedDict[str, None] = OrderedDict()
-
-    @classmethod
-    def from_settings(cls, settings: Settings, renderer: Renderer, journal: Journal,
-                      reporter: Reporter, *,
-                      on_engine_stuck: Callable[[EngineStuck], None] | None = None,
-                      ) -> LocalBackend:
-        queue = JobQueue(settings.queue_max, settings.user_max)
-        worker = Worker(queue, renderer, reporter, max_batch=settings.max_batch,
-                        job_timeout_s=settings.job_timeout_s, journal=journal,
-                        on_stuck=on_engine_stuck)
-        return cls(queue, worker, journal, reporter, user_cooldown_s=settings.user_cooldown_s)
 
     # ----- admission
     async def reserve(self, user_id: int, limits: UserLimits | None = None,
@@ -191,8 +177,7 @@ class LocalBackend:
         for job in recovery.give_up:
             log.error("giving up on job %s: the bot stopped %d times while rendering it",
                       job.id, MAX_TRIES)
-            error = PipelineError(f"the bot stopped {MAX_TRIES} times while rendering it, so "
-                                  "it was dropped")
+            error = PipelineError(texts.DROPPED_LOCAL.format(n=MAX_TRIES))
             try:
                 await self.reporter.failed(job, error)
             except Exception:

@@ -12,7 +12,7 @@ from pathlib import Path
 from tests.support import big_pictures
 from tests.support.patience import PATIENCE_S
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 GB = 1024**3
 
 

@@ -77,7 +77,7 @@ async def test_a_stop_while_redis_was_never_reached_ends_the_worker_cleanly(tmp_
     assert stopped.seen.is_set()
 
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def wrong_password(url: str) -> str:

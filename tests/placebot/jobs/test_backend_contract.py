@@ -36,12 +36,14 @@ from placebot.jobs.jobqueue import (
     CooldownActive,
     DeliveryRef,
     Job,
+    JobQueue,
     QueueFull,
     QueueRefusal,
     UserLimitReached,
 )
 from placebot.jobs.journal import Journal
 from placebot.jobs.local_backend import LocalBackend
+from placebot.jobs.worker import Worker
 from placebot.settings import Settings
 from tests.support.patience import PATIENCE_S
 from tests.support.redis_harness import TEST_TIMINGS, TrackingRenderer, running_workers
@@ -173,8 +175,13 @@ class LocalSide:
                    cooldown_s: float = 0.0, renderer=None) -> JobBackend:
         settings = replace(Settings(discord_token="", device="cpu"), max_batch=4,
                            queue_max=queue_max, user_max=user_max, user_cooldown_s=cooldown_s)
-        backend = LocalBackend.from_settings(settings, renderer or self.renderer,
-                                             Journal(self.journal_path), reporter)
+        journal = Journal(self.journal_path)
+        queue = JobQueue(settings.queue_max, settings.user_max)
+        worker = Worker(queue, renderer or self.renderer, reporter,
+                        max_batch=settings.max_batch, job_timeout_s=settings.job_timeout_s,
+                        journal=journal)
+        backend = LocalBackend(queue, worker, journal, reporter,
+                               user_cooldown_s=settings.user_cooldown_s)
         await backend.start()
         return backend
 

@@ -12,7 +12,7 @@ from typing import Any, get_type_hints
 
 from placebot.jobs.jobqueue import Job
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 JOB_LAYER = (
     "placebot.jobs.backend", "placebot.jobs.eta", "placebot.jobs.jobqueue",
     "placebot.jobs.journal", "placebot.jobs.journal_salvage", "placebot.jobs.local_backend",
