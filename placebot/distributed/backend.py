@@ -60,8 +60,8 @@ class RedisBackend:
         self.reporter = reporter
         self.user_max = user_max
         self.queue_max = queue_max
-        self.queue = RedisBotQueue(store, _RequeueAsWaiting(self), user_max=user_max,
-                                   queue_max=queue_max, cooldown_s=user_cooldown_s)
+        self.queue = RedisBotQueue(store, reporter, user_max=user_max, queue_max=queue_max,
+                                   cooldown_s=user_cooldown_s, place_of=self._place)
         self._workers: list[dict] = []
         self._positions: asyncio.Task | None = None
         self._released: list[RedisReservation] = []  # given back once Redis answers
@@ -250,19 +250,4 @@ class RedisBackend:
             await asyncio.wait_for(self.queue.stop(), grace_s)
         await self.store.redis.aclose()
 
-
-class _RequeueAsWaiting:
-    """The Reporter as the bot queue calls it, but a worker's `restarting` (it stopped, its
-    job went back to the queue for another worker) shows the job waiting again, instead of
-    the bot's own "restarting" notice."""
-
-    def __init__(self, backend: RedisBackend):
-        self._backend = backend
-
-    def __getattr__(self, name: str):
-        return getattr(self._backend.reporter, name)
-
-    async def restarting(self, job: Job) -> None:
-        position = await self._backend.store.position(job.id)
-        await self._backend.reporter.requeued(job, self._backend._place(position))
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 from redis.exceptions import ResponseError
 
@@ -26,7 +27,7 @@ from placebot.distributed.connection import (
 )
 from placebot.distributed.store import RedisJobStore
 from placebot.distributed.worker_side import worker_name
-from placebot.jobs.backend import ACKNOWLEDGE_WAIT_S
+from placebot.jobs.backend import ACKNOWLEDGE_WAIT_S, QueuePlace
 from placebot.jobs.jobqueue import DeliveryRef, Job, JobState
 from placebot.jobs.stored_job import rebuild_job
 
@@ -48,9 +49,12 @@ class RedisBotQueue:
     accepted; others are rebuilt from their records in Redis."""
 
     def __init__(self, store: RedisJobStore, reporter, *, user_max: int, queue_max: int,
-                 cooldown_s: float = 0.0, name: str | None = None):
+                 cooldown_s: float = 0.0, name: str | None = None,
+                 place_of: Callable[[int], QueuePlace] | None = None):
         self.store = store
         self.reporter = reporter
+        # a position as the user reads it (the backend adds an ETA from the workers' times)
+        self.place_of = place_of or (lambda position: QueuePlace.at(position, None))
         self.user_max = user_max
         self.queue_max = queue_max
         self.cooldown_s = cooldown_s
@@ -291,9 +295,10 @@ class RedisBotQueue:
                 job.state = JobState.RUNNING
                 await self.reporter.progress(job, number, frames)
             return False
-        if kind == "restarting":
+        if kind == "restarting":  # its worker stopped: the job is back in the line, waiting
             job.state = JobState.QUEUED
-            await self.reporter.restarting(job)
+            position = await self.store.position(job.id)
+            await self.reporter.requeued(job, self.place_of(position))
             return False
         self.local.pop(job_id, None)
         return await self._end(job, event)

@@ -64,8 +64,8 @@ class RecordingReporter:
     async def cancelled(self, job) -> None:
         self._record(job, "cancelled")
 
-    async def restarting(self, job) -> None:
-        self._record(job, "restarting")
+    async def requeued(self, job, place) -> None:  # its worker stopped: waiting again
+        self._record(job, "requeued")
 
     async def queue_moved(self) -> None:
         return None

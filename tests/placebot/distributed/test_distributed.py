@@ -186,6 +186,33 @@ async def test_cancel_stops_a_running_job_within_a_step(valkey):
     assert reporter.endings[job.id] == ["cancelled"] and not renderer.rendered
 
 
+async def test_a_job_its_worker_gave_back_is_shown_waiting_at_its_place(valkey):
+    """A render worker that stops gives its running job back to the line (its `restarting`
+    event): the bot tells its reporter the job waits again, with its place, instead of
+    passing on a "restarting" of its own."""
+
+    class PlaceRecorder(RecordingReporter):
+        def __init__(self):
+            super().__init__()
+            self.places: dict[str, int] = {}
+
+        async def requeued(self, job, place) -> None:
+            self.places[job.id] = place.position
+            await super().requeued(job, place)
+
+    reporter = PlaceRecorder()
+    bot = await bot_process(valkey.url, reporter)
+    try:
+        job = await submit(bot, 1, 1)
+        stream = keys.stream(job.render.model)
+        await bot.store.take("w0", await bot.store.read("w0", [stream], 1, None))
+        assert await bot.store.requeue(job.id)
+        await until(lambda: "requeued" in reporter.calls[job.id], "the job shown waiting again")
+    finally:
+        await close(bot)
+    assert reporter.places[job.id] == 1 and "restarting" not in reporter.calls[job.id]
+
+
 async def test_jobs_go_to_the_worker_that_has_their_model_loaded(valkey, monkeypatch):
     """Two workers, one with 1.4 loaded, one with 1.5: each model's jobs go to its worker."""
     reads = defaultdict(list)  # worker name → the streams of each of its reads, in order
