@@ -16,6 +16,9 @@ USER_LIMIT_REACHED = ("you already have {limit} {jobs} waiting (the limit per pe
 COOLDOWN_ACTIVE = "you can start another dream in {seconds_left:.0f} s (cooldown)"
 QUEUE_CLOSED = "the bot is restarting: nothing was taken, try again in a minute"
 QUEUE_UNAVAILABLE = "the render queue can't be reached right now; try again in a minute"
+# the local journal could not write the job down (a full or broken data folder)
+JOB_NOT_KEPT = ("the bot could not write your job down (its owner can see why in the log); "
+                "nothing was queued, try again in a minute")
 RESERVATION_EXPIRED = ("your place in the queue ran out while your dream was prepared (it "
                        "is held {held_s:.0f} s); try again")
 

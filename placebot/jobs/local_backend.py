@@ -23,7 +23,15 @@ from placebot.jobs.backend import (
     UserLimits,
     unqueued_job,
 )
-from placebot.jobs.jobqueue import CooldownActive, DeliveryRef, Job, JobQueue, JobState, new_job_id
+from placebot.jobs.jobqueue import (
+    CooldownActive,
+    DeliveryRef,
+    Job,
+    JobQueue,
+    JobState,
+    QueueRefusal,
+    new_job_id,
+)
 from placebot.jobs.journal import MAX_TRIES, Journal, JournalEntry
 from placebot.jobs.stored_job import rebuild_job
 from placebot.jobs.worker import Worker
@@ -37,6 +45,14 @@ RESTART_NOTICE_S = 2.0  # the waiting users' notices share this, inside Docker's
 MAX_COOLDOWN_S = 86400.0  # the longest cooldown: PLACE_USER_COOLDOWN's bound, a server's too
 FORGET_ACCEPTANCES_PAST = 10_000  # users remembered before the old ones are dropped
 ADMITTED_KEPT = 10_000  # interaction ids remembered (a duplicate comes within seconds)
+
+
+class JobNotKept(QueueRefusal):
+    """The journal could not keep an accepted job (the data folder is full or broken): it is
+    refused, as the contract says of a job a backend cannot keep."""
+
+    def __init__(self):
+        super().__init__(texts.JOB_NOT_KEPT)
 
 
 class LocalBackend:
@@ -117,8 +133,12 @@ class LocalBackend:
         try:  # written down before the user is told: a restart from here on loses nothing
             await asyncio.to_thread(self.journal.add, job.id, user_id, render.to_dict(),
                                     delivery)
-        except BaseException:
+        except Exception as exc:  # a full disk, say: a job it cannot keep is not accepted
+            log.exception("journal: could not keep job %s of user %s", job.id, user_id)
             await self.release(reservation)  # its place and the cooldown it started
+            raise JobNotKept() from exc
+        except BaseException:
+            await self.release(reservation)
             raise
         self.queue.submit(job, reserved=True)
         self._accepted_before.pop(user_id, None)

@@ -8,7 +8,7 @@ from pipeline.params import RenderRequest
 from placebot.discord_side.delivery import Delivery
 from placebot.jobs.backend import UserLimits
 from placebot.jobs.jobqueue import CooldownActive, JobQueue, UserLimitReached
-from placebot.jobs.local_backend import LocalBackend
+from placebot.jobs.local_backend import JobNotKept, LocalBackend
 
 RENDER = RenderRequest(steps=4, strength=0.5, recursions=1).resolve(random.Random(3))
 
@@ -21,14 +21,16 @@ class FullDisk:
 
 
 async def test_a_job_the_journal_refused_gives_back_its_place_and_its_cooldown():
-    """The write fails: the user may ask again at once (no place held, no cooldown running)."""
+    """The write fails: the job is refused in a line for its user, naming no internals (the
+    error is logged), and the user may ask again at once (no place held, no cooldown)."""
     backend = LocalBackend(JobQueue(max_size=10, user_max=1), worker=None,
                            journal=FullDisk(), reporter=None,
                            user_cooldown_s=60.0)
     reservation = await backend.reserve(7)
     delivery = Delivery(user_id=7, channel_id=1, guild_id=None, created_at=0.0)
-    with pytest.raises(OSError, match="No space"):
-        await backend.submit(reservation, RENDER, delivery)
+    with pytest.raises(JobNotKept, match="could not write your job down") as refused:
+        await backend.submit(reservation, RENDER, delivery.to_dict())
+    assert isinstance(refused.value.__cause__, OSError)
     again = await backend.reserve(7)  # neither UserLimitReached nor CooldownActive
     assert again.user_id == 7
 
