@@ -16,7 +16,6 @@ import contextlib
 import logging
 from dataclasses import dataclass
 
-from pipeline.errors import PipelineError
 from pipeline.params import RenderJob
 from placebot import texts
 from placebot.distributed.bot_side import RedisBotQueue
@@ -30,7 +29,7 @@ from placebot.jobs.backend import (
     Reporter,
     Reservation,
     UserLimits,
-    unqueued_job,
+    tell_not_queued,
 )
 from placebot.jobs.jobqueue import DeliveryRef, Job, JobState, QueueClosed, QueueRefusal, new_job_id
 from placebot.process import StartupError
@@ -196,16 +195,10 @@ class RedisBackend:
         for job_id, user_id, delivery in await self.store.abandoned():
             log.warning("job %s was reserved but never queued (its bot stopped); telling its "
                         "user", job_id)
-            task = asyncio.create_task(self._tell_not_queued(job_id, user_id, delivery))
+            task = asyncio.create_task(tell_not_queued(self.reporter, job_id, user_id,
+                                                       delivery))
             self._telling.add(task)
             task.add_done_callback(self._telling.discard)
-
-    async def _tell_not_queued(self, job_id: str, user_id: int, delivery: dict) -> None:
-        try:
-            job = unqueued_job(job_id, user_id, delivery)
-            await self.reporter.failed(job, PipelineError(texts.NOT_QUEUED))
-        except Exception:
-            log.exception("could not tell the user of job %s that it was never queued", job_id)
 
     async def _refresh_places(self) -> None:
         """Tell this process's waiting users their places; forget the jobs that another bot

@@ -46,19 +46,23 @@ loop. Events are awaited by the backend, which logs a failing one and goes on.
 from __future__ import annotations
 
 import enum
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from PIL import Image
 
+from pipeline.errors import PipelineError
 from pipeline.params import RenderJob
+from placebot import texts
 from placebot.jobs.eta import seconds_until_done
 from placebot.jobs.jobqueue import DeliveryRef, Job
 
 if TYPE_CHECKING:
     from pipeline.results import RenderResult
 
+log = logging.getLogger(__name__)
 
 # A later word on a job waits at most this long for its first one (acknowledge), so that
 # "Queued: position 1" can never land after "Dreaming" (the delivering side waits).
@@ -108,10 +112,17 @@ class Reservation:
 _NEVER_RENDERED = RenderJob(canvas="2023", x=0, y=0, seed=0)
 
 
-def unqueued_job(job_id: str, user_id: int, delivery: DeliveryRef) -> Job:
-    """A job reserved and never submitted (its bot stopped in between), as the Reporter's
-    `failed` takes it: its id, its user and where the answer goes."""
-    return Job(user_id=user_id, render=_NEVER_RENDERED, delivery=delivery, id=job_id)
+async def tell_not_queued(reporter: Reporter, job_id: str, user_id: int,
+                          delivery: DeliveryRef) -> None:
+    """A reservation whose job never came: its bot stopped between the two (killed while it
+    answered Discord, say). Its user, left with "thinking...", is told, through the Reporter's
+    `failed` (the job as it takes it: its id, its user and where the answer goes). A failure
+    to tell is logged: there is nothing else to do for it."""
+    job = Job(user_id=user_id, render=_NEVER_RENDERED, delivery=delivery, id=job_id)
+    try:
+        await reporter.failed(job, PipelineError(texts.NOT_QUEUED))
+    except Exception:
+        log.exception("could not tell the user of job %s that it was never queued", job_id)
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from placebot.jobs.backend import (
     Reporter,
     Reservation,
     UserLimits,
-    unqueued_job,
+    tell_not_queued,
 )
 from placebot.jobs.jobqueue import (
     CooldownActive,
@@ -204,24 +204,15 @@ class LocalBackend:
                 log.exception("could not tell user %s that job %s was dropped",
                               job.user_id, job.id)
         for job_id, user_id, context in recovery.unqueued:  # in the background, as kept results
-            task = asyncio.create_task(self._tell_not_queued(job_id, user_id, context))
+            log.warning("job %s was reserved but never queued before the restart; telling "
+                        "user %s", job_id, user_id)
+            task = asyncio.create_task(tell_not_queued(self.reporter, job_id, user_id, context))
             self._kept.add(task)
             task.add_done_callback(self._kept.discard)
         if recovery.retry or recovery.give_up:
             log.info("recovered %d job(s) from the journal, gave up on %d",
                      len(recovery.retry), len(recovery.give_up))
         return len(recovery.retry)
-
-    async def _tell_not_queued(self, job_id: str, user_id: int, context: dict) -> None:
-        """A reservation whose job never came: the bot stopped between the two (killed while
-        it answered Discord, say). Its user, left with "thinking...", is told."""
-        try:
-            job = unqueued_job(job_id, user_id, context)
-            log.warning("job %s was reserved but never queued before the restart; telling "
-                        "user %s", job_id, job.user_id)
-            await self.reporter.failed(job, PipelineError(texts.NOT_QUEUED))
-        except Exception:
-            log.exception("could not tell the user of job %s that it was never queued", job_id)
 
     async def _deliver_kept(self, job: Job) -> None:
         """A result kept from before the restart: delivered, not rendered again. In the
