@@ -34,8 +34,6 @@ from placebot.jobs.jobqueue import CooldownActive, QueueFull, UserLimitReached
 
 log = logging.getLogger(__name__)
 
-DROPPED = texts.DROPPED_BY_WORKERS  # filled in by the CLAIM script: {n} is its count
-
 
 # An interaction's id is remembered this long (its token lives 15 minutes; a duplicate
 # delivery comes within seconds)
@@ -265,7 +263,8 @@ class RedisJobStore:
         if not entries:
             return []
         args: list[str] = [keys.WORKER_GROUP, consumer, str(self.timings.max_deliveries),
-                           str(self._keep_ms), DROPPED]
+                           # the TAKE script fills in {n}, the job's delivery count
+                           str(self._keep_ms), texts.DROPPED_BY_WORKERS]
         for entry in entries:
             args += [entry.stream, entry.entry_id, entry.job_id]
         # per entry {job_id, status, render, context, user_id, deliveries, alone}
